@@ -1,0 +1,373 @@
+/**
+ * cloudwatch-forwarder: copies Amazon CloudWatch metrics from several AWS accounts into one, period by
+ * period, so that every statistic in the destination equals the source's. One run forwards every complete
+ * period owed since the last checkpoint: discover -> fetch -> put, per account and region.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import bundled from "./forwarder.yaml" with { type: "text" };
+import { type CloudWatchApi, connector, type Datum, describe, type Role } from "./lib/aws.ts";
+import { mapLimit } from "./lib/batch.ts";
+import { ConfigError, loadConfig, type Plan, type SourcePlan } from "./lib/config.ts";
+import { discover, type Stream } from "./lib/discover.ts";
+import { fetchStats, fetchValues } from "./lib/fetch.ts";
+import { publish, type Target, targetName, toDatums } from "./lib/publish.ts";
+import * as state from "./lib/state.ts";
+import { chunks, MAX_BACKFILL_SECONDS, owed, parseIso, type Window } from "./lib/window.ts";
+
+const HELP = `Usage: forward.ts [options]
+
+Copies CloudWatch metrics from the accounts in the config into the destination account, every complete
+period since the last run, with exact SampleCount, Sum, Minimum, Maximum and Average.
+
+Options:
+  --config FILE     config file (default: the bundled forwarder.yaml)
+  --check-config    check the config and exit
+  --dry-run         fetch and print what would be written; write nothing
+  --from ISO --to ISO
+                    forward this window again (replay); periods already in the destination are skipped
+  --now ISO         the time to act as now (for replays and tests)
+  --status          print the last forwarded period and the lag per account and region
+  --help            show this help
+
+Exit codes: 0 done, 1 some account failed, 2 config or usage error, 3 state file unusable or locked.`;
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, state: 3 } as const;
+
+/** Account-regions forwarded at once: enough to overlap latency, few enough to stay clear of API quotas. */
+const SOURCE_CONCURRENCY = 4;
+/** Periods fetched and written per step: bounds memory, and a crash loses at most one step's progress. */
+const CHUNK_PERIODS = 1440;
+/** ListMetrics RecentlyActive=PT3H suffices while nothing older than this is owed (it is approximate). */
+const RECENT_SECONDS = 2 * 3600;
+
+export interface Deps {
+  env: Record<string, string | undefined>;
+  now: () => number;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  cloudWatch?: (region: string, role: Role | undefined) => CloudWatchApi;
+}
+
+interface Run {
+  plan: Plan;
+  nowSeconds: number;
+  store: state.Store;
+  destination: CloudWatchApi;
+  cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
+  replay: { start: number; end: number } | undefined;
+  dryRun: boolean;
+  /** Without checkpoints every period is in doubt: a run checks the destination before it writes. */
+  stateless: boolean;
+  out: (line: string) => void;
+  warn: (line: string) => void;
+}
+
+const keyOf = (src: SourcePlan, s: Stream) =>
+  JSON.stringify([
+    src.account,
+    src.region,
+    s.plan.namespace,
+    s.name,
+    s.dims.map((d) => `${d.Name}=${d.Value}`),
+    s.plan.period,
+  ]);
+
+/** Forwards one account-region: discover, then per window chunk fetch, check doubt, intend, put, commit. */
+async function forwardSource(src: SourcePlan, run: Run) {
+  const api = run.cloudWatch(
+    src.region,
+    src.roleArn ? { roleArn: src.roleArn, externalId: src.externalId } : undefined,
+  );
+  const where = `account "${src.account}" in ${src.region}`;
+  const d = run.plan.destination;
+  const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
+    .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
+  const target = (s: Stream): Target => ({
+    namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace),
+    dims,
+  });
+  const known = run.store.keys().filter((k) =>
+    k.startsWith(JSON.stringify([src.account, src.region]).slice(0, -1))
+  );
+  const oldest = run.replay?.start ??
+    Math.min(run.nowSeconds, ...known.map((k) => run.store.get(k)?.next ?? run.nowSeconds));
+  const streams = await discover(api, src.metrics, oldest >= run.nowSeconds - RECENT_SECONDS);
+  const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
+  for (const s of streams) {
+    const w = run.replay
+      ? aligned(run.replay, s.plan.period)
+      : owed(run.store.get(keyOf(src, s))?.next, run.nowSeconds, s.plan);
+    const g = groups.get(`${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`) ??
+      { w, period: s.plan.period, streams: [] };
+    groups.set(`${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`, g);
+    g.streams.push(s);
+  }
+  let datums = 0, refused = 0;
+  for (const { w, period, streams } of groups.values()) {
+    const keys = streams.map((s) => keyOf(src, s));
+    if (w.lost) {
+      run.warn(
+        `Cannot forward ${where}: ${streams.length} streams missed ${iso(w.lost.start)} to ${
+          iso(w.lost.end)
+        }, older than PutMetricData accepts`,
+      );
+    }
+    if (run.replay && !run.dryRun) await run.store.update(keys, (st) => state.intend(st, w));
+    for (const c of chunks(w, period, CHUNK_PERIODS)) {
+      const stats = await fetchStats(api, streams, c, period);
+      const present = await inDestination(
+        run,
+        streams.map((s, i) =>
+          run.stateless || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined
+        ),
+        target,
+        c,
+        period,
+      );
+      const byNamespace = new Map<string, Datum[]>();
+      streams.forEach((s, i) => {
+        const list = toDatums(s, stats[i]!, target(s), (name, t) => present[i]!.has(`${name}@${t}`));
+        byNamespace.set(target(s).namespace, [...(byNamespace.get(target(s).namespace) ?? []), ...list]);
+      });
+      if (run.dryRun) {
+        for (const [ns, list] of byNamespace) {
+          for (const x of list) {
+            run.out(
+              `${ns} ${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} ${
+                iso(x.Timestamp)
+              } ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`,
+            );
+          }
+        }
+        continue;
+      }
+      await run.store.update(keys, (st) => state.intend(st, c));
+      for (const [ns, list] of byNamespace) {
+        await publish(run.destination, ns, list, (x, why) => {
+          refused++;
+          run.warn(
+            `Cannot forward ${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${
+              iso(x.Timestamp)
+            } from ${where}: ${why}; skipped`,
+          );
+        });
+        datums += list.length;
+      }
+      await run.store.update(keys, (st) => state.commit(st, c));
+    }
+  }
+  return { streams: streams.length, datums: datums - refused, refused };
+}
+
+/** Which destination datums of the doubtful streams are already there: `name@t` per stream. */
+async function inDestination(
+  run: Run,
+  streams: (Stream | undefined)[],
+  target: (s: Stream) => Target,
+  w: { start: number; end: number },
+  period: number,
+) {
+  const wanted = streams.flatMap((s, i) =>
+    s
+      ? [undefined, ...s.plan.stats].map((stat) => ({
+        i,
+        name: targetName(s, stat),
+        metric: {
+          Namespace: target(s).namespace,
+          MetricName: targetName(s, stat),
+          Dimensions: [...s.dims, ...target(s).dims],
+        },
+      }))
+      : []
+  );
+  const found = wanted.length
+    ? await fetchValues(
+      run.destination,
+      wanted.map((x) => ({ metric: x.metric, stat: "SampleCount", unit: undefined })),
+      w,
+      period,
+    )
+    : [];
+  const present = streams.map(() => new Set<string>());
+  wanted.forEach((x, k) => {
+    for (const t of found[k]!.keys()) present[x.i]!.add(`${x.name}@${t}`);
+  });
+  return present;
+}
+
+const aligned = (w: { start: number; end: number }, period: number): Window => ({
+  start: Math.floor(w.start / period) * period,
+  end: Math.floor(w.end / period) * period,
+});
+
+const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
+
+function parseArgs(argv: string[]) {
+  const flags: Record<string, string | true> = {};
+  const withValue = new Set(["--config", "--from", "--to", "--now"]);
+  const bare = new Set(["--check-config", "--dry-run", "--status", "--help"]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (withValue.has(a)) {
+      const v = argv[++i];
+      if (v === undefined) throw new ConfigError([`Cannot parse arguments: ${a} needs a value`]);
+      flags[a] = v;
+    } else if (bare.has(a)) flags[a] = true;
+    else throw new ConfigError([`Cannot parse arguments: unknown option "${a}" (see --help)`]);
+  }
+  const time = (name: string) => {
+    const v = flags[name];
+    if (typeof v !== "string") return undefined;
+    const t = parseIso(v);
+    if (t === undefined) {
+      throw new ConfigError([
+        `Cannot parse ${name} "${v}": expected an ISO 8601 time such as 2026-11-24T10:00:00Z`,
+      ]);
+    }
+    return t;
+  };
+  return { flags, from: time("--from"), to: time("--to"), now: time("--now") };
+}
+
+/** Opens the checkpoint store, or runs without one where the runtime may not touch files. */
+function openStore(file: string, readOnly: boolean, warn: (l: string) => void): state.Store {
+  try {
+    fs.accessSync(path.dirname(file), fs.constants.R_OK | fs.constants.W_OK);
+  } catch (e) {
+    if (!state.isPermissionError(e)) throw e;
+    warn(
+      `Checkpoints are off: no permission to use "${file}", so only the newest complete period is forwarded and missed runs are not backfilled; under Deno add --allow-read --allow-write to turn them on`,
+    );
+    return state.memoryStore();
+  }
+  return readOnly ? state.memoryStore(state.readState(file)) : state.openStore(file);
+}
+
+export async function main(argv: string[], deps: Deps): Promise<number> {
+  let store: state.Store | undefined;
+  try {
+    const { flags, from, to, now } = parseArgs(argv);
+    if (flags["--help"]) return (deps.out(HELP), EXIT.ok);
+    const file = typeof flags["--config"] === "string" ? flags["--config"] : undefined;
+    const text = file === undefined ? bundled : readConfig(file);
+    const plan = loadConfig(text, file ?? "forwarder.yaml", deps.env);
+    if (flags["--check-config"]) {
+      return (deps.out(`${file ?? "forwarder.yaml"}: OK, ${plan.sources.length} account-regions`), EXIT.ok);
+    }
+    const nowSeconds = now ?? Math.floor(deps.now() / 1000);
+    if ((from === undefined) !== (to === undefined)) {
+      throw new ConfigError(["Cannot replay: --from and --to go together"]);
+    }
+    if (
+      from !== undefined && to !== undefined &&
+      (from >= to || from < nowSeconds - MAX_BACKFILL_SECONDS || to > nowSeconds)
+    ) {
+      throw new ConfigError([
+        `Cannot replay ${iso(from)} to ${
+          iso(to)
+        }: the window must be in the past two weeks, and --from before --to`,
+      ]);
+    }
+    const configDir = file === undefined
+      ? path.dirname(fileURLToPath(import.meta.url))
+      : path.dirname(path.resolve(file));
+    const stateFile = plan.stateFile
+      ? path.resolve(configDir, plan.stateFile)
+      : state.defaultStatePath(deps.env, configDir);
+    if (flags["--status"]) return (status(state.readState(stateFile), nowSeconds, deps.out), EXIT.ok);
+    store = openStore(stateFile, flags["--dry-run"] === true, deps.err);
+    const cloudWatch = deps.cloudWatch ?? connector({ stsRegion: plan.destination.region, now: deps.now });
+    const d = plan.destination;
+    const run: Run = {
+      plan,
+      nowSeconds,
+      store,
+      cloudWatch,
+      destination: cloudWatch(
+        d.region,
+        d.roleArn ? { roleArn: d.roleArn, externalId: d.externalId } : undefined,
+      ),
+      replay: from !== undefined && to !== undefined ? { start: from, end: to } : undefined,
+      dryRun: flags["--dry-run"] === true,
+      stateless: store.file === undefined && flags["--dry-run"] !== true,
+      out: deps.out,
+      warn: deps.err,
+    };
+    const started = deps.now();
+    const results = await mapLimit(
+      plan.sources,
+      SOURCE_CONCURRENCY,
+      (src) =>
+        forwardSource(src, run).catch((e) => {
+          deps.err(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`);
+          return undefined;
+        }),
+    );
+    const ok = results.filter((r) => r !== undefined);
+    const sum = (k: "streams" | "datums" | "refused") => ok.reduce((a, r) => a + r[k], 0);
+    deps.out(
+      `Forwarded ${sum("datums")} datums of ${
+        sum("streams")
+      } streams from ${ok.length} of ${results.length} account-regions in ${
+        ((deps.now() - started) / 1000).toFixed(1)
+      } s${sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""}${
+        run.dryRun ? " (dry run: nothing written)" : ""
+      }`,
+    );
+    return ok.length === results.length ? EXIT.ok : EXIT.failed;
+  } catch (e) {
+    if (e instanceof ConfigError) return (e.problems.forEach((p) => deps.err(p)), EXIT.usage);
+    if (e instanceof state.StateError) return (deps.err(e.message), EXIT.state);
+    throw e;
+  } finally {
+    store?.close();
+  }
+}
+
+function readConfig(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (e) {
+    const hint = state.isPermissionError(e) ? "; under Deno, add --allow-read" : "";
+    throw new ConfigError([`Cannot read config "${file}": ${describe(e)}${hint}`]);
+  }
+}
+
+/** Prints, per account and region, the oldest checkpoint of its streams and how far it is behind. */
+function status(streams: Record<string, state.StreamState>, nowSeconds: number, out: (l: string) => void) {
+  const by = new Map<string, { next: number; count: number; doubt: number }>();
+  for (const [key, s] of Object.entries(streams)) {
+    const [account, region] = JSON.parse(key) as [string, string];
+    const k = `${account} ${region}`;
+    const e = by.get(k) ?? { next: Infinity, count: 0, doubt: 0 };
+    by.set(k, {
+      next: Math.min(e.next, s.next ?? Infinity),
+      count: e.count + 1,
+      doubt: e.doubt + (s.doubt?.length ? 1 : 0),
+    });
+  }
+  if (by.size === 0) return out("No checkpoints yet");
+  for (const [k, e] of [...by].sort()) {
+    const lag = Number.isFinite(e.next)
+      ? `${Math.round((nowSeconds - e.next) / 60)} min behind`
+      : "nothing forwarded yet";
+    out(
+      `${k}: forwarded up to ${Number.isFinite(e.next) ? iso(e.next) : "-"} (${lag}), ${e.count} streams${
+        e.doubt ? `, ${e.doubt} in doubt` : ""
+      }`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), {
+    env: process.env,
+    now: Date.now,
+    out: (l) => console.log(l),
+    err: (l) => console.error(l),
+  });
+  process.exit(code);
+}

@@ -1,0 +1,100 @@
+/**
+ * Fetching: GetMetricData in as few calls as its limits allow, mapped back to per-period statistics.
+ */
+import type { CloudWatchApi, Metric } from "./aws.ts";
+import { batches } from "./batch.ts";
+import { STATISTIC_SET } from "./config.ts";
+import type { Stream } from "./discover.ts";
+
+/** GetMetricData takes at most 500 MetricDataQuery entries per call (API reference, GetMetricData). */
+export const GMD_MAX_QUERIES = 500;
+/** GetMetricData returns at most 100,800 datapoints per call (API reference, MaxDatapoints). */
+export const GMD_MAX_DATAPOINTS = 100_800;
+
+export interface Item {
+  metric: Metric;
+  stat: string;
+  unit: string | undefined;
+}
+
+/**
+ * Queries per call for a window of `periods` periods: as many as fit both limits, so that every call is
+ * answered in one page. GetMetricData bills per metric requested per call, so smaller calls that each fill a
+ * page cost less than big ones paged with NextToken, for the same number of calls.
+ */
+export function queriesPerCall(periods: number): number {
+  return Math.max(1, Math.min(GMD_MAX_QUERIES, Math.floor(GMD_MAX_DATAPOINTS / Math.max(1, periods))));
+}
+
+/** Runs the queries over [start, end); returns, per item, its values by period start (epoch seconds). */
+export async function fetchValues(
+  api: Pick<CloudWatchApi, "getMetricData">,
+  items: Item[],
+  w: { start: number; end: number },
+  period: number,
+): Promise<Map<number, number>[]> {
+  const out = items.map(() => new Map<number, number>());
+  const indexed = items.map((item, i) => ({ item, i }));
+  for (const batch of batches(indexed, queriesPerCall((w.end - w.start) / period))) {
+    const queries = batch.map(({ item }, q) => ({
+      Id: `q${q}`,
+      Metric: item.metric,
+      Period: period,
+      Stat: item.stat,
+      Unit: item.unit,
+    }));
+    let nextToken: string | undefined;
+    do {
+      const page = await api.getMetricData({ queries, ...w, maxDatapoints: GMD_MAX_DATAPOINTS, nextToken });
+      for (const r of page.results) {
+        const target = batch[Number(r.Id.slice(1))];
+        if (!target) throw new Error(`Cannot map GetMetricData result "${r.Id}" to a query`);
+        r.Timestamps.forEach((t, k) => {
+          const v = r.Values[k];
+          if (v !== undefined && t >= w.start && t < w.end) out[target.i]!.set(t, v);
+        });
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+  }
+  return out;
+}
+
+export const metricOf = (s: Stream): Metric => ({
+  Namespace: s.plan.namespace,
+  MetricName: s.name,
+  Dimensions: s.dims,
+});
+
+/** The statistics fetched for a stream: the statistic set, then its extra statistics. */
+export const statsOf = (s: Stream): string[] => [...STATISTIC_SET, ...s.plan.stats];
+
+export interface PeriodStats {
+  /** Period start, epoch seconds. */
+  t: number;
+  /** Statistic name -> value, for every statistic the source answered for this period. */
+  values: Record<string, number>;
+}
+
+/** Fetches every statistic of every stream over [start, end); returns, per stream, its periods in order. */
+export async function fetchStats(
+  api: Pick<CloudWatchApi, "getMetricData">,
+  streams: Stream[],
+  w: { start: number; end: number },
+  period: number,
+): Promise<PeriodStats[][]> {
+  const items = streams.flatMap((s, si) =>
+    statsOf(s).map((stat) => ({ si, stat, item: { metric: metricOf(s), stat, unit: s.plan.unit } }))
+  );
+  const values = await fetchValues(api, items.map((x) => x.item), w, period);
+  const rows = streams.map(() => new Map<number, Record<string, number>>());
+  items.forEach((x, k) => {
+    for (const [t, v] of values[k]!) {
+      const byT = rows[x.si]!;
+      const r = byT.get(t) ?? {};
+      r[x.stat] = v;
+      byT.set(t, r);
+    }
+  });
+  return rows.map((byT) => [...byT].sort((a, b) => a[0] - b[0]).map(([t, values]) => ({ t, values })));
+}

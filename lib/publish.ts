@@ -1,0 +1,104 @@
+/**
+ * Publishing: forwarded periods -> destination datums -> PutMetricData batches within AWS's limits.
+ * One StatisticValues datum per metric and period keeps every basic statistic exact; extra statistics
+ * (percentiles) cannot ride in a statistic set and go out as metrics of their own.
+ */
+import { type CloudWatchApi, type Datum, describe, type Dimension, isDataRefused } from "./aws.ts";
+import { batches } from "./batch.ts";
+import type { Stream } from "./discover.ts";
+import type { PeriodStats } from "./fetch.ts";
+
+/** PutMetricData takes at most 1,000 metrics per request (API reference, PutMetricData). */
+export const PUT_MAX_DATUMS = 1000;
+/** PutMetricData requests are limited to 1 MB (API reference, PutMetricData). */
+export const PUT_MAX_BYTES = 1_000_000;
+/** A metric has at most 30 dimensions (API reference, MetricDatum.Dimensions). */
+export const PUT_MAX_DIMENSIONS = 30;
+/** Room left for the request envelope and differences in how the SDK serialises a datum. */
+const BODY_BUDGET = Math.floor(PUT_MAX_BYTES * 0.9);
+
+export interface Target {
+  namespace: string;
+  /** The account and region dimensions added to every forwarded metric. */
+  dims: Dimension[];
+}
+
+/** The destination metric name of a stream's statistic: the name itself for the set, `Name_p99` for extras. */
+export const targetName = (stream: Stream, stat?: string) => (stat ? `${stream.name}_${stat}` : stream.name);
+
+/** One destination datum per period (and per extra statistic) that the source answered in full. */
+export function toDatums(
+  stream: Stream,
+  periods: PeriodStats[],
+  target: Target,
+  skip?: (name: string, t: number) => boolean,
+): Datum[] {
+  const dims = [...stream.dims, ...target.dims];
+  const resolution = stream.plan.period < 60 ? 1 : 60;
+  const unit = stream.plan.unit ? { Unit: stream.plan.unit } : {};
+  const out: Datum[] = [];
+  for (const { t, values } of periods) {
+    const { SampleCount, Sum, Minimum, Maximum } = values;
+    const name = targetName(stream);
+    if (
+      SampleCount !== undefined && SampleCount > 0 && Sum !== undefined && Minimum !== undefined &&
+      Maximum !== undefined && !skip?.(name, t)
+    ) {
+      out.push({
+        MetricName: name,
+        Dimensions: dims,
+        Timestamp: t,
+        StatisticValues: { SampleCount, Sum, Minimum, Maximum },
+        ...unit,
+        StorageResolution: resolution,
+      });
+    }
+    for (const stat of stream.plan.stats) {
+      const v = values[stat];
+      const extra = targetName(stream, stat);
+      if (v !== undefined && !skip?.(extra, t)) {
+        out.push({
+          MetricName: extra,
+          Dimensions: dims,
+          Timestamp: t,
+          Value: v,
+          ...unit,
+          StorageResolution: resolution,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+/** A datum's size in the JSON body the SDK sends. */
+export const datumBytes = (d: Datum) => encoder.encode(JSON.stringify(d)).length + 1;
+
+/** Splits datums into PutMetricData calls: at most 1,000 datums and well under 1 MB each. */
+export const putBatches = (datums: Datum[]) => batches(datums, PUT_MAX_DATUMS, datumBytes, BODY_BUDGET);
+
+/**
+ * Writes datums to one namespace. When AWS refuses a call for its data (a value, a timestamp), the call is
+ * split in halves until the refused datums stand alone; those are reported through `refused` and dropped, so
+ * one bad datum never blocks the rest. Any other error (throttling, outage) is thrown.
+ */
+export async function publish(
+  api: Pick<CloudWatchApi, "putMetricData">,
+  namespace: string,
+  datums: Datum[],
+  refused: (datum: Datum, reason: string) => void,
+): Promise<void> {
+  const put = async (batch: Datum[]): Promise<void> => {
+    try {
+      await api.putMetricData(namespace, batch);
+    } catch (e) {
+      if (!isDataRefused(e)) throw e;
+      if (batch.length === 1) return refused(batch[0]!, describe(e));
+      const half = Math.ceil(batch.length / 2);
+      await put(batch.slice(0, half));
+      await put(batch.slice(half));
+    }
+  };
+  for (const batch of putBatches(datums)) await put(batch);
+}

@@ -1,0 +1,284 @@
+/**
+ * Checkpoints, so that every period reaches the destination once: never lost, never counted twice.
+ *
+ * Protocol. Each stream has `next`, the start of the first period not yet forwarded, and `doubt`, ranges of
+ * periods that may already be in the destination. For each chunk of periods:
+ *   1. intend: add the chunk to `doubt` and write the file (atomically: temporary file, fsync, rename);
+ *   2. PutMetricData;
+ *   3. commit: move `next` to the chunk's end, drop the doubt behind it, and write the file.
+ * A crash between 1 and 3 leaves the chunk in doubt. Before writing into a doubtful period, the next run
+ * reads the destination's SampleCount for it and skips the periods already there (PutMetricData accepts or
+ * refuses a call whole, and each metric and period is one datum, so a period is either fully there or not).
+ * A replay (--from/--to) is a doubtful range by nature: it is intended the same way, and stays in doubt
+ * after it is written if it lies beyond `next`, so the run that later reaches it checks first.
+ *
+ * One run at a time holds `<state file>.lock` (created exclusively); a lock whose process is gone is taken
+ * over under a second exclusive file, so two runs that both find it stale cannot both take it.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+
+export interface StreamState {
+  next?: number;
+  doubt?: [number, number][];
+}
+
+interface StateFile {
+  version: 1;
+  streams: Record<string, StreamState>;
+}
+
+export class StateError extends Error {
+  override name = "StateError";
+}
+
+/** The state file when the config names none: systemd's StateDirectory, else beside the config. */
+export function defaultStatePath(env: Record<string, string | undefined>, configDir: string): string {
+  return path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.json");
+}
+
+// ---- Pure transitions, tested with tables ----
+
+/** Records that the periods of [start, end) may reach the destination from now on. */
+export function intend(s: StreamState, w: { start: number; end: number }): StreamState {
+  return { ...s, doubt: merge([...(s.doubt ?? []), [w.start, w.end]]) };
+}
+
+/** Records that [start, end) is in the destination: `next` moves when the window joins it. */
+export function commit(s: StreamState, w: { start: number; end: number }): StreamState {
+  const joins = s.next === undefined || w.start <= s.next;
+  const next = joins ? Math.max(s.next ?? w.end, w.end) : s.next!;
+  const doubt = (s.doubt ?? []).filter(([, end]) => end > next).map(([start, end]) =>
+    [Math.max(start, next), end] as [number, number]
+  );
+  return doubt.length > 0 ? { next, doubt } : { next };
+}
+
+/** The part of [start, end) that is in doubt, as ranges. */
+export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): [number, number][] {
+  return (s?.doubt ?? [])
+    .map(([a, b]) => [Math.max(a, w.start), Math.min(b, w.end)] as [number, number])
+    .filter(([a, b]) => a < b);
+}
+
+function merge(ranges: [number, number][]): [number, number][] {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+function parse(text: string, file: string): StateFile {
+  const bad = (why: string) =>
+    new StateError(
+      `Cannot read state file "${file}": ${why}; it was left as it is: repair it, or move it away to start afresh`,
+    );
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (typeof data !== "object" || data === null || (data as StateFile).version !== 1) {
+    throw bad("not a version 1 state file");
+  }
+  const streams = (data as StateFile).streams;
+  if (typeof streams !== "object" || streams === null) throw bad(`"streams" is missing`);
+  const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
+  for (const [key, s] of Object.entries(streams)) {
+    const ok = typeof s === "object" && s !== null &&
+      (s.next === undefined || isTime(s.next)) &&
+      (s.doubt === undefined ||
+        (Array.isArray(s.doubt) &&
+          s.doubt.every((r) => Array.isArray(r) && r.length === 2 && isTime(r[0]) && isTime(r[1]))));
+    if (!ok) throw bad(`the entry for stream ${key} is malformed`);
+  }
+  return data as StateFile;
+}
+
+/** Deno refuses file access without --allow-read/--allow-write; the forwarder then runs without state. */
+export function isPermissionError(e: unknown): boolean {
+  const name = (e as { name?: string })?.name;
+  return name === "NotCapable" || name === "PermissionDenied" || (e as { code?: string })?.code === "EACCES";
+}
+
+export interface Store {
+  readonly file: string | undefined;
+  get(key: string): StreamState | undefined;
+  keys(): string[];
+  /** Applies a transition to streams and persists the result before returning. */
+  update(keys: string[], f: (s: StreamState) => StreamState): Promise<void>;
+  close(): void;
+}
+
+/** State kept in memory only: each run forwards the newest complete period and remembers nothing. */
+export function memoryStore(initial: Record<string, StreamState> = {}): Store {
+  const streams = new Map(Object.entries(initial));
+  return {
+    file: undefined,
+    get: (k) => streams.get(k),
+    keys: () => [...streams.keys()],
+    update(keys, f) {
+      for (const k of keys) streams.set(k, f(streams.get(k) ?? {}));
+      return Promise.resolve();
+    },
+    close() {},
+  };
+}
+
+/** Reads the state file without locking it, for --status. */
+export function readState(file: string): Record<string, StreamState> {
+  if (!fs.existsSync(file)) return {};
+  return parse(fs.readFileSync(file, "utf8"), file).streams;
+}
+
+/** Locks and opens the state file (creating it on first use). */
+export function openStore(file: string): Store {
+  const lock = lockFile(file);
+  try {
+    const state: StateFile = fs.existsSync(file)
+      ? parse(fs.readFileSync(file, "utf8"), file)
+      : { version: 1, streams: {} };
+    let writing = Promise.resolve();
+    // A run stopped by systemd or Ctrl-C gives the lock back; what it left in doubt is checked next time.
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      process.once(signal, () => {
+        lock.release();
+        process.exit(code);
+      });
+    }
+    return {
+      file,
+      get: (k) => state.streams[k],
+      keys: () => Object.keys(state.streams),
+      update(keys, f) {
+        for (const k of keys) state.streams[k] = f(state.streams[k] ?? {});
+        const text = JSON.stringify(state);
+        // Writes are queued so that concurrent sources never interleave two writes of the file.
+        writing = writing.then(() => writeAtomic(file, text));
+        return writing;
+      },
+      close: () => lock.release(),
+    };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** Writes a temporary file, flushes it to disk and renames it over the old one: never half-written. */
+function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, "w", 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  return Promise.resolve();
+}
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  started: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ESRCH") return false;
+    if (code === "EPERM") return true;
+  }
+  // Where signals cannot be sent (Deno without --allow-run), Linux still shows live processes in /proc.
+  try {
+    return fs.existsSync("/proc/self") ? fs.existsSync(`/proc/${pid}`) : true;
+  } catch {
+    return true;
+  }
+}
+
+function lockFile(file: string): { release(): void } {
+  const lock = `${file}.lock`;
+  const mine: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+  const create = () => {
+    const fd = fs.openSync(lock, "wx", 0o600);
+    fs.writeSync(fd, JSON.stringify(mine));
+    fs.closeSync(fd);
+  };
+  const held = (why: string) => new StateError(`Cannot lock state file "${file}": ${why}`);
+  try {
+    create();
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EEXIST") throw e;
+    let text = "";
+    try {
+      text = fs.readFileSync(lock, "utf8");
+    } catch {
+      // It went away between our attempt and this read: another run just released or took it.
+    }
+    let other: Partial<LockInfo> = {};
+    try {
+      other = JSON.parse(text) as LockInfo;
+    } catch {
+      // A lock file cut short by a crash while it was being written: its owner is gone.
+    }
+    const stale = text !== "" &&
+      (other.host === undefined ||
+        (other.host === mine.host && typeof other.pid === "number" && !isAlive(other.pid)));
+    if (!stale) {
+      throw held(
+        `another run (pid ${other.pid ?? "?"} on ${other.host ?? "?"}, since ${
+          other.started ?? "?"
+        }) holds "${lock}"`,
+      );
+    }
+    takeOver(lock, text, create, held);
+  }
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      try {
+        if (fs.readFileSync(lock, "utf8") === JSON.stringify(mine)) fs.unlinkSync(lock);
+      } catch {
+        // Already gone: nothing to release.
+      }
+    },
+  };
+}
+
+/** Replaces a stale lock, under a second lock so that only one of several runs finding it stale wins. */
+function takeOver(lock: string, staleText: string, create: () => void, held: (why: string) => Error) {
+  const guard = `${lock}.takeover`;
+  try {
+    fs.writeFileSync(guard, String(process.pid), { flag: "wx" });
+  } catch {
+    throw held(`another run is taking over the stale lock "${lock}"; if none is, remove "${guard}"`);
+  }
+  try {
+    let current = "";
+    try {
+      current = fs.readFileSync(lock, "utf8");
+    } catch {
+      // Removed meanwhile by its owner.
+    }
+    if (current !== "" && current !== staleText) throw held(`another run took "${lock}" first`);
+    if (current !== "") fs.unlinkSync(lock);
+    create();
+  } finally {
+    fs.unlinkSync(guard);
+  }
+}

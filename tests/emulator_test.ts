@@ -1,0 +1,844 @@
+/**
+ * The emulator through the real AWS SDK clients: every rule it enforces, one test per rejection with AWS's
+ * error code, and exact aggregation checked against values computed here.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import {
+  GetMetricDataCommand,
+  GetMetricStatisticsCommand,
+  ListMetricsCommand,
+  type MetricDatum,
+  PutMetricDataCommand,
+} from "@aws-sdk/client-cloudwatch";
+import { AssumeRoleCommand, GetCallerIdentityCommand } from "@aws-sdk/client-sts";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
+import { cloudWatch, rejectsWith, runtime, sts } from "./helpers.ts";
+
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+const A = "111111111111";
+
+async function withEmu(
+  f: (emu: Emulator, clock: { now: number }) => Promise<void>,
+  options: EmulatorOptions = {},
+) {
+  const clock = { now: T0 };
+  const emu = await startEmulator({ now: () => clock.now, ...options });
+  try {
+    await f(emu, clock);
+  } finally {
+    await emu.stop();
+  }
+}
+
+const put = (emu: Emulator, data: MetricDatum[], namespace = "App", account = A) =>
+  cloudWatch(emu.url, account).send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data }));
+
+const at = (minutes: number, seconds = 0) => new Date(T0 + minutes * 60_000 + seconds * 1000);
+
+function gmd(
+  emu: Emulator,
+  queries: { id?: string; stat: string; period?: number; dims?: { Name: string; Value: string }[] }[],
+  start: Date,
+  end: Date,
+  extra: Record<string, unknown> = {},
+) {
+  return cloudWatch(emu.url, A).send(
+    new GetMetricDataCommand({
+      StartTime: start,
+      EndTime: end,
+      ScanBy: "TimestampAscending",
+      MetricDataQueries: queries.map((q, i) => ({
+        Id: q.id ?? `q${i}`,
+        MetricStat: {
+          Metric: { Namespace: "App", MetricName: "Latency", Dimensions: q.dims ?? [] },
+          Period: q.period ?? 60,
+          Stat: q.stat,
+        },
+      })),
+      ...extra,
+    }),
+  );
+}
+
+// ---- STS ----
+
+test("AssumeRole returns credentials that act as the role's account, expiring after DurationSeconds", async () => {
+  await withEmu(async (emu) => {
+    const r = await sts(emu.url, "999999999999").send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${A}:role/reader`,
+        RoleSessionName: "forwarder",
+        DurationSeconds: 900,
+      }),
+    );
+    const c = r.Credentials!;
+    assert.match(c.AccessKeyId!, new RegExp(`^ASIA.*${A}$`));
+    assert.equal(c.Expiration!.getTime(), T0 + 900_000);
+    const creds = {
+      accessKeyId: c.AccessKeyId!,
+      secretAccessKey: c.SecretAccessKey!,
+      sessionToken: c.SessionToken!,
+    };
+    const client = new CloudWatchClient({
+      region: "eu-west-1",
+      endpoint: emu.url,
+      credentials: creds,
+      maxAttempts: 1,
+    });
+    await client.send(
+      new PutMetricDataCommand({
+        Namespace: "App",
+        MetricData: [{ MetricName: "X", Value: 1, Timestamp: at(0) }],
+      }),
+    );
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App" }));
+    assert.deepEqual(listed.Metrics?.map((m) => m.MetricName), ["X"]);
+    const who = await sts(emu.url, "999999999999").send(new GetCallerIdentityCommand({}));
+    assert.equal(who.Account, "999999999999");
+  });
+});
+
+test("AssumeRole defaults to one hour", async () => {
+  await withEmu(async (emu) => {
+    const r = await sts(emu.url, "999999999999").send(
+      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${A}:role/r`, RoleSessionName: "forwarder" }),
+    );
+    assert.equal(r.Credentials!.Expiration!.getTime(), T0 + 3_600_000);
+  });
+});
+
+for (const duration of [899, 43_201]) {
+  test(`AssumeRole refuses DurationSeconds ${duration} with ValidationError`, async () => {
+    await withEmu(async (emu) => {
+      await rejectsWith(
+        sts(emu.url, A).send(
+          new AssumeRoleCommand({
+            RoleArn: `arn:aws:iam::${A}:role/r`,
+            RoleSessionName: "forwarder",
+            DurationSeconds: duration,
+          }),
+        ),
+        "ValidationError",
+        400,
+      );
+    });
+  });
+}
+
+test("AssumeRole refuses a malformed role ARN with ValidationError", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      sts(emu.url, A).send(new AssumeRoleCommand({ RoleArn: "reader", RoleSessionName: "forwarder" })),
+      "ValidationError",
+    );
+  });
+});
+
+test("temporary credentials past their expiration get ExpiredToken", async () => {
+  await withEmu(async (emu, clock) => {
+    const r = await sts(emu.url, "999999999999").send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${A}:role/r`,
+        RoleSessionName: "forwarder",
+        DurationSeconds: 900,
+      }),
+    );
+    const c = r.Credentials!;
+    const client = new CloudWatchClient({
+      region: "eu-west-1",
+      endpoint: emu.url,
+      maxAttempts: 1,
+      credentials: {
+        accessKeyId: c.AccessKeyId!,
+        secretAccessKey: c.SecretAccessKey!,
+        sessionToken: c.SessionToken!,
+      },
+    });
+    await client.send(new ListMetricsCommand({}));
+    clock.now += 900_000;
+    await rejectsWith(client.send(new ListMetricsCommand({})), "ExpiredToken", 403);
+  });
+});
+
+test("a request without a SigV4 Authorization header gets MissingAuthenticationToken", async () => {
+  await withEmu(async (emu) => {
+    const r = await fetch(emu.url, {
+      method: "POST",
+      headers: {
+        "x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+        "content-type": "application/x-amz-json-1.0",
+      },
+      body: "{}",
+    });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers.get("x-amzn-query-error"), "MissingAuthenticationToken;Sender");
+  });
+});
+
+test("--require-external-id makes AssumeRole demand the ExternalId", async () => {
+  const role = `arn:aws:iam::${A}:role/r`;
+  await withEmu(async (emu) => {
+    const client = sts(emu.url, "999999999999");
+    await rejectsWith(
+      client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder" })),
+      "AccessDenied",
+      403,
+    );
+    await rejectsWith(
+      client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder", ExternalId: "wrong" })),
+      "AccessDenied",
+      403,
+    );
+    const ok = await client.send(
+      new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder", ExternalId: "s3cret" }),
+    );
+    assert.ok(ok.Credentials?.AccessKeyId?.endsWith(A));
+  }, { requireExternalId: { [role]: "s3cret" } });
+});
+
+test("a denied role gets AccessDenied, changeable while running", async () => {
+  const role = `arn:aws:iam::${A}:role/r`;
+  await withEmu(async (emu) => {
+    const client = sts(emu.url, "999999999999");
+    await rejectsWith(
+      client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder" })),
+      "AccessDenied",
+      403,
+    );
+    await fetch(`${emu.url}/_emulator/faults`, { method: "POST", body: JSON.stringify({ deny_roles: [] }) });
+    await client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder" }));
+  }, { denyRoles: [role] });
+});
+
+// ---- PutMetricData ----
+
+const rejections: [string, MetricDatum[] | (() => MetricDatum[]), string, string?][] = [
+  ["no datums", [], "InvalidParameterValue"],
+  [
+    "1,001 datums",
+    () => Array.from({ length: 1001 }, (_, i) => ({ MetricName: `m${i}`, Value: 1 })),
+    "InvalidParameterValue",
+  ],
+  ["31 dimensions", [{
+    MetricName: "m",
+    Value: 1,
+    Dimensions: Array.from({ length: 31 }, (_, i) => ({ Name: `d${i}`, Value: "v" })),
+  }], "InvalidParameterValue"],
+  [
+    "an empty dimension name",
+    [{ MetricName: "m", Value: 1, Dimensions: [{ Name: "", Value: "v" }] }],
+    "InvalidParameterValue",
+  ],
+  [
+    "an empty dimension value",
+    [{ MetricName: "m", Value: 1, Dimensions: [{ Name: "d", Value: "" }] }],
+    "InvalidParameterValue",
+  ],
+  ["a dimension value of 1,025 characters", [{
+    MetricName: "m",
+    Value: 1,
+    Dimensions: [{ Name: "d", Value: "v".repeat(1025) }],
+  }], "InvalidParameterValue"],
+  [
+    "a dimension value without a name",
+    [{ MetricName: "m", Value: 1, Dimensions: [{ Value: "v" } as never] }],
+    "MissingParameter",
+  ],
+  ["Value with Values", [{ MetricName: "m", Value: 1, Values: [1] }], "InvalidParameterCombination"],
+  ["Value with StatisticValues", [{
+    MetricName: "m",
+    Value: 1,
+    StatisticValues: { SampleCount: 1, Sum: 1, Minimum: 1, Maximum: 1 },
+  }], "InvalidParameterCombination"],
+  ["Counts without Values", [{ MetricName: "m", Counts: [1] }], "InvalidParameterCombination"],
+  [
+    "Values and Counts of different lengths",
+    [{ MetricName: "m", Values: [1, 2], Counts: [1] }],
+    "InvalidParameterValue",
+  ],
+  [
+    "151 values",
+    [{ MetricName: "m", Values: Array.from({ length: 151 }, (_, i) => i) }],
+    "InvalidParameterValue",
+  ],
+  ["NaN", [{ MetricName: "m", Value: NaN }], "InvalidParameterValue"],
+  ["Infinity", [{ MetricName: "m", Value: Infinity }], "InvalidParameterValue"],
+  ["-Infinity in Values", [{ MetricName: "m", Values: [1, -Infinity] }], "InvalidParameterValue"],
+  ["a value beyond 2^360", [{ MetricName: "m", Value: 2 ** 361 }], "InvalidParameterValue"],
+  ["NaN in a statistic set", [{
+    MetricName: "m",
+    StatisticValues: { SampleCount: 1, Sum: NaN, Minimum: 1, Maximum: 1 },
+  }], "InvalidParameterValue"],
+  ["a statistic set without Sum", [{
+    MetricName: "m",
+    StatisticValues: { SampleCount: 1, Minimum: 1, Maximum: 1 } as never,
+  }], "MissingParameter"],
+  ["a statistic set with SampleCount 0", [{
+    MetricName: "m",
+    StatisticValues: { SampleCount: 0, Sum: 0, Minimum: 0, Maximum: 0 },
+  }], "InvalidParameterValue"],
+  ["a statistic set with Minimum above Maximum", [{
+    MetricName: "m",
+    StatisticValues: { SampleCount: 2, Sum: 3, Minimum: 2, Maximum: 1 },
+  }], "InvalidParameterValue"],
+  ["no value at all", [{ MetricName: "m" }], "MissingParameter"],
+  ["a timestamp more than two weeks old", [{
+    MetricName: "m",
+    Value: 1,
+    Timestamp: new Date(T0 - 14 * 86_400_000 - 1000),
+  }], "InvalidParameterValue"],
+  ["a timestamp more than two hours ahead", [{
+    MetricName: "m",
+    Value: 1,
+    Timestamp: new Date(T0 + 2 * 3_600_000 + 1000),
+  }], "InvalidParameterValue"],
+  ["StorageResolution 30", [{ MetricName: "m", Value: 1, StorageResolution: 30 }], "InvalidParameterValue"],
+  ["an unknown unit", [{ MetricName: "m", Value: 1, Unit: "Percents" as never }], "InvalidParameterValue"],
+  ["an empty metric name", [{ MetricName: "", Value: 1 }], "InvalidParameterValue"],
+  [
+    "a request over 1 MB",
+    () =>
+      Array.from(
+        { length: 1000 },
+        (_, i) => ({ MetricName: `m${i}`, Value: 1, Dimensions: [{ Name: "d", Value: "v".repeat(1024) }] }),
+      ),
+    "RequestEntityTooLarge",
+  ],
+];
+
+for (const [name, data, code] of rejections) {
+  test(`PutMetricData refuses ${name} with ${code}`, async () => {
+    await withEmu(async (emu) => {
+      await rejectsWith(put(emu, typeof data === "function" ? data() : data), code);
+      // A refused request stores nothing, not even its valid datums.
+      const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+      assert.equal(listed.Metrics?.length ?? 0, 0);
+    });
+  });
+}
+
+test("PutMetricData refuses a namespace beginning with AWS/ with InvalidParameterValue", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      put(emu, [{ MetricName: "CPUUtilization", Value: 1 }], "AWS/ECS"),
+      "InvalidParameterValue",
+      400,
+    );
+  });
+});
+
+test("PutMetricData accepts the limits exactly: 1,000 datums, 30 dimensions, 150 values, two weeks and two hours", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, Array.from({ length: 1000 }, (_, i) => ({ MetricName: `m${i}`, Value: i })));
+    await put(emu, [
+      {
+        MetricName: "dims",
+        Value: 1,
+        Dimensions: Array.from({ length: 30 }, (_, i) => ({ Name: `d${i}`, Value: "v" })),
+      },
+      {
+        MetricName: "values",
+        Values: Array.from({ length: 150 }, (_, i) => i),
+        Counts: Array.from({ length: 150 }, () => 2),
+      },
+      { MetricName: "old", Value: 1, Timestamp: new Date(T0 - 14 * 86_400_000) },
+      { MetricName: "ahead", Value: 1, Timestamp: new Date(T0 + 2 * 3_600_000) },
+      { MetricName: "hires", Value: 1, StorageResolution: 1, Unit: "Count/Second" },
+    ]);
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App" }));
+    assert.equal(listed.Metrics?.length, 500);
+    assert.ok(listed.NextToken);
+  });
+});
+
+test("PutMetricData accepts a gzip-compressed body, as the SDK sends large requests", async () => {
+  await withEmu(async (emu) => {
+    // Bodies over the SDK's 10 KiB threshold are compressed with Content-Encoding: gzip.
+    const data = Array.from(
+      { length: 300 },
+      (_, i) => ({ MetricName: "Big", Value: i, Dimensions: [{ Name: "Id", Value: `instance-${i}` }] }),
+    );
+    await put(emu, data);
+    const r = await gmd(
+      emu,
+      [{ stat: "SampleCount", dims: [{ Name: "Id", Value: "instance-7" }] }],
+      at(-60),
+      at(60),
+    );
+    assert.equal(r.MetricDataResults?.length, 1);
+  });
+});
+
+// ---- Aggregation ----
+
+/** Nearest-rank percentile over weighted values, computed independently of the emulator. */
+function percentile(samples: [number, number][], p: number): number {
+  const sorted = [...samples].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((a, [, c]) => a + c, 0);
+  const rank = Math.max(1, Math.ceil((p / 100) * total));
+  let seen = 0;
+  for (const [v, c] of sorted) if ((seen += c) >= rank) return v;
+  throw new Error("empty");
+}
+
+test("GetMetricData aggregates Value, StatisticValues and Values/Counts in one period exactly", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      { MetricName: "Latency", Value: 2.5, Timestamp: at(1, 0) },
+      { MetricName: "Latency", Value: 7.25, Timestamp: at(1, 10) },
+      {
+        MetricName: "Latency",
+        StatisticValues: { SampleCount: 4, Sum: 20, Minimum: 1, Maximum: 9 },
+        Timestamp: at(1, 20),
+      },
+      { MetricName: "Latency", Values: [3, 4.5, 12], Counts: [2, 1, 3], Timestamp: at(1, 59) },
+      { MetricName: "Latency", Value: 100, Timestamp: at(2, 0) }, // next period
+    ]);
+    const n = 1 + 1 + 4 + 6;
+    const sum = 2.5 + 7.25 + 20 + (3 * 2 + 4.5 + 12 * 3);
+    const stats = ["SampleCount", "Sum", "Minimum", "Maximum", "Average"];
+    const r = await gmd(emu, stats.map((stat) => ({ stat })), at(1), at(2));
+    const got = Object.fromEntries(r.MetricDataResults!.map((m, i) => [stats[i], m.Values]));
+    assert.deepEqual(got, { SampleCount: [n], Sum: [sum], Minimum: [1], Maximum: [12], Average: [sum / n] });
+    // A statistic set with Minimum != Maximum carries no distribution: no percentile for that period.
+    const p = await gmd(emu, [{ stat: "p50" }], at(1), at(2));
+    assert.deepEqual(p.MetricDataResults![0]!.Values, []);
+    const s = await cloudWatch(emu.url, A).send(
+      new GetMetricStatisticsCommand({
+        Namespace: "App",
+        MetricName: "Latency",
+        StartTime: at(1),
+        EndTime: at(3),
+        Period: 60,
+        Statistics: ["SampleCount", "Sum", "Minimum", "Maximum", "Average"],
+      }),
+    );
+    assert.deepEqual(s.Datapoints!.map((d) => [d.SampleCount, d.Sum, d.Minimum, d.Maximum, d.Average]), [[
+      n,
+      sum,
+      1,
+      12,
+      sum / n,
+    ], [1, 100, 100, 100, 100]]);
+  });
+});
+
+test("GetMetricData computes percentiles exactly over raw values and equal-valued statistic sets", async () => {
+  await withEmu(async (emu) => {
+    const raw: [number, number][] = [[2.5, 1], [7.25, 1], [5, 4], [3, 2], [4.5, 1], [12, 3], [0.5, 1]];
+    await put(emu, [
+      { MetricName: "Latency", Value: 2.5, Timestamp: at(1, 0) },
+      { MetricName: "Latency", Value: 7.25, Timestamp: at(1, 1) },
+      {
+        MetricName: "Latency",
+        StatisticValues: { SampleCount: 4, Sum: 20, Minimum: 5, Maximum: 5 },
+        Timestamp: at(1, 2),
+      },
+      { MetricName: "Latency", Values: [3, 4.5, 12, 0.5], Counts: [2, 1, 3, 1], Timestamp: at(1, 3) },
+    ]);
+    const ps = [1, 10, 25, 50, 75, 90, 99, 99.9, 100];
+    const r = await gmd(emu, ps.map((p) => ({ stat: `p${p}` })), at(1), at(2));
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values![0]), ps.map((p) => percentile(raw, p)));
+  });
+});
+
+test("GetMetricData takes StartTime inclusive and EndTime exclusive, keeps dimensions, accounts and regions apart", async () => {
+  await withEmu(async (emu) => {
+    const dims = [{ Name: "Host", Value: "a" }];
+    await put(emu, [
+      { MetricName: "Latency", Value: 1, Timestamp: at(0), Dimensions: dims },
+      { MetricName: "Latency", Value: 2, Timestamp: at(4, 59), Dimensions: dims },
+      { MetricName: "Latency", Value: 4, Timestamp: at(5), Dimensions: dims },
+      { MetricName: "Latency", Value: 8, Timestamp: at(1), Dimensions: [{ Name: "Host", Value: "b" }] },
+    ]);
+    await cloudWatch(emu.url, A, "us-east-1").send(
+      new PutMetricDataCommand({
+        Namespace: "App",
+        MetricData: [{ MetricName: "Latency", Value: 16, Timestamp: at(1), Dimensions: dims }],
+      }),
+    );
+    await put(
+      emu,
+      [{ MetricName: "Latency", Value: 32, Timestamp: at(1), Dimensions: dims }],
+      "App",
+      "222222222222",
+    );
+    const r = await gmd(emu, [{ stat: "Sum", period: 300, dims }], at(0), at(5));
+    assert.deepEqual(r.MetricDataResults![0]!.Values, [3]);
+    assert.deepEqual(r.MetricDataResults![0]!.Timestamps, [at(0)]);
+  });
+});
+
+test("GetMetricData orders by ScanBy and labels results", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [0, 1, 2].map((m) => ({ MetricName: "Latency", Value: m, Timestamp: at(m) })));
+    const asc = await gmd(emu, [{ stat: "Sum" }], at(0), at(3));
+    assert.deepEqual(asc.MetricDataResults![0]!.Values, [0, 1, 2]);
+    assert.equal(asc.MetricDataResults![0]!.Label, "Latency");
+    const desc = await cloudWatch(emu.url, A).send(
+      new GetMetricDataCommand({
+        StartTime: at(0),
+        EndTime: at(3),
+        ScanBy: "TimestampDescending",
+        MetricDataQueries: [{
+          Id: "a",
+          Label: "mine",
+          MetricStat: { Metric: { Namespace: "App", MetricName: "Latency" }, Period: 60, Stat: "Sum" },
+        }],
+      }),
+    );
+    assert.deepEqual(desc.MetricDataResults![0]!.Values, [2, 1, 0]);
+    assert.equal(desc.MetricDataResults![0]!.Label, "mine");
+  });
+});
+
+test("GetMetricData pages datapoints with MaxDatapoints and NextToken, marking PartialData", async () => {
+  await withEmu(async (emu) => {
+    await put(
+      emu,
+      Array.from({ length: 10 }, (_, m) => ({ MetricName: "Latency", Value: m, Timestamp: at(m) })),
+    );
+    const seen: number[][] = [[], []];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const r = await gmd(emu, [{ stat: "Sum" }, { stat: "SampleCount" }], at(0), at(10), {
+        MaxDatapoints: 7,
+        ...(token ? { NextToken: token } : {}),
+      });
+      r.MetricDataResults!.forEach((m, i) => seen[i]!.push(...m.Values!));
+      if (pages === 0) {
+        assert.deepEqual(r.MetricDataResults!.map((m) => m.StatusCode), ["PartialData", "PartialData"]);
+      }
+      token = r.NextToken;
+      pages++;
+    } while (token);
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], Array(10).fill(1)]);
+  });
+});
+
+test("GetMetricData answers periods under 60 s only for high-resolution data", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      {
+        MetricName: "Latency",
+        Value: 1,
+        Timestamp: at(0, 0),
+        StorageResolution: 1,
+        Dimensions: [{ Name: "R", Value: "hi" }],
+      },
+      {
+        MetricName: "Latency",
+        Value: 2,
+        Timestamp: at(0, 12),
+        StorageResolution: 1,
+        Dimensions: [{ Name: "R", Value: "hi" }],
+      },
+      { MetricName: "Latency", Value: 1, Timestamp: at(0, 0), Dimensions: [{ Name: "R", Value: "std" }] },
+    ]);
+    const r = await gmd(
+      emu,
+      [{ stat: "Sum", period: 10, dims: [{ Name: "R", Value: "hi" }] }, {
+        stat: "Sum",
+        period: 10,
+        dims: [{ Name: "R", Value: "std" }],
+      }],
+      at(0),
+      at(1),
+    );
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[1, 2], []]);
+  });
+});
+
+const gmdRejections: [string, () => Record<string, unknown>, string][] = [
+  ["no queries", () => ({ MetricDataQueries: [] }), "InvalidParameterValue"],
+  [
+    "501 queries",
+    () => ({ MetricDataQueries: Array.from({ length: 501 }, (_, i) => query(`q${i}`)) }),
+    "InvalidParameterValue",
+  ],
+  ["duplicate Ids", () => ({ MetricDataQueries: [query("a"), query("a")] }), "InvalidParameterValue"],
+  ["an Id starting with a capital", () => ({ MetricDataQueries: [query("Abc")] }), "InvalidParameterValue"],
+  [
+    "an unknown statistic",
+    () => ({ MetricDataQueries: [query("a", { Stat: "Median" })] }),
+    "InvalidParameterValue",
+  ],
+  ["a period of 45 s", () => ({ MetricDataQueries: [query("a", { Period: 45 })] }), "InvalidParameterValue"],
+  ["a query without MetricStat", () => ({ MetricDataQueries: [{ Id: "a" }] }), "MissingParameter"],
+  [
+    "StartTime not before EndTime",
+    () => ({ MetricDataQueries: [query("a")], StartTime: at(5), EndTime: at(5) }),
+    "InvalidParameterValue",
+  ],
+  [
+    "an invalid NextToken",
+    () => ({ MetricDataQueries: [query("a")], NextToken: "forged" }),
+    "InvalidNextToken",
+  ],
+];
+
+function query(id: string, over: Record<string, unknown> = {}) {
+  return {
+    Id: id,
+    MetricStat: { Metric: { Namespace: "App", MetricName: "Latency" }, Period: 60, Stat: "Sum", ...over },
+  };
+}
+
+for (const [name, input, code] of gmdRejections) {
+  test(`GetMetricData refuses ${name} with ${code}`, async () => {
+    await withEmu(async (emu) => {
+      await rejectsWith(
+        cloudWatch(emu.url, A).send(
+          new GetMetricDataCommand({ StartTime: at(0), EndTime: at(5), ...input() } as never),
+        ),
+        code,
+      );
+    });
+  });
+}
+
+test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [{ MetricName: "Latency", Value: 1, Timestamp: at(0) }]);
+    const r = await cloudWatch(emu.url, A).send(
+      new GetMetricDataCommand({
+        StartTime: at(0),
+        EndTime: at(1),
+        MetricDataQueries: Array.from(
+          { length: 500 },
+          (_, i) => query(`q${i}`, { Stat: i % 2 ? "p99.9" : "Sum" }),
+        ),
+      } as never),
+    );
+    assert.equal(r.MetricDataResults?.length, 500);
+    const counts = await (await fetch(`${emu.url}/_emulator/counts`)).json();
+    assert.deepEqual(counts[A]["eu-west-1"], {
+      calls: { PutMetricData: 1, GetMetricData: 1 },
+      billed: { PutMetricData: 1, GetMetricData: 500 },
+    });
+  });
+});
+
+// ---- GetMetricStatistics ----
+
+test("GetMetricStatistics answers several statistics and percentiles in one call", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [{ MetricName: "Latency", Values: [1, 2, 3, 4], Timestamp: at(0), Unit: "Milliseconds" }]);
+    const r = await cloudWatch(emu.url, A).send(
+      new GetMetricStatisticsCommand({
+        Namespace: "App",
+        MetricName: "Latency",
+        StartTime: at(0),
+        EndTime: at(1),
+        Period: 60,
+        Statistics: ["Sum", "Maximum"],
+        ExtendedStatistics: ["p50"],
+      }),
+    );
+    assert.deepEqual(r.Datapoints?.map((d) => [d.Sum, d.Maximum, d.ExtendedStatistics?.["p50"], d.Unit]), [[
+      10,
+      4,
+      2,
+      "Milliseconds",
+    ]]);
+  });
+});
+
+test("GetMetricStatistics refuses more than 1,440 datapoints with InvalidParameterCombination", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      cloudWatch(emu.url, A).send(
+        new GetMetricStatisticsCommand({
+          Namespace: "App",
+          MetricName: "Latency",
+          StartTime: at(0),
+          EndTime: at(1441),
+          Period: 60,
+          Statistics: ["Sum"],
+        }),
+      ),
+      "InvalidParameterCombination",
+    );
+  });
+});
+
+test("GetMetricStatistics refuses a call without statistics with MissingParameter", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      cloudWatch(emu.url, A).send(
+        new GetMetricStatisticsCommand({
+          Namespace: "App",
+          MetricName: "Latency",
+          StartTime: at(0),
+          EndTime: at(1),
+          Period: 60,
+        }),
+      ),
+      "MissingParameter",
+    );
+  });
+});
+
+// ---- ListMetrics ----
+
+test("ListMetrics filters by namespace, name, dimension name and dimension value", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      {
+        MetricName: "Latency",
+        Value: 1,
+        Dimensions: [{ Name: "Cluster", Value: "a" }, { Name: "Service", Value: "x" }],
+      },
+      { MetricName: "Latency", Value: 1, Dimensions: [{ Name: "Cluster", Value: "b" }] },
+      { MetricName: "Errors", Value: 1, Dimensions: [{ Name: "Cluster", Value: "a" }] },
+    ]);
+    await put(emu, [{ MetricName: "Latency", Value: 1 }], "Other");
+    const list = async (input: Record<string, unknown>) =>
+      (await cloudWatch(emu.url, A).send(new ListMetricsCommand(input))).Metrics!.map((m) =>
+        `${m.Namespace}/${m.MetricName}/${m.Dimensions!.map((d) => `${d.Name}=${d.Value}`).join(",")}`
+      ).sort();
+    assert.deepEqual(await list({ Namespace: "Other" }), ["Other/Latency/"]);
+    assert.deepEqual(await list({ Namespace: "App", MetricName: "Latency" }), [
+      "App/Latency/Cluster=a,Service=x",
+      "App/Latency/Cluster=b",
+    ]);
+    assert.deepEqual(await list({ Dimensions: [{ Name: "Service" }] }), ["App/Latency/Cluster=a,Service=x"]);
+    assert.deepEqual(await list({ Dimensions: [{ Name: "Cluster", Value: "a" }] }), [
+      "App/Errors/Cluster=a",
+      "App/Latency/Cluster=a,Service=x",
+    ]);
+  });
+});
+
+test("ListMetrics returns pages of 500 with NextToken", async () => {
+  await withEmu(async (emu) => {
+    for (let k = 0; k < 2; k++) {
+      await put(emu, Array.from({ length: 1000 }, (_, i) => ({ MetricName: `m${k * 1000 + i}`, Value: 1 })));
+    }
+    await put(emu, [{ MetricName: "last", Value: 1 }]);
+    const names = new Set<string>();
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const r = await cloudWatch(emu.url, A).send(
+        new ListMetricsCommand({ Namespace: "App", ...(token ? { NextToken: token } : {}) }),
+      );
+      assert.ok(r.Metrics!.length <= 500);
+      r.Metrics!.forEach((m) => names.add(m.MetricName!));
+      token = r.NextToken;
+      pages++;
+    } while (token);
+    assert.equal(pages, 5);
+    assert.equal(names.size, 2001);
+  });
+});
+
+test("ListMetrics RecentlyActive=PT3H lists only metrics with data in the past three hours; nothing older than two weeks", async () => {
+  await withEmu(async (emu, clock) => {
+    await put(emu, [{ MetricName: "old", Value: 1, Timestamp: at(-60) }]);
+    clock.now += 4 * 3_600_000;
+    await put(emu, [{ MetricName: "new", Value: 1 }]);
+    const names = async (input: Record<string, unknown>) =>
+      (await cloudWatch(emu.url, A).send(new ListMetricsCommand(input))).Metrics!.map((m) => m.MetricName)
+        .sort();
+    assert.deepEqual(await names({ RecentlyActive: "PT3H" }), ["new"]);
+    assert.deepEqual(await names({}), ["new", "old"]);
+    clock.now += 14 * 86_400_000 + 60_000;
+    assert.deepEqual(await names({}), []);
+  });
+});
+
+test("ListMetrics refuses RecentlyActive other than PT3H with InvalidParameterValue", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      cloudWatch(emu.url, A).send(new ListMetricsCommand({ RecentlyActive: "PT1H" as never })),
+      "InvalidParameterValue",
+    );
+  });
+});
+
+test("ListMetrics refuses more than 10 dimension filters with InvalidParameterValue", async () => {
+  await withEmu(async (emu) => {
+    const filters = Array.from({ length: 11 }, (_, i) => ({ Name: `d${i}` }));
+    await rejectsWith(
+      cloudWatch(emu.url, A).send(new ListMetricsCommand({ Dimensions: filters })),
+      "InvalidParameterValue",
+    );
+  });
+});
+
+// ---- Faults and accounting ----
+
+test("--throttle-rate answers Throttling (HTTP 400, Rate exceeded) and --error-rate InternalFailure (HTTP 500), changeable while running", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(cloudWatch(emu.url, A).send(new ListMetricsCommand({})), "Throttling", 400);
+    await fetch(`${emu.url}/_emulator/faults`, {
+      method: "POST",
+      body: JSON.stringify({ throttle_rate: 0, error_rate: 1 }),
+    });
+    await rejectsWith(cloudWatch(emu.url, A).send(new ListMetricsCommand({})), "InternalFailure", 500);
+    emu.faults.errorRate = 0;
+    await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    const counts = await (await fetch(`${emu.url}/_emulator/counts`)).json();
+    // Every attempt is a call; only answered ones are billed.
+    assert.deepEqual(counts[A]["eu-west-1"], { calls: { ListMetrics: 3 }, billed: { ListMetrics: 1 } });
+  }, { throttleRate: 1 });
+});
+
+test("--latency-ms delays every call", async () => {
+  await withEmu(async (emu) => {
+    const started = Date.now();
+    await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    assert.ok(Date.now() - started >= 150);
+  }, { latencyMs: 150 });
+});
+
+test("the demo seed holds ECS metrics for three accounts, production in two regions, several samples a minute", async () => {
+  await withEmu(async (emu, clock) => {
+    const list = async (account: string, region: string) =>
+      (await cloudWatch(emu.url, account, region).send(
+        new ListMetricsCommand({ Namespace: "AWS/ECS", Dimensions: [{ Name: "ServiceName" }] }),
+      )).Metrics ?? [];
+    assert.ok((await list("111111111111", "eu-west-1")).length > 0);
+    assert.ok((await list("111111111111", "us-east-1")).length > 0);
+    assert.ok((await list("222222222222", "eu-west-1")).length > 0);
+    assert.ok((await list("333333333333", "eu-west-1")).length > 0);
+    assert.equal((await list("333333333333", "us-east-1")).length, 0);
+    const m = (await list("111111111111", "eu-west-1"))[0]!;
+    const end = new Date(Math.floor(clock.now / 60_000) * 60_000);
+    const r = await cloudWatch(emu.url, "111111111111").send(
+      new GetMetricDataCommand({
+        StartTime: new Date(end.getTime() - 3_600_000),
+        EndTime: end,
+        MetricDataQueries: [{ Id: "n", MetricStat: { Metric: m, Period: 60, Stat: "SampleCount" } }],
+      }),
+    );
+    assert.equal(r.MetricDataResults![0]!.Values!.length, 60);
+    assert.ok(r.MetricDataResults![0]!.Values!.every((n) => n > 1));
+  }, { seed: "demo" });
+});
+
+test("the emulator runs as a command: prints its address once ready and exits 0 on SIGTERM", async () => {
+  const rt = runtime();
+  const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+  const args = rt.name === "bun"
+    ? ["run", script, "--port", "0"]
+    : ["run", "--allow-net", "--allow-env", script, "--port", "0"];
+  const child = spawn(rt.command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const line = await new Promise<string>((resolve) => child.stdout.once("data", (d) => resolve(String(d))));
+  assert.match(line, /^emulator listening on http:\/\/127\.0\.0\.1:\d+\n$/);
+  const url = line.trim().split(" ").pop()!;
+  await cloudWatch(url, A).send(new ListMetricsCommand({}));
+  const code = await new Promise<number | null>((resolve) => {
+    child.on("close", (c) => resolve(c));
+    // Sent by pid: Deno's child.kill() reports the signal it sent rather than how the child exited.
+    process.kill(child.pid!, "SIGTERM");
+  });
+  assert.equal(code, 0);
+});

@@ -1,0 +1,76 @@
+/** Shared test helpers: emulator clients signed as a given account, error-code assertions, processes. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { STSClient } from "@aws-sdk/client-sts";
+
+/** Static credentials whose access key id ends in the account: the emulator acts as that account. */
+export const credentialsFor = (account: string) => ({
+  accessKeyId: `AKIA${account}`,
+  secretAccessKey: "secret",
+});
+
+export function cloudWatch(url: string, account: string, region = "eu-west-1", maxAttempts = 1) {
+  return new CloudWatchClient({ region, endpoint: url, credentials: credentialsFor(account), maxAttempts });
+}
+
+export function sts(url: string, account: string, region = "eu-west-1") {
+  return new STSClient({ region, endpoint: url, credentials: credentialsFor(account), maxAttempts: 1 });
+}
+
+/** Asserts that a call fails with AWS's error code (the query-compatible code the SDK exposes). */
+export async function rejectsWith(promise: Promise<unknown>, code: string, status?: number) {
+  await assert.rejects(promise, (e: unknown) => {
+    const err = e as { Code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
+    assert.equal(err.Code ?? err.name, code);
+    if (status !== undefined) assert.equal(err.$metadata?.httpStatusCode, status);
+    return true;
+  });
+}
+
+/** The runtime running the tests, to run forward.ts as a process under the same one. */
+export function runtime(): { name: "bun" | "deno"; command: string; args: string[] } {
+  const bin = new URL("../node_modules/.bin/", import.meta.url).pathname;
+  if (process.versions.bun) return { name: "bun", command: `${bin}bun`, args: ["run"] };
+  return {
+    name: "deno",
+    command: `${bin}deno`,
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write"],
+  };
+}
+
+export interface ProcessResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs forward.ts as a user would, under the current runtime. */
+export function runForwarder(
+  args: string[],
+  env: Record<string, string>,
+  options: { runtimeArgs?: string[]; killAfterMs?: number } = {},
+): Promise<ProcessResult> {
+  const rt = runtime();
+  const script = new URL("../forward.ts", import.meta.url).pathname;
+  return new Promise((resolve, reject) => {
+    const child = spawn(rt.command, [...(options.runtimeArgs ?? rt.args), script, ...args], {
+      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", NO_COLOR: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += String(d)));
+    child.stderr.on("data", (d) => (stderr += String(d)));
+    const timer = options.killAfterMs === undefined
+      ? undefined
+      : setTimeout(() => child.kill("SIGKILL"), options.killAfterMs);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
