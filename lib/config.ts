@@ -3,7 +3,7 @@
  * Every problem is reported at once, one line each, as `file:line:col: message (at dot.path)`.
  */
 import * as v from "valibot";
-import { isMap, isScalar, LineCounter, parseDocument, visit } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document, Node } from "yaml";
 import { PUT_MAX_DIMENSIONS } from "./publish.ts";
 import { isValidPeriod } from "./window.ts";
@@ -47,7 +47,11 @@ const Period = v.pipe(
     (i) => `Expected a period of 1, 5, 10, 30 or a multiple of 60 seconds but received ${i.received}`,
   ),
 );
-const Delay = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Delay = v.pipe(
+  v.number(),
+  v.integer(),
+  v.minValue(0, (i) => `Expected a delay of 0 seconds or more but received ${i.received}`),
+);
 const RoleArn = v.pipe(
   v.string(),
   v.regex(
@@ -117,7 +121,12 @@ const metricEntries = {
   streams: v.optional(
     v.pipe(v.array(v.record(DimensionName, v.pipe(v.string(), v.minLength(1)))), v.minLength(1)),
   ),
-  unit: v.optional(v.picklist(UNITS)),
+  unit: v.optional(v.picklist(UNITS, (i) => {
+    const hint = closest(String(i.input), [...UNITS]);
+    return `Expected a CloudWatch unit such as "Percent", "Count" or "Bytes/Second" but received ${i.received}${
+      hint ? `; did you mean "${hint}"?` : ""
+    }`;
+  })),
   stats: v.optional(v.array(Statistic)),
   ...timing,
 };
@@ -301,11 +310,30 @@ export function loadConfig(text: string, file: string, env: Record<string, strin
   }
   const problems: string[] = [];
   const unset = new Set<number>();
-  substituteEnv(doc, env, (message, offset) => {
-    problems.push(`${at(offset)}: ${message}`);
+  substituteEnv(doc, env, (message, offset, path) => {
+    problems.push(`${at(offset)}: ${message} (at ${path})`);
     unset.add(offset);
   });
-  const result = v.safeParse(ConfigSchema, doc.toJS() ?? {});
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    // An alias without its anchor, or aliases that expand without bound.
+    let offset = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    throw new ConfigError([`${at(offset)}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`]);
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError([
+      `${at(0)}: Expected a mapping with the keys destination, defaults, accounts and metrics (at top level)`,
+    ]);
+  }
+  const result = v.safeParse(ConfigSchema, data);
   if (!result.success) {
     for (const issue of result.issues) {
       const path = issue.path?.map((p) => p.key as string | number) ?? [];
@@ -370,21 +398,32 @@ export function loadConfig(text: string, file: string, env: Record<string, strin
 function substituteEnv(
   doc: Document,
   env: Record<string, string | undefined>,
-  problem: (m: string, offset: number) => void,
+  problem: (m: string, offset: number, path: string) => void,
 ) {
   visit(doc, {
-    Scalar(_key, node) {
+    Scalar(key, node, ancestors) {
       if (typeof node.value !== "string" || !node.value.includes("${")) return;
       node.value = node.value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => {
         const value = env[name];
         if (value === undefined || value === "") {
-          problem(`Environment variable "${name}" is not set`, node.range?.[0] ?? 0);
+          problem(`Environment variable "${name}" is not set`, node.range?.[0] ?? 0, dotPath(ancestors, key));
           return whole;
         }
         return value;
       });
     },
   });
+}
+
+/** The dot path of a node from the ancestors `visit` passes: map keys by name, sequence items by index. */
+function dotPath(ancestors: readonly unknown[], key: number | "key" | "value" | null): string {
+  const parts: (string | number)[] = [];
+  ancestors.forEach((a, i) => {
+    const child = ancestors[i + 1];
+    if (isPair(a) && isScalar(a.key)) parts.push(String(a.key.value));
+    if (isSeq(a)) parts.push(child === undefined ? Number(key) : a.items.indexOf(child as never));
+  });
+  return parts.join(".");
 }
 
 function messageOf(issue: v.BaseIssue<unknown>, path: (string | number)[]): string {

@@ -147,12 +147,12 @@ export function openStore(file: string): Store {
       : { version: 1, streams: {} };
     let writing = Promise.resolve();
     // A run stopped by systemd or Ctrl-C gives the lock back; what it left in doubt is checked next time.
-    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-      process.once(signal, () => {
-        lock.release();
-        process.exit(code);
-      });
-    }
+    const onSignal = (signal: NodeJS.Signals) => {
+      lock.release();
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
     return {
       file,
       get: (k) => state.streams[k],
@@ -164,7 +164,11 @@ export function openStore(file: string): Store {
         writing = writing.then(() => writeAtomic(file, text));
         return writing;
       },
-      close: () => lock.release(),
+      close() {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        lock.release();
+      },
     };
   } catch (e) {
     lock.release();

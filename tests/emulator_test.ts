@@ -189,7 +189,9 @@ test("--require-external-id makes AssumeRole demand the ExternalId", async () =>
       403,
     );
     await rejectsWith(
-      client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder", ExternalId: "wrong" })),
+      client.send(
+        new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder", ExternalId: "wrong" }),
+      ),
       "AccessDenied",
       403,
     );

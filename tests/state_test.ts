@@ -1,0 +1,125 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import {
+  commit,
+  defaultStatePath,
+  doubtIn,
+  intend,
+  openStore,
+  readState,
+  StateError,
+  type StreamState,
+} from "../lib/state.ts";
+
+test("intend() adds the window to the doubt, merging touching ranges", () => {
+  const cases: [StreamState, [number, number], StreamState][] = [
+    [{}, [0, 60], { doubt: [[0, 60]] }],
+    [{ next: 0 }, [0, 60], { next: 0, doubt: [[0, 60]] }],
+    [{ next: 0, doubt: [[0, 60]] }, [60, 120], { next: 0, doubt: [[0, 120]] }],
+    [{ next: 0, doubt: [[300, 360]] }, [0, 60], { next: 0, doubt: [[0, 60], [300, 360]] }],
+  ];
+  for (const [s, [start, end], want] of cases) assert.deepEqual(intend(s, { start, end }), want);
+});
+
+test("commit() moves next when the window joins it and keeps later doubt", () => {
+  const cases: [StreamState, [number, number], StreamState][] = [
+    [{ doubt: [[0, 60]] }, [0, 60], { next: 60 }],
+    [{ next: 0, doubt: [[0, 120]] }, [0, 60], { next: 60, doubt: [[60, 120]] }],
+    [{ next: 60, doubt: [[0, 120]] }, [0, 120], { next: 120 }],
+    // A replay beyond next leaves next alone and the replayed range in doubt for the run that reaches it.
+    [{ next: 0, doubt: [[300, 360]] }, [300, 360], { next: 0, doubt: [[300, 360]] }],
+    // A replay behind next never moves it back.
+    [{ next: 600, doubt: [[0, 60]] }, [0, 60], { next: 600 }],
+  ];
+  for (const [s, [start, end], want] of cases) assert.deepEqual(commit(s, { start, end }), want);
+});
+
+test("doubtIn() gives the doubtful part of a window", () => {
+  assert.deepEqual(doubtIn(undefined, { start: 0, end: 60 }), []);
+  assert.deepEqual(doubtIn({ doubt: [[30, 90], [200, 260]] }, { start: 60, end: 240 }), [[60, 90], [
+    200,
+    240,
+  ]]);
+  assert.deepEqual(doubtIn({ doubt: [[0, 60]] }, { start: 60, end: 120 }), []);
+});
+
+test("defaultStatePath() prefers systemd's STATE_DIRECTORY, else the config's folder", () => {
+  assert.equal(
+    defaultStatePath({ STATE_DIRECTORY: "/var/lib/fwd" }, "/etc/fwd"),
+    "/var/lib/fwd/forwarder-state.json",
+  );
+  assert.equal(
+    defaultStatePath({ STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }, "/etc/fwd"),
+    "/var/lib/a/forwarder-state.json",
+  );
+  assert.equal(defaultStatePath({}, "/etc/fwd"), "/etc/fwd/forwarder-state.json");
+});
+
+const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fwd-state-")), "state.json");
+
+test("openStore() persists every update atomically and leaves no temporary file", async () => {
+  const file = tempFile();
+  const store = openStore(file);
+  await store.update(["a", "b"], (s) => intend(s, { start: 0, end: 60 }));
+  await store.update(["a"], (s) => commit(s, { start: 0, end: 60 }));
+  store.close();
+  assert.deepEqual(readState(file), { a: { next: 60 }, b: { doubt: [[0, 60]] } });
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.json"]);
+});
+
+test("openStore() refuses a second run while the first holds the lock, with a clear message", () => {
+  const file = tempFile();
+  const first = openStore(file);
+  assert.throws(() => openStore(file), (e: unknown) => {
+    assert.ok(e instanceof StateError);
+    assert.match(
+      e.message,
+      new RegExp(`^Cannot lock state file ".*": another run \\(pid ${process.pid} on .*\\) holds`),
+    );
+    return true;
+  });
+  first.close();
+  openStore(file).close();
+});
+
+test("openStore() takes over a lock left by a process that is gone", () => {
+  const file = tempFile();
+  // A process that has exited: its pid is free.
+  const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+  fs.writeFileSync(
+    `${file}.lock`,
+    JSON.stringify({ pid: Number(dead), host: os.hostname(), started: "2026-01-01T00:00:00Z" }),
+  );
+  const store = openStore(file);
+  assert.equal(JSON.parse(fs.readFileSync(`${file}.lock`, "utf8")).pid, process.pid);
+  store.close();
+  assert.equal(fs.existsSync(`${file}.lock`), false);
+});
+
+const badFiles: [string, string][] = [
+  ["corrupt", "{ not json"],
+  ["truncated", '{"version":1,"streams":{"a":{"next":6'],
+  ["foreign", '{"version":7}'],
+  ["malformed", '{"version":1,"streams":{"a":{"next":"x"}}}'],
+];
+for (const [name, text] of badFiles) {
+  test(`openStore() refuses a ${name} state file, keeps it as it was, and releases the lock`, () => {
+    const file = tempFile();
+    fs.writeFileSync(file, text);
+    assert.throws(() => openStore(file), (e: unknown) => {
+      assert.ok(e instanceof StateError);
+      assert.match(
+        e.message,
+        /^Cannot read state file ".*state\.json": .*; it was left as it is: repair it, or move it away to start afresh$/,
+      );
+      return true;
+    });
+    assert.equal(fs.readFileSync(file, "utf8"), text);
+    assert.equal(fs.existsSync(`${file}.lock`), false);
+  });
+}
