@@ -13,7 +13,7 @@ import { mapLimit } from "./lib/batch.ts";
 import { ConfigError, loadConfig, type Plan, type SourcePlan } from "./lib/config.ts";
 import { discover, type Stream } from "./lib/discover.ts";
 import { fetchStats, fetchValues } from "./lib/fetch.ts";
-import { publish, type Target, targetName, toDatums } from "./lib/publish.ts";
+import { type Publisher, publisher, type Target, targetName, toDatums } from "./lib/publish.ts";
 import * as state from "./lib/state.ts";
 import { chunks, MAX_BACKFILL_SECONDS, owed, parseIso, type Window } from "./lib/window.ts";
 
@@ -57,6 +57,7 @@ interface Run {
   store: state.Store;
   destination: CloudWatchApi;
   cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
+  publisher: Publisher;
   replay: { start: number; end: number } | undefined;
   dryRun: boolean;
   /** Without checkpoints every period is in doubt: a run checks the destination before it writes. */
@@ -75,92 +76,94 @@ const keyOf = (src: SourcePlan, s: Stream) =>
     s.plan.period,
   ]);
 
-/** Forwards one account-region: discover, then per window chunk fetch, check doubt, intend, put, commit. */
+/** Forwards one account-region: discover, then per chunk of owed periods fetch, intend, put, commit. */
 async function forwardSource(src: SourcePlan, run: Run) {
   const api = run.cloudWatch(
     src.region,
     src.roleArn ? { roleArn: src.roleArn, externalId: src.externalId } : undefined,
   );
   const where = `account "${src.account}" in ${src.region}`;
-  const d = run.plan.destination;
-  const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
-    .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
-  const target = (s: Stream): Target => ({
-    namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace),
-    dims,
-  });
-  const known = run.store.keys().filter((k) =>
-    k.startsWith(JSON.stringify([src.account, src.region]).slice(0, -1))
-  );
-  const oldest = run.replay?.start ??
-    Math.min(run.nowSeconds, ...known.map((k) => run.store.get(k)?.next ?? run.nowSeconds));
-  const streams = await discover(api, src.metrics, oldest >= run.nowSeconds - RECENT_SECONDS);
-  const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
-  for (const s of streams) {
-    const w = run.replay
-      ? aligned(run.replay, s.plan.period)
-      : owed(run.store.get(keyOf(src, s))?.next, run.nowSeconds, s.plan);
-    const g = groups.get(`${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`) ??
-      { w, period: s.plan.period, streams: [] };
-    groups.set(`${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`, g);
-    g.streams.push(s);
-  }
+  const target = targetOf(run.plan, src);
+  const streams = await discover(api, src.metrics, oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS);
   let datums = 0, refused = 0;
-  for (const { w, period, streams } of groups.values()) {
-    const keys = streams.map((s) => keyOf(src, s));
+  for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
+    const keys = group.map((s) => keyOf(src, s));
     if (w.lost) {
       run.warn(
-        `Cannot forward ${where}: ${streams.length} streams missed ${iso(w.lost.start)} to ${
+        `Cannot forward ${where}: ${group.length} streams missed ${iso(w.lost.start)} to ${
           iso(w.lost.end)
         }, older than PutMetricData accepts`,
       );
     }
     if (run.replay && !run.dryRun) await run.store.update(keys, (st) => state.intend(st, w));
     for (const c of chunks(w, period, CHUNK_PERIODS)) {
-      const stats = await fetchStats(api, streams, c, period);
-      const present = await inDestination(
-        run,
-        streams.map((s, i) =>
-          run.stateless || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined
-        ),
-        target,
-        c,
-        period,
+      const stats = await fetchStats(api, group, c, period);
+      const doubtful = group.map((s, i) =>
+        run.stateless || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined
       );
+      const present = await inDestination(run, doubtful, target, c, period);
       const byNamespace = new Map<string, Datum[]>();
-      streams.forEach((s, i) => {
-        const list = toDatums(s, stats[i]!, target(s), (name, t) => present[i]!.has(`${name}@${t}`));
-        byNamespace.set(target(s).namespace, [...(byNamespace.get(target(s).namespace) ?? []), ...list]);
+      group.forEach((s, i) => {
+        const ns = target(s).namespace;
+        byNamespace.set(ns, [
+          ...(byNamespace.get(ns) ?? []),
+          ...toDatums(s, stats[i]!, target(s), (name, t) => present[i]!.has(`${name}@${t}`)),
+        ]);
       });
+      const count = [...byNamespace.values()].reduce((a, l) => a + l.length, 0);
       if (run.dryRun) {
         for (const [ns, list] of byNamespace) {
           for (const x of list) {
-            run.out(
-              `${ns} ${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} ${
-                iso(x.Timestamp)
-              } ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`,
-            );
+            run.out(`${ns} ${describeDatum(x)} ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`);
           }
         }
         continue;
       }
       await run.store.update(keys, (st) => state.intend(st, c));
-      for (const [ns, list] of byNamespace) {
-        await publish(run.destination, ns, list, (x, why) => {
-          refused++;
-          run.warn(
-            `Cannot forward ${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${
-              iso(x.Timestamp)
-            } from ${where}: ${why}; skipped`,
-          );
-        });
-        datums += list.length;
-      }
+      await run.publisher.write(byNamespace, (x, why) => {
+        refused++;
+        run.warn(`Cannot forward ${describeDatum(x)} from ${where}: ${why}; skipped`);
+      });
       await run.store.update(keys, (st) => state.commit(st, c));
+      datums += count;
     }
   }
   return { streams: streams.length, datums: datums - refused, refused };
 }
+
+/** The target namespace and the account and region dimensions of a source's streams. */
+function targetOf(plan: Plan, src: SourcePlan): (s: Stream) => Target {
+  const d = plan.destination;
+  const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
+    .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
+  return (s) => ({ namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
+}
+
+/** The oldest period a source owes, which decides whether ListMetrics may ask for recent metrics only. */
+function oldestOwed(src: SourcePlan, run: Run): number {
+  if (run.replay) return run.replay.start;
+  const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
+  const known = run.store.keys().filter((k) => k.startsWith(prefix));
+  return Math.min(run.nowSeconds, ...known.map((k) => run.store.get(k)?.next ?? run.nowSeconds));
+}
+
+/** Streams that owe the same periods, so that one GetMetricData call can serve them together. */
+function groupByWindow(src: SourcePlan, streams: Stream[], run: Run) {
+  const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
+  for (const s of streams) {
+    const w = run.replay
+      ? aligned(run.replay, s.plan.period)
+      : owed(run.store.get(keyOf(src, s))?.next, run.nowSeconds, s.plan);
+    const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
+    const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
+    groups.set(key, g);
+    g.streams.push(s);
+  }
+  return [...groups.values()];
+}
+
+const describeDatum = (x: Datum) =>
+  `${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${iso(x.Timestamp)}`;
 
 /** Which destination datums of the doubtful streams are already there: `name@t` per stream. */
 async function inDestination(
@@ -235,7 +238,7 @@ function parseArgs(argv: string[]) {
 /** Opens the checkpoint store, or runs without one where the runtime may not touch files. */
 function openStore(file: string, readOnly: boolean, warn: (l: string) => void): state.Store {
   try {
-    fs.accessSync(path.dirname(file), fs.constants.R_OK | fs.constants.W_OK);
+    return readOnly ? state.memoryStore(state.readState(file)) : state.openStore(file);
   } catch (e) {
     if (!state.isPermissionError(e)) throw e;
     warn(
@@ -243,7 +246,6 @@ function openStore(file: string, readOnly: boolean, warn: (l: string) => void): 
     );
     return state.memoryStore();
   }
-  return readOnly ? state.memoryStore(state.readState(file)) : state.openStore(file);
 }
 
 export async function main(argv: string[], deps: Deps): Promise<number> {
@@ -281,15 +283,17 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     store = openStore(stateFile, flags["--dry-run"] === true, deps.err);
     const cloudWatch = deps.cloudWatch ?? connector({ stsRegion: plan.destination.region, now: deps.now });
     const d = plan.destination;
+    const destination = cloudWatch(
+      d.region,
+      d.roleArn ? { roleArn: d.roleArn, externalId: d.externalId } : undefined,
+    );
     const run: Run = {
       plan,
       nowSeconds,
       store,
       cloudWatch,
-      destination: cloudWatch(
-        d.region,
-        d.roleArn ? { roleArn: d.roleArn, externalId: d.externalId } : undefined,
-      ),
+      destination,
+      publisher: publisher(destination),
       replay: from !== undefined && to !== undefined ? { start: from, end: to } : undefined,
       dryRun: flags["--dry-run"] === true,
       stateless: store.file === undefined && flags["--dry-run"] !== true,
@@ -300,11 +304,13 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const results = await mapLimit(
       plan.sources,
       SOURCE_CONCURRENCY,
-      (src) =>
-        forwardSource(src, run).catch((e) => {
+      (src) => {
+        run.publisher.join();
+        return forwardSource(src, run).catch((e) => {
           deps.err(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`);
           return undefined;
-        }),
+        }).finally(() => run.publisher.leave());
+      },
     );
     const ok = results.filter((r) => r !== undefined);
     const sum = (k: "streams" | "datums" | "refused") => ok.reduce((a, r) => a + r[k], 0);

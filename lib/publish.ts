@@ -102,3 +102,91 @@ export async function publish(
   };
   for (const batch of putBatches(datums)) await put(batch);
 }
+
+export interface Publisher {
+  /** A producer starts: flushes wait for it to write or leave. */
+  join(): void;
+  leave(): void;
+  /**
+   * Queues datums by target namespace; resolves once every one of them is accepted (or refused, and reported
+   * through `refused`), rejects when a call fails.
+   */
+  write(byNamespace: Map<string, Datum[]>, refused: (datum: Datum, reason: string) => void): Promise<void>;
+}
+
+/**
+ * Pools the datums of concurrent producers (account-regions) into shared PutMetricData calls, so a run makes
+ * ceil(datums / 1,000) calls rather than one or more per account-region. Full batches go at once; the rest
+ * goes when every producer that has joined is waiting on a write or has left, which keeps the number of calls
+ * the same from run to run.
+ */
+export function publisher(api: Pick<CloudWatchApi, "putMetricData">): Publisher {
+  interface Waiter {
+    pending: number;
+    settled: boolean;
+    resolve(): void;
+    reject(e: unknown): void;
+    refused(datum: Datum, reason: string): void;
+  }
+  const queues = new Map<string, { datum: Datum; waiter: Waiter }[]>();
+  let active = 0;
+  let waiting = 0;
+
+  const settle = (w: Waiter, error?: unknown) => {
+    if (w.settled) return;
+    if (error === undefined && --w.pending > 0) return;
+    w.settled = true;
+    waiting--;
+    if (error === undefined) w.resolve();
+    else w.reject(error);
+  };
+
+  const send = (namespace: string, entries: { datum: Datum; waiter: Waiter }[]) => {
+    const owner = new Map(entries.map((e) => [e.datum, e.waiter]));
+    publish(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why)).then(
+      () => entries.forEach((e) => settle(e.waiter)),
+      (error) => entries.forEach((e) => settle(e.waiter, error)),
+    );
+  };
+
+  const flush = (all: boolean) => {
+    for (const [namespace, queue] of queues) {
+      const batches = putBatches(queue.map((e) => e.datum));
+      const keep = all
+        ? 0
+        : batches.length > 0 && batches[batches.length - 1]!.length < PUT_MAX_DATUMS
+        ? 1
+        : 0;
+      let taken = 0;
+      for (const b of batches.slice(0, batches.length - keep)) {
+        send(namespace, queue.slice(taken, taken + b.length));
+        taken += b.length;
+      }
+      queue.splice(0, taken);
+      if (queue.length === 0) queues.delete(namespace);
+    }
+  };
+  const maybeFlush = () => flush(waiting >= active);
+
+  return {
+    join: () => void active++,
+    leave() {
+      active--;
+      maybeFlush();
+    },
+    write(byNamespace, refused) {
+      const count = [...byNamespace.values()].reduce((a, d) => a + d.length, 0);
+      if (count === 0) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const waiter: Waiter = { pending: count, settled: false, resolve, reject, refused };
+        waiting++;
+        for (const [namespace, datums] of byNamespace) {
+          const queue = queues.get(namespace) ?? [];
+          queues.set(namespace, queue);
+          for (const datum of datums) queue.push({ datum, waiter });
+        }
+        maybeFlush();
+      });
+    },
+  };
+}

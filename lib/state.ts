@@ -102,10 +102,13 @@ function parse(text: string, file: string): StateFile {
   return data as StateFile;
 }
 
-/** Deno refuses file access without --allow-read/--allow-write; the forwarder then runs without state. */
+/**
+ * Deno refuses file access without --allow-read/--allow-write; the forwarder then runs without state. An
+ * operating system's refusal (EACCES) is not this: it is a StateError, since checkpoints were asked for.
+ */
 export function isPermissionError(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
-  return name === "NotCapable" || name === "PermissionDenied" || (e as { code?: string })?.code === "EACCES";
+  return name === "NotCapable" || name === "PermissionDenied";
 }
 
 export interface Store {
@@ -196,6 +199,20 @@ interface LockInfo {
   started: string;
 }
 
+/** The host name tells a lock held on another machine (a shared state folder) from a stale one here. */
+function hostName(): string {
+  try {
+    return os.hostname();
+  } catch {
+    // Deno asks for --allow-sys here; Linux tells the same to anyone who may read files.
+    try {
+      return fs.readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
+    } catch {
+      return "unknown";
+    }
+  }
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -215,7 +232,7 @@ function isAlive(pid: number): boolean {
 
 function lockFile(file: string): { release(): void } {
   const lock = `${file}.lock`;
-  const mine: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+  const mine: LockInfo = { pid: process.pid, host: hostName(), started: new Date().toISOString() };
   const create = () => {
     const fd = fs.openSync(lock, "wx", 0o600);
     fs.writeSync(fd, JSON.stringify(mine));
@@ -225,7 +242,8 @@ function lockFile(file: string): { release(): void } {
   try {
     create();
   } catch (e) {
-    if ((e as { code?: string }).code !== "EEXIST") throw e;
+    if (isPermissionError(e)) throw e;
+    if ((e as { code?: string }).code !== "EEXIST") throw held(e instanceof Error ? e.message : String(e));
     let text = "";
     try {
       text = fs.readFileSync(lock, "utf8");
