@@ -4,7 +4,7 @@
  * and shares no code with the forwarder on purpose: it is the independent check on it.
  *
  *   bun run lib/emulator.ts --port 4566 [--seed demo] [--latency-ms N] [--throttle-rate R] [--error-rate R]
- *                           [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
+ *                           [--put-error-rate R] [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
  *
  * Faults can be changed while running with POST /_emulator/faults; GET /_emulator/counts returns call counts.
  */
@@ -145,6 +145,8 @@ export interface Faults {
   latencyMs: number;
   throttleRate: number;
   errorRate: number;
+  /** Share of PutMetricData calls answered HTTP 500, on top of errorRate: a destination that refuses writes. */
+  putErrorRate: number;
   denyRoles: Set<string>;
 }
 
@@ -154,6 +156,7 @@ export interface EmulatorOptions {
   latencyMs?: number;
   throttleRate?: number;
   errorRate?: number;
+  putErrorRate?: number;
   denyRoles?: string[];
   requireExternalId?: Record<string, string>;
   /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
@@ -362,6 +365,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     latencyMs: options.latencyMs ?? 0,
     throttleRate: options.throttleRate ?? 0,
     errorRate: options.errorRate ?? 0,
+    putErrorRate: options.putErrorRate ?? 0,
     denyRoles: new Set(options.denyRoles ?? []),
   };
   const requireExternalId = new Map(Object.entries(options.requireExternalId ?? {}));
@@ -924,7 +928,14 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     let raw = Buffer.concat(chunks);
     const url = req.url ?? "/";
     if (url.startsWith("/_emulator/")) return control(req.method ?? "GET", url, raw, res);
-    if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
+    // Latency is spent half before the call is processed and half after, as on a network: a client that
+    // dies while waiting may find its call applied.
+    await sleep(faults.latencyMs / 2);
+    const reply = (status: number, headers: Record<string, string>, body: string) =>
+      sleep(faults.latencyMs / 2).then(() => {
+        res.writeHead(status, headers);
+        res.end(body);
+      });
     const target = String(req.headers["x-amz-target"] ?? "");
     const isCloudWatch = target.startsWith("GraniteServiceVersion20100801.");
     try {
@@ -932,7 +943,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
       const who = caller(req);
       if (isCloudWatch) {
         const op = target.slice(target.indexOf(".") + 1);
-        if (raw.length > PUT_MAX_BYTES) {
+        if (op === "PutMetricData" && raw.length > PUT_MAX_BYTES) {
           throw new AwsError(
             "RequestEntityTooLarge",
             `Request size ${raw.length} exceeded ${PUT_MAX_BYTES} bytes`,
@@ -958,6 +969,13 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
             500,
           );
         }
+        if (op === "PutMetricData" && random() < faults.putErrorRate) {
+          throw new AwsError(
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+            500,
+          );
+        }
         const billed = op === "GetMetricData" ? (list(body, "MetricDataQueries")?.length ?? 0) : 1;
         let out: unknown;
         if (op === "PutMetricData") out = putMetricData(who.account, who.region, body);
@@ -969,8 +987,11 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
             `The operation ${op} is not supported by this emulator.`,
           );}
         count(who.account, who.region, op, billed);
-        res.writeHead(200, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": requestId() });
-        return res.end(JSON.stringify(out));
+        return reply(
+          200,
+          { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": requestId() },
+          JSON.stringify(out),
+        );
       }
       if (who.service !== "sts") {
         throw new AwsError("UnknownOperationException", "The request names no known service or operation.");
@@ -985,26 +1006,28 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
       } else throw new AwsError("InvalidAction", `Could not find operation ${action} for version 2011-06-15`);
       count(who.account, who.region, action ?? "", undefined);
       count(who.account, who.region, action ?? "", 1);
-      res.writeHead(200, { "content-type": "text/xml" });
-      return res.end(xml);
+      return reply(200, { "content-type": "text/xml" }, xml);
     } catch (e) {
       const err = e instanceof AwsError ? e : new AwsError("InternalFailure", String(e), 500);
       const type = err.status >= 500 ? "Receiver" : "Sender";
       if (isCloudWatch) {
-        res.writeHead(err.status, {
+        const headers = {
           "content-type": "application/x-amz-json-1.0",
           "x-amzn-query-error": `${err.code};${type}`,
           "x-amzn-requestid": requestId(),
-        });
-        return res.end(
+        };
+        return reply(
+          err.status,
+          headers,
           JSON.stringify({
             __type: err.shape ? `com.amazonaws.cloudwatch#${err.shape}` : err.code,
             message: err.message,
           }),
         );
       }
-      res.writeHead(err.status, { "content-type": "text/xml" });
-      return res.end(
+      return reply(
+        err.status,
+        { "content-type": "text/xml" },
         `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>${type}</Type><Code>${err.code}</Code><Message>${
           escapeXml(err.message)
         }</Message></Error><RequestId>${requestId()}</RequestId></ErrorResponse>`,
@@ -1022,6 +1045,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
       if (typeof f["latency_ms"] === "number") faults.latencyMs = f["latency_ms"];
       if (typeof f["throttle_rate"] === "number") faults.throttleRate = f["throttle_rate"];
       if (typeof f["error_rate"] === "number") faults.errorRate = f["error_rate"];
+      if (typeof f["put_error_rate"] === "number") faults.putErrorRate = f["put_error_rate"];
       if (Array.isArray(f["deny_roles"])) faults.denyRoles = new Set(f["deny_roles"].map(String));
       res.writeHead(200, { "content-type": "application/json" });
       return res.end(JSON.stringify({ ...faults, denyRoles: [...faults.denyRoles] }));
@@ -1085,6 +1109,8 @@ function requestId() {
   const h = randomBytes(16).toString("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
 
 function escapeXml(s: string) {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -1154,6 +1180,7 @@ function parseArgs(argv: string[]): EmulatorOptions {
     } else if (flag === "--latency-ms") o.latencyMs = Number(value());
     else if (flag === "--throttle-rate") o.throttleRate = rate();
     else if (flag === "--error-rate") o.errorRate = rate();
+    else if (flag === "--put-error-rate") o.putErrorRate = rate();
     else if (flag === "--deny-role") denied.push(value());
     else if (flag === "--require-external-id") {
       const [arn, id] = value().split(/=(.*)/s);

@@ -844,3 +844,15 @@ test("the emulator runs as a command: prints its address once ready and exits 0 
   });
   assert.equal(code, 0);
 });
+
+test("--put-error-rate answers PutMetricData with InternalFailure (HTTP 500) and leaves reads alone", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(put(emu, [{ MetricName: "m", Value: 1 }]), "InternalFailure", 500);
+    await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    await fetch(`${emu.url}/_emulator/faults`, {
+      method: "POST",
+      body: JSON.stringify({ put_error_rate: 0 }),
+    });
+    await put(emu, [{ MetricName: "m", Value: 1 }]);
+  }, { putErrorRate: 1 });
+});
