@@ -144,7 +144,7 @@ function oldestOwed(src: SourcePlan, run: Run): number {
   if (run.replay) return run.replay.start;
   const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
   const known = run.store.keys().filter((k) => k.startsWith(prefix));
-  return Math.min(run.nowSeconds, ...known.map((k) => run.store.get(k)?.next ?? run.nowSeconds));
+  return Math.min(run.nowSeconds, ...known.map((k) => state.resumeAt(run.store.get(k)) ?? run.nowSeconds));
 }
 
 /** Streams that owe the same periods, so that one GetMetricData call can serve them together. */
@@ -153,7 +153,7 @@ function groupByWindow(src: SourcePlan, streams: Stream[], run: Run) {
   for (const s of streams) {
     const w = run.replay
       ? aligned(run.replay, s.plan.period)
-      : owed(run.store.get(keyOf(src, s))?.next, run.nowSeconds, s.plan);
+      : owed(state.resumeAt(run.store.get(keyOf(src, s))), run.nowSeconds, s.plan);
     const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
     const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
     groups.set(key, g);

@@ -4,7 +4,8 @@
  * and shares no code with the forwarder on purpose: it is the independent check on it.
  *
  *   bun run lib/emulator.ts --port 4566 [--seed demo] [--latency-ms N] [--throttle-rate R] [--error-rate R]
- *                           [--put-error-rate R] [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
+ *                           [--put-error-rate R] [--put-reply-delay-ms N] [--deny-role ARN]
+ *                           [--require-external-id ROLE_ARN=ID]
  *
  * Faults can be changed while running with POST /_emulator/faults; GET /_emulator/counts returns call counts.
  */
@@ -147,6 +148,8 @@ export interface Faults {
   errorRate: number;
   /** Share of PutMetricData calls answered HTTP 500, on top of errorRate: a destination that refuses writes. */
   putErrorRate: number;
+  /** Milliseconds a PutMetricData answer is held after the data was stored. */
+  putReplyDelayMs: number;
   denyRoles: Set<string>;
 }
 
@@ -157,6 +160,7 @@ export interface EmulatorOptions {
   throttleRate?: number;
   errorRate?: number;
   putErrorRate?: number;
+  putReplyDelayMs?: number;
   denyRoles?: string[];
   requireExternalId?: Record<string, string>;
   /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
@@ -366,6 +370,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     throttleRate: options.throttleRate ?? 0,
     errorRate: options.errorRate ?? 0,
     putErrorRate: options.putErrorRate ?? 0,
+    putReplyDelayMs: options.putReplyDelayMs ?? 0,
     denyRoles: new Set(options.denyRoles ?? []),
   };
   const requireExternalId = new Map(Object.entries(options.requireExternalId ?? {}));
@@ -987,6 +992,8 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
             `The operation ${op} is not supported by this emulator.`,
           );}
         count(who.account, who.region, op, billed);
+        // A write applied whose answer comes late: the client that dies meanwhile never learns it succeeded.
+        if (op === "PutMetricData") await sleep(faults.putReplyDelayMs);
         return reply(
           200,
           { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": requestId() },
@@ -1046,6 +1053,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
       if (typeof f["throttle_rate"] === "number") faults.throttleRate = f["throttle_rate"];
       if (typeof f["error_rate"] === "number") faults.errorRate = f["error_rate"];
       if (typeof f["put_error_rate"] === "number") faults.putErrorRate = f["put_error_rate"];
+      if (typeof f["put_reply_delay_ms"] === "number") faults.putReplyDelayMs = f["put_reply_delay_ms"];
       if (Array.isArray(f["deny_roles"])) faults.denyRoles = new Set(f["deny_roles"].map(String));
       res.writeHead(200, { "content-type": "application/json" });
       return res.end(JSON.stringify({ ...faults, denyRoles: [...faults.denyRoles] }));
@@ -1181,6 +1189,7 @@ function parseArgs(argv: string[]): EmulatorOptions {
     else if (flag === "--throttle-rate") o.throttleRate = rate();
     else if (flag === "--error-rate") o.errorRate = rate();
     else if (flag === "--put-error-rate") o.putErrorRate = rate();
+    else if (flag === "--put-reply-delay-ms") o.putReplyDelayMs = Number(value());
     else if (flag === "--deny-role") denied.push(value());
     else if (flag === "--require-external-id") {
       const [arn, id] = value().split(/=(.*)/s);

@@ -12,8 +12,10 @@
  * A replay (--from/--to) is a doubtful range by nature: it is intended the same way, and stays in doubt
  * after it is written if it lies beyond `next`, so the run that later reaches it checks first.
  *
- * One run at a time holds `<state file>.lock` (created exclusively); a lock whose process is gone is taken
- * over under a second exclusive file, so two runs that both find it stale cannot both take it.
+ * One run at a time holds `<state file>.lock` (created exclusively), and touches it every 10 s. A lock is
+ * stale when its process is gone (where the runtime can tell) or when it has not been touched for a minute;
+ * a stale lock is taken over under a second exclusive file, so two runs that find it stale cannot both take
+ * it, and a run checks that it still holds the lock before every write of the state.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -54,6 +56,14 @@ export function commit(s: StreamState, w: { start: number; end: number }): Strea
     [Math.max(start, next), end] as [number, number]
   );
   return doubt.length > 0 ? { next, doubt } : { next };
+}
+
+/**
+ * Where a stream resumes: its checkpoint, or, for a stream whose first write never completed, the first
+ * period it tried, so that a failure on the first run loses nothing.
+ */
+export function resumeAt(s: StreamState | undefined): number | undefined {
+  return s?.next ?? s?.doubt?.[0]?.[0];
 }
 
 /** The part of [start, end) that is in doubt, as ranges. */
@@ -161,10 +171,12 @@ export function openStore(file: string): Store {
       get: (k) => state.streams[k],
       keys: () => Object.keys(state.streams),
       update(keys, f) {
-        for (const k of keys) state.streams[k] = f(state.streams[k] ?? {});
-        const text = JSON.stringify(state);
         // Writes are queued so that concurrent sources never interleave two writes of the file.
-        writing = writing.then(() => writeAtomic(file, text));
+        writing = writing.then(() => {
+          lock.check();
+          for (const k of keys) state.streams[k] = f(state.streams[k] ?? {});
+          return writeAtomic(file, JSON.stringify(state));
+        });
         return writing;
       },
       close() {
@@ -199,21 +211,22 @@ interface LockInfo {
   started: string;
 }
 
-/** The host name tells a lock held on another machine (a shared state folder) from a stale one here. */
+/** The host name tells a lock held on another machine (a shared state folder) from one held here. */
 function hostName(): string {
   try {
     return os.hostname();
   } catch {
-    // Deno asks for --allow-sys here; Linux tells the same to anyone who may read files.
+    // Deno asks for --allow-sys here; the file tells the same to anyone who may read files.
     try {
-      return fs.readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
+      return fs.readFileSync("/etc/hostname", "utf8").trim();
     } catch {
       return "unknown";
     }
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process on this host is alive; undefined where the runtime will not tell (Deno without --allow-run). */
+function isAlive(pid: number): boolean | undefined {
   try {
     process.kill(pid, 0);
     return true;
@@ -221,21 +234,22 @@ function isAlive(pid: number): boolean {
     const code = (e as { code?: string }).code;
     if (code === "ESRCH") return false;
     if (code === "EPERM") return true;
-  }
-  // Where signals cannot be sent (Deno without --allow-run), Linux still shows live processes in /proc.
-  try {
-    return fs.existsSync("/proc/self") ? fs.existsSync(`/proc/${pid}`) : true;
-  } catch {
-    return true;
+    return undefined;
   }
 }
 
-function lockFile(file: string): { release(): void } {
+/** A running holder touches its lock this often... */
+const HEARTBEAT_MS = 10_000;
+/** ...so a lock untouched for this long is stale, even where its process cannot be checked (or is elsewhere). */
+export const LOCK_LEASE_MS = 60_000;
+
+function lockFile(file: string): { release(): void; check(): void } {
   const lock = `${file}.lock`;
   const mine: LockInfo = { pid: process.pid, host: hostName(), started: new Date().toISOString() };
+  const text = JSON.stringify(mine);
   const create = () => {
     const fd = fs.openSync(lock, "wx", 0o600);
-    fs.writeSync(fd, JSON.stringify(mine));
+    fs.writeSync(fd, text);
     fs.closeSync(fd);
   };
   const held = (why: string) => new StateError(`Cannot lock state file "${file}": ${why}`);
@@ -244,21 +258,22 @@ function lockFile(file: string): { release(): void } {
   } catch (e) {
     if (isPermissionError(e)) throw e;
     if ((e as { code?: string }).code !== "EEXIST") throw held(e instanceof Error ? e.message : String(e));
-    let text = "";
+    let current = "";
+    let age = 0;
     try {
-      text = fs.readFileSync(lock, "utf8");
+      current = fs.readFileSync(lock, "utf8");
+      age = Date.now() - fs.statSync(lock).mtimeMs;
     } catch {
       // It went away between our attempt and this read: another run just released or took it.
     }
     let other: Partial<LockInfo> = {};
     try {
-      other = JSON.parse(text) as LockInfo;
+      other = JSON.parse(current) as LockInfo;
     } catch {
       // A lock file cut short by a crash while it was being written: its owner is gone.
     }
-    const stale = text !== "" &&
-      (other.host === undefined ||
-        (other.host === mine.host && typeof other.pid === "number" && !isAlive(other.pid)));
+    const dead = other.host === mine.host && typeof other.pid === "number" && isAlive(other.pid) === false;
+    const stale = current !== "" && (other.pid === undefined || dead || age > LOCK_LEASE_MS);
     if (!stale) {
       throw held(
         `another run (pid ${other.pid ?? "?"} on ${other.host ?? "?"}, since ${
@@ -266,15 +281,35 @@ function lockFile(file: string): { release(): void } {
         }) holds "${lock}"`,
       );
     }
-    takeOver(lock, text, create, held);
+    takeOver(lock, current, create, held);
   }
+  const heartbeat = setInterval(() => {
+    try {
+      const now = new Date();
+      fs.utimesSync(lock, now, now);
+    } catch {
+      // A missed beat only shortens the lease; check() finds a lock that was lost.
+    }
+  }, HEARTBEAT_MS);
+  (heartbeat as { unref?: () => void }).unref?.();
   let released = false;
   return {
+    /** Throws unless this run still holds the lock: a run that lost it must not write. */
+    check() {
+      let current = "";
+      try {
+        current = fs.readFileSync(lock, "utf8");
+      } catch {
+        // Gone: treated as lost below.
+      }
+      if (current !== text) throw held(`the lock "${lock}" was taken over while this run held it`);
+    },
     release() {
       if (released) return;
       released = true;
+      clearInterval(heartbeat);
       try {
-        if (fs.readFileSync(lock, "utf8") === JSON.stringify(mine)) fs.unlinkSync(lock);
+        if (fs.readFileSync(lock, "utf8") === text) fs.unlinkSync(lock);
       } catch {
         // Already gone: nothing to release.
       }
@@ -285,10 +320,20 @@ function lockFile(file: string): { release(): void } {
 /** Replaces a stale lock, under a second lock so that only one of several runs finding it stale wins. */
 function takeOver(lock: string, staleText: string, create: () => void, held: (why: string) => Error) {
   const guard = `${lock}.takeover`;
+  const claim = () => fs.writeFileSync(guard, String(process.pid), { flag: "wx" });
   try {
-    fs.writeFileSync(guard, String(process.pid), { flag: "wx" });
+    claim();
   } catch {
-    throw held(`another run is taking over the stale lock "${lock}"; if none is, remove "${guard}"`);
+    // A guard outlives its lease only when the run taking over died in those few lines.
+    let age = 0;
+    try {
+      age = Date.now() - fs.statSync(guard).mtimeMs;
+    } catch {
+      // Gone meanwhile.
+    }
+    if (age <= LOCK_LEASE_MS) throw held(`another run is taking over the stale lock "${lock}"`);
+    fs.rmSync(guard, { force: true });
+    claim();
   }
   try {
     let current = "";

@@ -856,3 +856,17 @@ test("--put-error-rate answers PutMetricData with InternalFailure (HTTP 500) and
     await put(emu, [{ MetricName: "m", Value: 1 }]);
   }, { putErrorRate: 1 });
 });
+
+test("--put-reply-delay-ms stores a write before it answers", async () => {
+  await withEmu(async (emu) => {
+    const answered = put(emu, [{ MetricName: "m", Value: 1, Timestamp: at(0) }]);
+    await new Promise((r) => setTimeout(r, 100));
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App" }));
+    assert.deepEqual(listed.Metrics?.map((m) => m.MetricName), ["m"]);
+    let done = false;
+    void answered.then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(done, false);
+    await answered;
+  }, { putReplyDelayMs: 400 });
+});

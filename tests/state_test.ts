@@ -10,8 +10,10 @@ import {
   defaultStatePath,
   doubtIn,
   intend,
+  LOCK_LEASE_MS,
   openStore,
   readState,
+  resumeAt,
   StateError,
   type StreamState,
 } from "../lib/state.ts";
@@ -123,3 +125,41 @@ for (const [name, text] of badFiles) {
     assert.equal(fs.existsSync(`${file}.lock`), false);
   });
 }
+
+test("resumeAt() is the checkpoint, or the first period tried by a stream that never completed a write", () => {
+  assert.equal(resumeAt(undefined), undefined);
+  assert.equal(resumeAt({}), undefined);
+  assert.equal(resumeAt({ next: 120, doubt: [[60, 180]] }), 120);
+  assert.equal(resumeAt({ doubt: [[60, 120], [300, 360]] }), 60);
+});
+
+test("openStore() takes over a lock untouched for longer than its lease, whoever holds it", () => {
+  const file = tempFile();
+  const lock = `${file}.lock`;
+  // A live process (this one) on another host: only the lease can tell that its run is over.
+  fs.writeFileSync(
+    lock,
+    JSON.stringify({ pid: process.pid, host: "elsewhere", started: "2026-01-01T00:00:00Z" }),
+  );
+  assert.throws(() => openStore(file), /another run \(pid \d+ on elsewhere/);
+  const old = new Date(Date.now() - LOCK_LEASE_MS - 1000);
+  fs.utimesSync(lock, old, old);
+  const store = openStore(file);
+  assert.equal(JSON.parse(fs.readFileSync(lock, "utf8")).host === "elsewhere", false);
+  store.close();
+});
+
+test("a store that lost its lock refuses to write", async () => {
+  const file = tempFile();
+  const store = openStore(file);
+  fs.writeFileSync(
+    `${file}.lock`,
+    JSON.stringify({ pid: 1, host: "elsewhere", started: "2026-01-01T00:00:00Z" }),
+  );
+  await assert.rejects(
+    store.update(["a"], (s) => intend(s, { start: 0, end: 60 })),
+    /was taken over while this run held it/,
+  );
+  assert.equal(fs.existsSync(file), false);
+  store.close();
+});
