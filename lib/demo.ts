@@ -78,7 +78,7 @@ try {
   const destination = cloudWatch("eu-west-1", undefined);
   const window = { start: now - 33 * 60, end: now - 2 * 60 };
   let periods = 0, matched = 0, shown = 0;
-  for (const [name, account, regions] of ACCOUNTS) {
+  for (const [name, , regions] of ACCOUNTS) {
     for (const region of regions) {
       const source = cloudWatch(region, {
         roleArn: env[`${name.toUpperCase()}_CROSSACCOUNT_TRANSFER_ROLE_ARN`]!,
