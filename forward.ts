@@ -337,8 +337,7 @@ function readConfig(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (e) {
-    const hint = state.isPermissionError(e) ? "; under Deno, add --allow-read" : "";
-    throw new ConfigError([`Cannot read config "${file}": ${describe(e)}${hint}`]);
+    throw new ConfigError([`Cannot read config "${file}": ${describe(e)}`]);
   }
 }
 

@@ -17,44 +17,44 @@ import process from "node:process";
 
 // ---- Limits, each from the AWS API reference (Amazon CloudWatch API Reference, AWS STS API Reference) ----
 
-/** PutMetricData: "Each request is also limited to no more than 1000 different metrics". */
+/** PutMetricData: at most 1,000 metrics per request (API reference, PutMetricData). */
 const PUT_MAX_DATUMS = 1000;
-/** PutMetricData: "Each PutMetricData request is limited to 1 MB in size for HTTP POST requests". */
+/** PutMetricData: a request body of at most 1 MB, read here as 1,000,000 bytes (API reference, PutMetricData). */
 const PUT_MAX_BYTES = 1_000_000;
-/** MetricDatum.Dimensions: "You can assign up to 30 dimensions to a metric". */
+/** MetricDatum.Dimensions: at most 30 per metric (API reference, MetricDatum). */
 const MAX_DIMENSIONS = 30;
-/** Dimension: Name 1-255 characters, Value 1-1024 characters. */
+/** Dimension: Name 1-255 characters, Value 1-1024 characters (API reference, Dimension). */
 const DIMENSION_NAME_MAX = 255;
 const DIMENSION_VALUE_MAX = 1024;
-/** MetricDatum.Values: "You can include up to 150 unique values in each PutMetricData action". */
+/** MetricDatum.Values: at most 150 values per datum (API reference, MetricDatum). */
 const MAX_VALUES = 150;
-/** MetricDatum.Value: "Values must be in the range of -2^360 to 2^360". */
+/** MetricDatum.Value: within -2^360 to 2^360, no NaN or infinity (API reference, MetricDatum). */
 const MAX_MAGNITUDE = 2 ** 360;
-/** PutMetricData: timestamps up to two weeks in the past and up to two hours into the future. */
+/** MetricDatum.Timestamp: at most two weeks old and two hours ahead (API reference, MetricDatum). */
 const MAX_AGE_MS = 14 * 86_400_000;
 const MAX_AHEAD_MS = 2 * 3_600_000;
-/** Namespace and MetricName: 1-255 characters. */
+/** Namespace and MetricName: 1-255 characters (API reference, PutMetricData, MetricDatum). */
 const NAME_MAX = 255;
-/** GetMetricData.MetricDataQueries: "up to 500 MetricDataQuery structures". */
+/** GetMetricData.MetricDataQueries: at most 500 queries per call (API reference, GetMetricData). */
 const GMD_MAX_QUERIES = 500;
-/** GetMetricData.MaxDatapoints: "If you omit this, the default of 100,800 is used". */
+/** GetMetricData.MaxDatapoints: 100,800 when not given (API reference, GetMetricData). */
 const GMD_DEFAULT_MAX_DATAPOINTS = 100_800;
-/** GetMetricStatistics: "The maximum number of data points returned from a single call is 1,440". */
+/** GetMetricStatistics: at most 1,440 datapoints per call (API reference, GetMetricStatistics). */
 const GMS_MAX_DATAPOINTS = 1440;
-/** GetMetricStatistics.Statistics: 1-5 items; ExtendedStatistics: 1-10 items. */
+/** GetMetricStatistics: Statistics 1-5 items, ExtendedStatistics 1-10 (API reference, GetMetricStatistics). */
 const GMS_MAX_STATISTICS = 5;
 const GMS_MAX_EXTENDED = 10;
-/** ListMetrics: "Up to 500 results are returned for any one call". */
+/** ListMetrics: pages of at most 500 metrics, then NextToken (API reference, ListMetrics). */
 const LIST_PAGE_SIZE = 500;
-/** ListMetrics.Dimensions: up to 10 filters. */
+/** ListMetrics.Dimensions: at most 10 filters (API reference, ListMetrics). */
 const LIST_MAX_DIMENSION_FILTERS = 10;
-/** ListMetrics: RecentlyActive "The only valid value is PT3H". */
+/** ListMetrics.RecentlyActive: PT3H is its one valid value (API reference, ListMetrics). */
 const RECENTLY_ACTIVE_MS = 3 * 3_600_000;
-/** AssumeRole.DurationSeconds: 900 to 43200, default 3600. */
+/** AssumeRole.DurationSeconds: 900 to 43,200, default 3,600 (STS API reference, AssumeRole). */
 const ROLE_MIN_SECONDS = 900;
 const ROLE_MAX_SECONDS = 43_200;
 const ROLE_DEFAULT_SECONDS = 3600;
-/** MetricDatum.Unit: the StandardUnit enumeration. */
+/** MetricDatum.Unit: the StandardUnit enumeration (API reference, MetricDatum). */
 // deno-fmt-ignore
 const UNITS = new Set([
   "Seconds",
@@ -86,7 +86,7 @@ const UNITS = new Set([
   "None",
 ]);
 const BASIC_STATS = new Set(["SampleCount", "Average", "Sum", "Minimum", "Maximum"]);
-/** MetricDataQuery.Id: "must start with a lowercase letter" and may contain letters, digits and underscore. */
+/** MetricDataQuery.Id: a lowercase letter first, then letters, digits and underscores (API reference). */
 const QUERY_ID = /^[a-z][a-zA-Z0-9_]{0,254}$/;
 const PERCENTILE = /^p(\d{1,2}(\.\d{1,2})?|100)$/;
 
@@ -421,7 +421,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
   function putMetricData(account: string, region: string, body: Record<string, unknown>) {
     const namespace = str(body, "Namespace", true);
     checkNamespace(namespace);
-    // PutMetricData: "You cannot specify a namespace that begins with AWS/" (namespaces reserved for AWS).
+    // PutMetricData: namespaces beginning with AWS/ are reserved for AWS services (API reference).
     if (namespace.startsWith("AWS/")) {
       throw invalid(
         `The value ${namespace} for parameter Namespace is invalid: namespaces beginning with AWS/ are reserved.`,
