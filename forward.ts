@@ -94,6 +94,8 @@ async function forwardSource(src: SourcePlan, run: Run) {
           iso(w.lost.end)
         }, older than PutMetricData accepts`,
       );
+      // Said once: the checkpoint moves past what can no longer be written.
+      if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
     }
     if (run.replay && !run.dryRun) await run.store.update(keys, (st) => state.intend(st, w));
     for (const c of chunks(w, period, CHUNK_PERIODS)) {
