@@ -114,6 +114,7 @@ async function forwardSource(src: SourcePlan, run: Run) {
       });
       const count = [...byNamespace.values()].reduce((a, l) => a + l.length, 0);
       if (run.dryRun) {
+        datums += count;
         for (const [ns, list] of byNamespace) {
           for (const x of list) {
             run.out(`${ns} ${describeDatum(x)} ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`);
@@ -317,7 +318,7 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const ok = results.filter((r) => r !== undefined);
     const sum = (k: "streams" | "datums" | "refused") => ok.reduce((a, r) => a + r[k], 0);
     deps.out(
-      `Forwarded ${sum("datums")} datums of ${
+      `${run.dryRun ? "Would forward" : "Forwarded"} ${sum("datums")} datums of ${
         sum("streams")
       } streams from ${ok.length} of ${results.length} account-regions in ${
         ((deps.now() - started) / 1000).toFixed(1)

@@ -1,0 +1,164 @@
+/** forward.ts's main() in-process, with fake CloudWatch clients and an injected clock. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { EXIT, main } from "../forward.ts";
+import type { CloudWatchApi, Datum, Role } from "../lib/aws.ts";
+
+const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
+const BUNDLED_ENV = {
+  PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::111111111111:role/transfer",
+  ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::222222222222:role/transfer",
+  TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::333333333333:role/transfer",
+};
+
+async function run(
+  argv: string[],
+  env: Record<string, string> = {},
+  cloudWatch?: (region: string, role: Role | undefined) => CloudWatchApi,
+) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, {
+    env,
+    now: () => NOW,
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    ...(cloudWatch ? { cloudWatch } : {}),
+  });
+  return { code, out, err };
+}
+
+test("main() prints the usage for --help and refuses unknown options with exit code 2", async () => {
+  const help = await run(["--help"]);
+  assert.equal(help.code, EXIT.ok);
+  assert.match(help.out[0]!, /^Usage: forward\.ts \[options\]/);
+  assert.deepEqual(await run(["--verbose"]), {
+    code: EXIT.usage,
+    out: [],
+    err: ['Cannot parse arguments: unknown option "--verbose" (see --help)'],
+  });
+  assert.deepEqual(await run(["--config"]), {
+    code: EXIT.usage,
+    out: [],
+    err: ["Cannot parse arguments: --config needs a value"],
+  });
+});
+
+test("main() checks --from, --to and --now", async () => {
+  const e = { ...BUNDLED_ENV };
+  assert.deepEqual((await run(["--from", "2026-11-24T10:00:00Z"], e)).err, [
+    "Cannot replay: --from and --to go together",
+  ]);
+  assert.deepEqual((await run(["--now", "noon"], e)).err, [
+    'Cannot parse --now "noon": expected an ISO 8601 time such as 2026-11-24T10:00:00Z',
+  ]);
+  const future = await run(["--from", "2026-11-24T11:00:00Z", "--to", "2026-11-24T13:00:00Z"], e);
+  assert.equal(future.code, EXIT.usage);
+  assert.match(
+    future.err[0]!,
+    /^Cannot replay 2026-11-24T11:00:00Z to 2026-11-24T13:00:00Z: the window must be in the past two weeks/,
+  );
+});
+
+test("main() checks the bundled config, and names every unset variable", async () => {
+  assert.deepEqual(await run(["--check-config"], BUNDLED_ENV), {
+    code: EXIT.ok,
+    out: ["forwarder.yaml: OK, 4 account-regions"],
+    err: [],
+  });
+  const unset = await run(["--check-config"]);
+  assert.equal(unset.code, EXIT.usage);
+  assert.deepEqual(unset.err.map((l) => l.replace(/^forwarder\.yaml:\d+:\d+: /, "")), [
+    'Environment variable "PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.0.role_arn)',
+    'Environment variable "ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.1.role_arn)',
+    'Environment variable "TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.2.role_arn)',
+  ]);
+});
+
+/** An in-memory CloudWatch per account-region: one stream per source, one sample a minute of value 1. */
+function fakeFleet(denied: string) {
+  const written: { region: string; namespace: string; datum: Datum }[] = [];
+  const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
+    const refuse = () =>
+      Promise.reject(Object.assign(new Error(`not authorized for ${denied}`), { name: "AccessDenied" }));
+    return {
+      listMetrics: (input) =>
+        role?.roleArn === denied ? refuse() : Promise.resolve({
+          metrics: [{
+            Namespace: input.Namespace,
+            MetricName: input.MetricName,
+            Dimensions: [{ Name: "ClusterName", Value: "c" }, { Name: "ServiceName", Value: "s" }],
+          }],
+          nextToken: undefined,
+        }),
+      getMetricData: (input) => {
+        const ts: number[] = [];
+        for (let t = input.start; t < input.end; t += 60) ts.push(t);
+        const v = { SampleCount: 3, Sum: 6, Minimum: 1, Maximum: 3 } as Record<string, number>;
+        return Promise.resolve({
+          nextToken: undefined,
+          results: input.queries.map((q) => ({ Id: q.Id, Timestamps: ts, Values: ts.map(() => v[q.Stat]!) })),
+        });
+      },
+      putMetricData: (namespace, datums) => {
+        written.push(...datums.map((datum) => ({ region, namespace, datum })));
+        return Promise.resolve();
+      },
+    };
+  };
+  return { written, cloudWatch };
+}
+
+test("main() forwards every source but a denied one, reports it by name and exits 1", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const fleet = fakeFleet(BUNDLED_ENV.ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN);
+  const r = await run([], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fleet.cloudWatch);
+  assert.equal(r.code, EXIT.failed);
+  assert.deepEqual(r.err, [
+    'Cannot forward account "acceptance" in eu-west-1: AccessDenied: not authorized for arn:aws:iam::222222222222:role/transfer',
+  ]);
+  assert.match(r.out[0]!, /^Forwarded 6 datums of 6 streams from 3 of 4 account-regions in [\d.]+ s$/);
+  // The newest complete period (11:57, with the 120 s delay), as a statistic set, apart per account and region.
+  assert.deepEqual(
+    fleet.written.map((w) =>
+      `${w.region} ${w.namespace} ${w.datum.MetricName} ${
+        w.datum.Dimensions.map((d) => d.Value).join(",")
+      } ${w.datum.Timestamp} ${JSON.stringify(w.datum.StatisticValues)}`
+    ).sort(),
+    [
+      'eu-west-1 Forwarded/AWS/ECS CPUUtilization c,s,production,eu-west-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+      'eu-west-1 Forwarded/AWS/ECS CPUUtilization c,s,production,us-east-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+      'eu-west-1 Forwarded/AWS/ECS CPUUtilization c,s,test,eu-west-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+      'eu-west-1 Forwarded/AWS/ECS MemoryUtilization c,s,production,eu-west-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+      'eu-west-1 Forwarded/AWS/ECS MemoryUtilization c,s,production,us-east-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+      'eu-west-1 Forwarded/AWS/ECS MemoryUtilization c,s,test,eu-west-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+    ],
+  );
+  const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
+  assert.deepEqual(status.out, [
+    "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
+    "production us-east-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
+    "test eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
+  ]);
+});
+
+test("main() --dry-run prints what it would write and writes nothing", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const fleet = fakeFleet("none");
+  const r = await run(["--dry-run"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fleet.cloudWatch);
+  assert.equal(r.code, EXIT.ok);
+  assert.equal(fleet.written.length, 0);
+  assert.equal(r.out.length, 9);
+  assert.equal(
+    r.out[0],
+    'Forwarded/AWS/ECS CPUUtilization ClusterName=c,ServiceName=s,SourceAccount=production,SourceRegion=eu-west-1 at 2026-11-24T11:57:00Z {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
+  );
+  assert.match(
+    r.out[8]!,
+    /^Would forward 8 datums of 8 streams from 4 of 4 account-regions in [\d.]+ s \(dry run: nothing written\)$/,
+  );
+  assert.deepEqual(fs.readdirSync(dir), []);
+});
