@@ -874,11 +874,19 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
         }' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${ROLE_MIN_SECONDS} and ${ROLE_MAX_SECONDS}`,
       );
     }
+    const externalId = params.get("ExternalId");
+    // AssumeRole.ExternalId: 2 to 1,224 characters of [\w+=,.@:\/-] (STS API reference, AssumeRole).
+    if (externalId !== null && !/^[\w+=,.@:\/-]{2,1224}$/.test(externalId)) {
+      throw new AwsError(
+        "ValidationError",
+        "1 validation error detected: Value at 'externalId' failed to satisfy constraint",
+      );
+    }
     const deniedMessage =
       `User: arn:aws:sts::${account}:assumed-role/caller is not authorized to perform: sts:AssumeRole on resource: ${arn}`;
     if (faults.denyRoles.has(arn)) throw new AwsError("AccessDenied", deniedMessage, 403);
     const wanted = requireExternalId.get(arn);
-    if (wanted !== undefined && params.get("ExternalId") !== wanted) {
+    if (wanted !== undefined && externalId !== wanted) {
       throw new AwsError("AccessDenied", deniedMessage, 403);
     }
     const target = m[1]!;

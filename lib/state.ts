@@ -202,6 +202,17 @@ function writeAtomic(file: string, text: string): Promise<void> {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
+  // The rename itself is durable once the folder is flushed; not every runtime or file system allows it.
+  try {
+    const dir = fs.openSync(path.dirname(file), "r");
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
+  } catch {
+    // Best effort: the file is whole either way, at worst the previous version after a power loss.
+  }
   return Promise.resolve();
 }
 

@@ -870,3 +870,18 @@ test("--put-reply-delay-ms stores a write before it answers", async () => {
     await answered;
   }, { putReplyDelayMs: 400 });
 });
+
+test("AssumeRole refuses an ExternalId of one character with ValidationError", async () => {
+  await withEmu(async (emu) => {
+    await rejectsWith(
+      sts(emu.url, A).send(
+        new AssumeRoleCommand({
+          RoleArn: `arn:aws:iam::${A}:role/r`,
+          RoleSessionName: "forwarder",
+          ExternalId: "x",
+        }),
+      ),
+      "ValidationError",
+    );
+  });
+});
