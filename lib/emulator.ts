@@ -360,6 +360,34 @@ function checkStat(stat: string, where: string) {
   }
 }
 
+/** Values with their Counts, checked (MetricDatum.Values and Counts, API reference), and their aggregate. */
+function distribution(
+  raw: unknown[],
+  rawCounts: unknown[] | undefined,
+  where: string,
+  finite: (v: unknown, what: string) => number,
+) {
+  if (raw.length < 1 || raw.length > MAX_VALUES) {
+    throw invalid(`The collection ${where}.Values must contain 1 to ${MAX_VALUES} items.`);
+  }
+  const values = raw.map((x, j) => finite(x, `${where}.Values.member.${j + 1}`));
+  const counts = rawCounts?.map((x, j) => finite(x, `${where}.Counts.member.${j + 1}`));
+  if (counts !== undefined && counts.length !== values.length) {
+    throw invalid(`The parameters ${where}.Values and ${where}.Counts must be of the same size.`);
+  }
+  if (counts?.some((x) => x < 0)) {
+    throw invalid(`The parameter ${where}.Counts must not contain negative values.`);
+  }
+  let n = 0, sum = 0, min = Infinity, max = -Infinity;
+  values.forEach((v, j) => {
+    const c = counts?.[j] ?? 1;
+    n += c;
+    sum += v * c;
+    if (c > 0) [min, max] = [Math.min(min, v), Math.max(max, v)];
+  });
+  return { n, sum, min, max, values, counts };
+}
+
 // ---- The service ----
 
 export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -487,6 +515,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
         }
         return x;
       };
+      const dist = values === undefined ? undefined : distribution(values, countsList, where, finite);
       let sample: Sample;
       if (hasStats) {
         if (!isObject(stats)) {
@@ -505,53 +534,17 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
         if (min > max) {
           throw invalid(`The parameter ${where}.StatisticValues.Minimum must not be greater than Maximum.`);
         }
-        // A statistic set carries a distribution only when all its samples are equal.
-        const exact = min === max;
-        sample = {
-          t: ts,
-          unit,
-          n,
-          sum,
-          min,
-          max,
-          values: exact ? [min] : undefined,
-          counts: exact ? [n] : undefined,
-        };
-        if (values !== undefined) {
-          const v = values.map((x, j) => finite(x, `${where}.Values.member.${j + 1}`));
-          sample.values = v;
-          sample.counts = countsList?.map((x, j) => finite(x, `${where}.Counts.member.${j + 1}`));
-        }
+        // The set gives the statistics; percentiles come from Values sent with it, or from the set itself
+        // when all its samples are equal (otherwise it carries no distribution).
+        const values = dist?.values ?? (min === max ? [min] : undefined);
+        const counts = dist ? dist.counts : min === max ? [n] : undefined;
+        sample = { t: ts, unit, n, sum, min, max, values, counts };
       } else if (hasValue) {
         const v = finite(raw["Value"], `${where}.Value`);
         sample = { t: ts, unit, n: 1, sum: v, min: v, max: v, values: [v], counts: undefined };
       } else {
-        const v = values!.map((x, j) => finite(x, `${where}.Values.member.${j + 1}`));
-        if (v.length < 1 || v.length > MAX_VALUES) {
-          throw invalid(`The collection ${where}.Values must contain 1 to ${MAX_VALUES} items.`);
-        }
-        const c = countsList?.map((x, j) => finite(x, `${where}.Counts.member.${j + 1}`));
-        if (c !== undefined && c.length !== v.length) {
-          throw invalid(`The parameters ${where}.Values and ${where}.Counts must be of the same size.`);
-        }
-        if (c?.some((x) => x < 0)) {
-          throw invalid(`The parameter ${where}.Counts must not contain negative values.`);
-        }
-        let n = 0, sum = 0, min = Infinity, max = -Infinity;
-        for (let j = 0; j < v.length; j++) {
-          const cnt = c?.[j] ?? 1;
-          n += cnt;
-          sum += v[j]! * cnt;
-          if (cnt > 0) {
-            min = Math.min(min, v[j]!);
-            max = Math.max(max, v[j]!);
-          }
-        }
-        if (!(n > 0)) throw invalid(`The parameter ${where}.Counts must add up to more than 0.`);
-        sample = { t: ts, unit, n, sum, min, max, values: v, counts: c };
-      }
-      if (values !== undefined && values.length > MAX_VALUES) {
-        throw invalid(`The collection ${where}.Values must contain 1 to ${MAX_VALUES} items.`);
+        if (!(dist!.n > 0)) throw invalid(`The parameter ${where}.Counts must add up to more than 0.`);
+        sample = { t: ts, unit, ...dist! };
       }
       return { name, dims, sample, highRes: resolution === 1 };
     });

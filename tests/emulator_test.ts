@@ -885,3 +885,16 @@ test("AssumeRole refuses an ExternalId of one character with ValidationError", a
     );
   });
 });
+
+test("PutMetricData accepts StatisticValues with Values: the set gives the statistics, the values the percentiles", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [{
+      MetricName: "Latency",
+      Timestamp: at(0),
+      StatisticValues: { SampleCount: 4, Sum: 10, Minimum: 1, Maximum: 4 },
+      Values: [1, 2, 3, 4],
+    }]);
+    const r = await gmd(emu, [{ stat: "SampleCount" }, { stat: "Sum" }, { stat: "p50" }], at(0), at(1));
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[4], [10], [2]]);
+  });
+});
