@@ -12,8 +12,8 @@ import { type CloudWatchApi, connector, type Datum, describe, type Role } from "
 import { mapLimit } from "./lib/batch.ts";
 import { ConfigError, loadConfig, type Plan, type SourcePlan } from "./lib/config.ts";
 import { discover, type Stream } from "./lib/discover.ts";
-import { fetchStats, fetchValues } from "./lib/fetch.ts";
-import { type Publisher, publisher, type Target, targetName, toDatums } from "./lib/publish.ts";
+import { fetchStats } from "./lib/fetch.ts";
+import { alreadyWritten, type Publisher, publisher, type Target, toDatums } from "./lib/publish.ts";
 import * as state from "./lib/state.ts";
 import { chunks, MAX_BACKFILL_SECONDS, owed, parseIso, type Window } from "./lib/window.ts";
 
@@ -103,7 +103,7 @@ async function forwardSource(src: SourcePlan, run: Run) {
       const doubtful = group.map((s, i) =>
         run.stateless || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined
       );
-      const present = await inDestination(run, doubtful, target, c, period);
+      const present = await alreadyWritten(run.destination, doubtful, target, c, period);
       const byNamespace = new Map<string, Datum[]>();
       group.forEach((s, i) => {
         const ns = target(s).namespace;
@@ -167,42 +167,6 @@ function groupByWindow(src: SourcePlan, streams: Stream[], run: Run) {
 
 const describeDatum = (x: Datum) =>
   `${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${iso(x.Timestamp)}`;
-
-/** Which destination datums of the doubtful streams are already there: `name@t` per stream. */
-async function inDestination(
-  run: Run,
-  streams: (Stream | undefined)[],
-  target: (s: Stream) => Target,
-  w: { start: number; end: number },
-  period: number,
-) {
-  const wanted = streams.flatMap((s, i) =>
-    s
-      ? [undefined, ...s.plan.stats].map((stat) => ({
-        i,
-        name: targetName(s, stat),
-        metric: {
-          Namespace: target(s).namespace,
-          MetricName: targetName(s, stat),
-          Dimensions: [...s.dims, ...target(s).dims],
-        },
-      }))
-      : []
-  );
-  const found = wanted.length
-    ? await fetchValues(
-      run.destination,
-      wanted.map((x) => ({ metric: x.metric, stat: "SampleCount", unit: undefined })),
-      w,
-      period,
-    )
-    : [];
-  const present = streams.map(() => new Set<string>());
-  wanted.forEach((x, k) => {
-    for (const t of found[k]!.keys()) present[x.i]!.add(`${x.name}@${t}`);
-  });
-  return present;
-}
 
 const aligned = (w: { start: number; end: number }, period: number): Window => ({
   start: Math.floor(w.start / period) * period,
@@ -282,7 +246,9 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const stateFile = plan.stateFile
       ? path.resolve(configDir, plan.stateFile)
       : state.defaultStatePath(deps.env, configDir);
-    if (flags["--status"]) return (status(state.readState(stateFile), nowSeconds, deps.out), EXIT.ok);
+    if (flags["--status"]) {
+      return (state.status(state.readState(stateFile), nowSeconds).forEach((l) => deps.out(l)), EXIT.ok);
+    }
     store = openStore(stateFile, flags["--dry-run"] === true, deps.err);
     const cloudWatch = deps.cloudWatch ?? connector({ stsRegion: plan.destination.region, now: deps.now });
     const d = plan.destination;
@@ -341,32 +307,6 @@ function readConfig(file: string): string {
     return fs.readFileSync(file, "utf8");
   } catch (e) {
     throw new ConfigError([`Cannot read config "${file}": ${describe(e)}`]);
-  }
-}
-
-/** Prints, per account and region, the oldest checkpoint of its streams and how far it is behind. */
-function status(streams: Record<string, state.StreamState>, nowSeconds: number, out: (l: string) => void) {
-  const by = new Map<string, { next: number; count: number; doubt: number }>();
-  for (const [key, s] of Object.entries(streams)) {
-    const [account, region] = JSON.parse(key) as [string, string];
-    const k = `${account} ${region}`;
-    const e = by.get(k) ?? { next: Infinity, count: 0, doubt: 0 };
-    by.set(k, {
-      next: Math.min(e.next, s.next ?? Infinity),
-      count: e.count + 1,
-      doubt: e.doubt + (s.doubt?.length ? 1 : 0),
-    });
-  }
-  if (by.size === 0) return out("No checkpoints yet");
-  for (const [k, e] of [...by].sort()) {
-    const lag = Number.isFinite(e.next)
-      ? `${Math.round((nowSeconds - e.next) / 60)} min behind`
-      : "nothing forwarded yet";
-    out(
-      `${k}: forwarded up to ${Number.isFinite(e.next) ? iso(e.next) : "-"} (${lag}), ${e.count} streams${
-        e.doubt ? `, ${e.doubt} in doubt` : ""
-      }`,
-    );
   }
 }
 

@@ -6,7 +6,7 @@
 import { type CloudWatchApi, type Datum, describe, type Dimension, isDataRefused } from "./aws.ts";
 import { batches } from "./batch.ts";
 import type { Stream } from "./discover.ts";
-import type { PeriodStats } from "./fetch.ts";
+import { fetchValues, type PeriodStats } from "./fetch.ts";
 
 /** PutMetricData takes at most 1,000 metrics per request (API reference, PutMetricData). */
 export const PUT_MAX_DATUMS = 1000;
@@ -69,6 +69,40 @@ export function toDatums(
     }
   }
   return out;
+}
+
+/**
+ * Which destination datums of the given streams are already there, as `name@t` per stream (undefined
+ * streams are not asked about): a metric and period is written as one datum, so its SampleCount tells.
+ */
+export async function alreadyWritten(
+  api: Pick<CloudWatchApi, "getMetricData">,
+  streams: (Stream | undefined)[],
+  target: (s: Stream) => Target,
+  w: { start: number; end: number },
+  period: number,
+): Promise<Set<string>[]> {
+  const wanted = streams.flatMap((s, i) =>
+    s
+      ? [undefined, ...s.plan.stats].map((stat) => ({
+        i,
+        name: targetName(s, stat),
+        dims: [...s.dims, ...target(s).dims],
+        namespace: target(s).namespace,
+      }))
+      : []
+  );
+  const items = wanted.map((x) => ({
+    metric: { Namespace: x.namespace, MetricName: x.name, Dimensions: x.dims },
+    stat: "SampleCount",
+    unit: undefined,
+  }));
+  const found = items.length > 0 ? await fetchValues(api, items, w, period) : [];
+  const present = streams.map(() => new Set<string>());
+  wanted.forEach((x, k) => {
+    for (const t of found[k]!.keys()) present[x.i]!.add(`${x.name}@${t}`);
+  });
+  return present;
 }
 
 const encoder = new TextEncoder();

@@ -112,6 +112,29 @@ function parse(text: string, file: string): StateFile {
   return data as StateFile;
 }
 
+const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
+
+/** Per account and region: the oldest checkpoint of its streams, how far behind it is, and what is in doubt. */
+export function status(streams: Record<string, StreamState>, nowSeconds: number): string[] {
+  const by = new Map<string, { next: number; count: number; doubt: number }>();
+  for (const [key, s] of Object.entries(streams)) {
+    const [account, region] = JSON.parse(key) as [string, string];
+    const e = by.get(`${account} ${region}`) ?? { next: Infinity, count: 0, doubt: 0 };
+    by.set(`${account} ${region}`, {
+      next: Math.min(e.next, s.next ?? Infinity),
+      count: e.count + 1,
+      doubt: e.doubt + (s.doubt?.length ? 1 : 0),
+    });
+  }
+  if (by.size === 0) return ["No checkpoints yet"];
+  return [...by].sort().map(([k, e]) => {
+    const upTo = Number.isFinite(e.next)
+      ? `${iso(e.next)} (${Math.round((nowSeconds - e.next) / 60)} min behind)`
+      : "- (nothing forwarded yet)";
+    return `${k}: forwarded up to ${upTo}, ${e.count} streams${e.doubt ? `, ${e.doubt} in doubt` : ""}`;
+  });
+}
+
 /**
  * Deno refuses file access without --allow-read/--allow-write; the forwarder then runs without state. An
  * operating system's refusal (EACCES) is not this: it is a StateError, since checkpoints were asked for.

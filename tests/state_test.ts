@@ -15,6 +15,7 @@ import {
   readState,
   resumeAt,
   StateError,
+  status,
   type StreamState,
 } from "../lib/state.ts";
 
@@ -162,4 +163,22 @@ test("a store that lost its lock refuses to write", async () => {
   );
   assert.equal(fs.existsSync(file), false);
   store.close();
+});
+
+test("status() gives each account-region its oldest checkpoint, the lag, and the streams in doubt", () => {
+  const key = (account: string, region: string, n: string) =>
+    JSON.stringify([account, region, "AWS/ECS", n, [], 60]);
+  const t = Date.UTC(2026, 10, 24, 12) / 1000;
+  assert.deepEqual(status({}, t), ["No checkpoints yet"]);
+  assert.deepEqual(
+    status({
+      [key("prod", "eu-west-1", "a")]: { next: t - 180 },
+      [key("prod", "eu-west-1", "b")]: { next: t - 600, doubt: [[t - 600, t - 540]] },
+      [key("acc", "eu-west-1", "a")]: { doubt: [[t - 120, t - 60]] },
+    }, t),
+    [
+      "acc eu-west-1: forwarded up to - (nothing forwarded yet), 1 streams, 1 in doubt",
+      "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt",
+    ],
+  );
 });
