@@ -97,12 +97,25 @@ async function forwardSource(src: SourcePlan, run: Run) {
       // Said once: the checkpoint moves past what can no longer be written.
       if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
     }
-    if (run.replay && !run.dryRun) await run.store.update(keys, (st) => state.intend(st, w));
     for (const c of chunks(w, period, CHUNK_PERIODS)) {
+      const doubts = keys.map((k) => state.doubtIn(run.store.get(k), c));
+      const readable = Math.max(0, ...doubts.flat().map(state.readableFrom));
+      if (readable > run.nowSeconds) {
+        run.warn(
+          `Cannot forward ${where} from ${
+            iso(c.start)
+          } yet: what an interrupted run wrote there becomes readable in CloudWatch only at ${
+            iso(readable)
+          }, and is checked then`,
+        );
+        break;
+      }
       const stats = await fetchStats(api, group, c, period);
-      const doubtful = group.map((s, i) =>
-        run.stateless || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined
-      );
+      // Without checkpoints, and in a replay, every period may already be there.
+      const doubtful = group.map((
+        s,
+        i,
+      ) => (run.stateless || run.replay || doubts[i]!.length > 0 ? s : undefined));
       const present = await alreadyWritten(run.destination, doubtful, target, c, period);
       const byNamespace = new Map<string, Datum[]>();
       group.forEach((s, i) => {
@@ -122,7 +135,7 @@ async function forwardSource(src: SourcePlan, run: Run) {
         }
         continue;
       }
-      await run.store.update(keys, (st) => state.intend(st, c));
+      await run.store.update(keys, (st) => state.intend(st, c, run.nowSeconds));
       await run.publisher.write(byNamespace, (x, why) => {
         refused++;
         run.warn(`Cannot forward ${describeDatum(x)} from ${where}: ${why}; skipped`);

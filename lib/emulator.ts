@@ -33,6 +33,14 @@ const MAX_MAGNITUDE = 2 ** 360;
 /** MetricDatum.Timestamp: at most two weeks old and two hours ahead (API reference, MetricDatum). */
 const MAX_AGE_MS = 14 * 86_400_000;
 const MAX_AHEAD_MS = 2 * 3_600_000;
+/**
+ * PutMetricData: data 3 to 24 hours old can take up to 2 hours to become readable, data 24 hours old or more
+ * up to 48 hours (API reference, PutMetricData).
+ */
+const LAG_AFTER_3H_FROM = 3 * 3_600_000;
+const LAG_AFTER_3H = 2 * 3_600_000;
+const LAG_AFTER_24H_FROM = 24 * 3_600_000;
+const LAG_AFTER_24H = 48 * 3_600_000;
 /** Namespace and MetricName: 1-255 characters (API reference, PutMetricData, MetricDatum). */
 const NAME_MAX = 255;
 /** GetMetricData.MetricDataQueries: at most 500 queries per call (API reference, GetMetricData). */
@@ -126,6 +134,8 @@ interface Sample {
   max: number;
   values: number[] | undefined;
   counts: number[] | undefined;
+  /** When reads may see it (ms); absent for data that is readable at once. */
+  visibleAt?: number;
 }
 
 interface Stream {
@@ -548,7 +558,13 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
       }
       return { name, dims, sample, highRes: resolution === 1 };
     });
-    for (const p of parsed) store(account, region, namespace, p.name, p.dims, p.sample, p.highRes);
+    for (const p of parsed) {
+      // Older data takes longer to become readable; the emulator always takes the longest AWS allows.
+      const age = t0 - p.sample.t;
+      if (age >= LAG_AFTER_24H_FROM) p.sample.visibleAt = t0 + LAG_AFTER_24H;
+      else if (age >= LAG_AFTER_3H_FROM) p.sample.visibleAt = t0 + LAG_AFTER_3H;
+      store(account, region, namespace, p.name, p.dims, p.sample, p.highRes);
+    }
     return {};
   }
 
@@ -579,6 +595,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     for (let i = lowerBound(s, start); i < s.length && s[i]!.t < end; i++) {
       const sample = s[i]!;
       if (unit !== undefined && sample.unit !== unit) continue;
+      if (sample.visibleAt !== undefined && sample.visibleAt > now()) continue;
       const b = start + Math.floor((sample.t - start) / periodMs) * periodMs;
       let agg = buckets.get(b);
       if (!agg) buckets.set(b, agg = new Aggregate());

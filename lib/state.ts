@@ -9,8 +9,10 @@
  * A crash between 1 and 3 leaves the chunk in doubt. Before writing into a doubtful period, the next run
  * reads the destination's SampleCount for it and skips the periods already there (PutMetricData accepts or
  * refuses a call whole, and each metric and period is one datum, so a period is either fully there or not).
- * A replay (--from/--to) is a doubtful range by nature: it is intended the same way, and stays in doubt
- * after it is written if it lies beyond `next`, so the run that later reaches it checks first.
+ * CloudWatch may take up to 2 hours to show data that was 3 to 24 hours old when written, and up to 48 hours
+ * for older data, so each doubtful range keeps when it was written, and a run waits until the destination can
+ * show it before it reads. A replay (--from/--to) reads the destination for its whole window, and a replayed
+ * range beyond `next` stays in doubt after it is written, so the run that later reaches it checks first.
  *
  * One run at a time holds `<state file>.lock` (created exclusively), and touches it every 10 s. A lock is
  * stale when its process is gone (where the runtime can tell) or when it has not been touched for a minute;
@@ -22,9 +24,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 
+/** Periods [start, end) that may be in the destination, written at `at` (all epoch seconds). */
+export type Doubt = [start: number, end: number, at: number];
+
 export interface StreamState {
   next?: number;
-  doubt?: [number, number][];
+  doubt?: Doubt[];
 }
 
 interface StateFile {
@@ -43,18 +48,20 @@ export function defaultStatePath(env: Record<string, string | undefined>, config
 
 // ---- Pure transitions, tested with tables ----
 
-/** Records that the periods of [start, end) may reach the destination from now on. */
-export function intend(s: StreamState, w: { start: number; end: number }): StreamState {
-  return { ...s, doubt: merge([...(s.doubt ?? []), [w.start, w.end]]) };
+/** Records that the periods of [start, end) may reach the destination from `at` on. */
+export function intend(s: StreamState, w: { start: number; end: number }, at: number): StreamState {
+  return { ...s, doubt: merge([...(s.doubt ?? []), [w.start, w.end, at]]) };
 }
 
 /** Records that [start, end) is in the destination: `next` moves when the window joins it. */
 export function commit(s: StreamState, w: { start: number; end: number }): StreamState {
   const joins = s.next === undefined || w.start <= s.next;
   const next = joins ? Math.max(s.next ?? w.end, w.end) : s.next!;
-  const doubt = (s.doubt ?? []).filter(([, end]) => end > next).map(([start, end]) =>
-    [Math.max(start, next), end] as [number, number]
-  );
+  const doubt = (s.doubt ?? []).filter(([, end]) => end > next).map(([start, end, at]): Doubt => [
+    Math.max(start, next),
+    end,
+    at,
+  ]);
   return doubt.length > 0 ? { next, doubt } : { next };
 }
 
@@ -66,20 +73,31 @@ export function resumeAt(s: StreamState | undefined): number | undefined {
   return s?.next ?? s?.doubt?.[0]?.[0];
 }
 
-/** The part of [start, end) that is in doubt, as ranges. */
-export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): [number, number][] {
+/** The part of [start, end) that is in doubt. */
+export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): Doubt[] {
   return (s?.doubt ?? [])
-    .map(([a, b]) => [Math.max(a, w.start), Math.min(b, w.end)] as [number, number])
+    .map(([a, b, at]): Doubt => [Math.max(a, w.start), Math.min(b, w.end), at])
     .filter(([a, b]) => a < b);
 }
 
-function merge(ranges: [number, number][]): [number, number][] {
+/** CloudWatch shows data 3 to 24 hours old at its writing within 2 hours (PutMetricData API reference)... */
+const LAG_AFTER_3H = 2 * 3600;
+/** ...and data 24 hours old or more within 48 hours. */
+const LAG_AFTER_24H = 48 * 3600;
+
+/** When the destination can be trusted to show what was written for a doubtful range. */
+export function readableFrom([start, , at]: Doubt): number {
+  const age = at - start;
+  return at + (age >= 86_400 ? LAG_AFTER_24H : age >= 3 * 3600 ? LAG_AFTER_3H : 0);
+}
+
+function merge(ranges: Doubt[]): Doubt[] {
   const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
+  const out: Doubt[] = [];
   for (const r of sorted) {
     const last = out[out.length - 1];
-    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
-    else out.push([r[0], r[1]]);
+    if (last && r[0] <= last[1]) [last[1], last[2]] = [Math.max(last[1], r[1]), Math.max(last[2], r[2])];
+    else out.push([r[0], r[1], r[2]]);
   }
   return out;
 }
@@ -106,7 +124,7 @@ function parse(text: string, file: string): StateFile {
       (s.next === undefined || isTime(s.next)) &&
       (s.doubt === undefined ||
         (Array.isArray(s.doubt) &&
-          s.doubt.every((r) => Array.isArray(r) && r.length === 2 && isTime(r[0]) && isTime(r[1]))));
+          s.doubt.every((r) => Array.isArray(r) && r.length === 3 && r.every(isTime))));
     if (!ok) throw bad(`the entry for stream ${key} is malformed`);
   }
   return data as StateFile;

@@ -898,3 +898,22 @@ test("PutMetricData accepts StatisticValues with Values: the set gives the stati
     assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[4], [10], [2]]);
   });
 });
+
+test("data put 3 hours or more after its time is readable only 2 hours later, and 48 hours from 24 hours old", async () => {
+  await withEmu(async (emu, clock) => {
+    const H = 3_600_000;
+    await put(emu, [
+      { MetricName: "Latency", Value: 1, Timestamp: at(-179) },
+      { MetricName: "Latency", Value: 2, Timestamp: at(-180) },
+      { MetricName: "Latency", Value: 4, Timestamp: at(-24 * 60) },
+    ]);
+    const sum = async () =>
+      (await gmd(emu, [{ stat: "Sum", period: 86_400 }], at(-24 * 60), at(0))).MetricDataResults![0]!.Values!
+        .reduce((a, b) => a + b, 0);
+    assert.equal(await sum(), 1);
+    clock.now += 2 * H;
+    assert.equal(await sum(), 3);
+    clock.now += 46 * H;
+    assert.equal(await sum(), 7);
+  });
+});

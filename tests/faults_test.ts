@@ -256,3 +256,62 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     assert.match(again.stdout, /^Forwarded 0 datums/);
   });
 });
+
+test("a crash after writing periods over 3 hours old: the next run waits until CloudWatch shows them, then writes nothing twice", async () => {
+  const T = Math.floor(Date.now() / MIN) * MIN;
+  const clock = { now: T };
+  const emu = await startEmulator({ now: () => clock.now });
+  try {
+    for (let t = T - 360 * MIN; t < T - 300 * MIN; t += MIN) {
+      for (let s = 0; s < 5; s++) {
+        emu.seed({
+          account: ACCOUNTS.acceptance,
+          region: "eu-west-1",
+          namespace: "AWS/ECS",
+          name: "CPUUtilization",
+          timestamp: t,
+          values: [s, s + 1, s + 2.5],
+          dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
+          unit: "Percent",
+        });
+      }
+    }
+    const config = writeConfig(`
+destination: { region: eu-west-1 }
+accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfer" }]
+metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
+`);
+    const run = (now: number, o: { killAfterMs?: number } = {}) =>
+      runForwarder(["--config", config, "--now", new Date(now).toISOString()], forwarderEnv(emu), o);
+    ok(await run(T - 357 * MIN));
+    // Killed while the destination holds the answer to a write it has stored: 6-hour-old data, in doubt.
+    emu.faults.putReplyDelayMs = 4000;
+    await run(T, { killAfterMs: 2500 });
+    emu.faults.putReplyDelayMs = 0;
+    assert.equal(emu.counts()[DEST]?.["eu-west-1"]?.billed["PutMetricData"], 2);
+    const early = await run(T);
+    ok(early);
+    assert.match(
+      early.stderr,
+      new RegExp(
+        `^Cannot forward account "acceptance" in eu-west-1 from ${
+          new Date(T - 359 * MIN).toISOString().replace(".000Z", "Z")
+        } yet: what an interrupted run wrote there becomes readable in CloudWatch only at ${
+          new Date(T + 120 * MIN).toISOString().replace(".000Z", "Z")
+        }, and is checked then\\n$`,
+      ),
+    );
+    assert.match(early.stdout, /^Forwarded 0 datums/);
+    clock.now = T + 121 * MIN;
+    const later = await run(clock.now);
+    ok(later);
+    assert.match(later.stdout, /^Forwarded 0 datums of 5 streams/);
+    await assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
+      "acceptance",
+      ACCOUNTS.acceptance,
+      "eu-west-1",
+    ]]);
+  } finally {
+    await emu.stop();
+  }
+});

@@ -12,6 +12,7 @@ import {
   intend,
   LOCK_LEASE_MS,
   openStore,
+  readableFrom,
   readState,
   resumeAt,
   StateError,
@@ -19,36 +20,55 @@ import {
   type StreamState,
 } from "../lib/state.ts";
 
-test("intend() adds the window to the doubt, merging touching ranges", () => {
+const T = 10_000;
+
+test("intend() adds the window to the doubt with when it was written, merging touching ranges", () => {
   const cases: [StreamState, [number, number], StreamState][] = [
-    [{}, [0, 60], { doubt: [[0, 60]] }],
-    [{ next: 0 }, [0, 60], { next: 0, doubt: [[0, 60]] }],
-    [{ next: 0, doubt: [[0, 60]] }, [60, 120], { next: 0, doubt: [[0, 120]] }],
-    [{ next: 0, doubt: [[300, 360]] }, [0, 60], { next: 0, doubt: [[0, 60], [300, 360]] }],
+    [{}, [0, 60], { doubt: [[0, 60, T]] }],
+    [{ next: 0 }, [0, 60], { next: 0, doubt: [[0, 60, T]] }],
+    [{ next: 0, doubt: [[0, 60, T - 5]] }, [60, 120], { next: 0, doubt: [[0, 120, T]] }],
+    [{ next: 0, doubt: [[300, 360, T - 5]] }, [0, 60], { next: 0, doubt: [[0, 60, T], [300, 360, T - 5]] }],
   ];
-  for (const [s, [start, end], want] of cases) assert.deepEqual(intend(s, { start, end }), want);
+  for (const [s, [start, end], want] of cases) assert.deepEqual(intend(s, { start, end }, T), want);
 });
 
 test("commit() moves next when the window joins it and keeps later doubt", () => {
   const cases: [StreamState, [number, number], StreamState][] = [
-    [{ doubt: [[0, 60]] }, [0, 60], { next: 60 }],
-    [{ next: 0, doubt: [[0, 120]] }, [0, 60], { next: 60, doubt: [[60, 120]] }],
-    [{ next: 60, doubt: [[0, 120]] }, [0, 120], { next: 120 }],
+    [{ doubt: [[0, 60, T]] }, [0, 60], { next: 60 }],
+    [{ next: 0, doubt: [[0, 120, T]] }, [0, 60], { next: 60, doubt: [[60, 120, T]] }],
+    [{ next: 60, doubt: [[0, 120, T]] }, [0, 120], { next: 120 }],
     // A replay beyond next leaves next alone and the replayed range in doubt for the run that reaches it.
-    [{ next: 0, doubt: [[300, 360]] }, [300, 360], { next: 0, doubt: [[300, 360]] }],
+    [{ next: 0, doubt: [[300, 360, T]] }, [300, 360], { next: 0, doubt: [[300, 360, T]] }],
     // A replay behind next never moves it back.
-    [{ next: 600, doubt: [[0, 60]] }, [0, 60], { next: 600 }],
+    [{ next: 600, doubt: [[0, 60, T]] }, [0, 60], { next: 600 }],
   ];
   for (const [s, [start, end], want] of cases) assert.deepEqual(commit(s, { start, end }), want);
 });
 
 test("doubtIn() gives the doubtful part of a window", () => {
   assert.deepEqual(doubtIn(undefined, { start: 0, end: 60 }), []);
-  assert.deepEqual(doubtIn({ doubt: [[30, 90], [200, 260]] }, { start: 60, end: 240 }), [[60, 90], [
+  assert.deepEqual(doubtIn({ doubt: [[30, 90, T], [200, 260, T]] }, { start: 60, end: 240 }), [[60, 90, T], [
     200,
     240,
+    T,
   ]]);
-  assert.deepEqual(doubtIn({ doubt: [[0, 60]] }, { start: 60, end: 120 }), []);
+  assert.deepEqual(doubtIn({ doubt: [[0, 60, T]] }, { start: 60, end: 120 }), []);
+});
+
+test("readableFrom() waits as long as CloudWatch may take to show data of that age", () => {
+  const H = 3600;
+  const cases: [number, number][] = [
+    // [age of the oldest period when written, wait]
+    [0, 0],
+    [3 * H - 60, 0],
+    [3 * H, 2 * H],
+    [24 * H - 60, 2 * H],
+    [24 * H, 48 * H],
+    [13 * 24 * H, 48 * H],
+  ];
+  for (const [age, wait] of cases) {
+    assert.equal(readableFrom([T - age, T - age + 60, T]), T + wait, `age ${age}`);
+  }
 });
 
 test("defaultStatePath() prefers systemd's STATE_DIRECTORY, else the config's folder", () => {
@@ -68,10 +88,10 @@ const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fwd-stat
 test("openStore() persists every update atomically and leaves no temporary file", async () => {
   const file = tempFile();
   const store = openStore(file);
-  await store.update(["a", "b"], (s) => intend(s, { start: 0, end: 60 }));
+  await store.update(["a", "b"], (s) => intend(s, { start: 0, end: 60 }, T));
   await store.update(["a"], (s) => commit(s, { start: 0, end: 60 }));
   store.close();
-  assert.deepEqual(readState(file), { a: { next: 60 }, b: { doubt: [[0, 60]] } });
+  assert.deepEqual(readState(file), { a: { next: 60 }, b: { doubt: [[0, 60, T]] } });
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.json"]);
 });
 
@@ -130,8 +150,8 @@ for (const [name, text] of badFiles) {
 test("resumeAt() is the checkpoint, or the first period tried by a stream that never completed a write", () => {
   assert.equal(resumeAt(undefined), undefined);
   assert.equal(resumeAt({}), undefined);
-  assert.equal(resumeAt({ next: 120, doubt: [[60, 180]] }), 120);
-  assert.equal(resumeAt({ doubt: [[60, 120], [300, 360]] }), 60);
+  assert.equal(resumeAt({ next: 120, doubt: [[60, 180, T]] }), 120);
+  assert.equal(resumeAt({ doubt: [[60, 120, T], [300, 360, T]] }), 60);
 });
 
 test("openStore() takes over a lock untouched for longer than its lease, whoever holds it", () => {
@@ -158,7 +178,7 @@ test("a store that lost its lock refuses to write", async () => {
     JSON.stringify({ pid: 1, host: "elsewhere", started: "2026-01-01T00:00:00Z" }),
   );
   await assert.rejects(
-    store.update(["a"], (s) => intend(s, { start: 0, end: 60 })),
+    store.update(["a"], (s) => intend(s, { start: 0, end: 60 }, T)),
     /was taken over while this run held it/,
   );
   assert.equal(fs.existsSync(file), false);
@@ -173,8 +193,8 @@ test("status() gives each account-region its oldest checkpoint, the lag, and the
   assert.deepEqual(
     status({
       [key("prod", "eu-west-1", "a")]: { next: t - 180 },
-      [key("prod", "eu-west-1", "b")]: { next: t - 600, doubt: [[t - 600, t - 540]] },
-      [key("acc", "eu-west-1", "a")]: { doubt: [[t - 120, t - 60]] },
+      [key("prod", "eu-west-1", "b")]: { next: t - 600, doubt: [[t - 600, t - 540, t]] },
+      [key("acc", "eu-west-1", "a")]: { doubt: [[t - 120, t - 60, t]] },
     }, t),
     [
       "acc eu-west-1: forwarded up to - (nothing forwarded yet), 1 streams, 1 in doubt",
