@@ -917,3 +917,51 @@ test("data put 3 hours or more after its time is readable only 2 hours later, an
     assert.equal(await sum(), 7);
   });
 });
+
+test("the emulator's command line sets the faults and the seed, and refuses an unknown flag with exit code 2", async () => {
+  const rt = runtime();
+  const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+  const prefix = rt.name === "bun" ? ["run", script] : ["run", "--allow-net", "--allow-env", script];
+  const role = `arn:aws:iam::${A}:role/r`;
+  const denied = `arn:aws:iam::${A}:role/denied`;
+  const child = spawn(rt.command, [
+    ...prefix,
+    "--port",
+    "0",
+    "--seed",
+    "demo",
+    "--deny-role",
+    denied,
+    "--require-external-id",
+    `${role}=s3cret`,
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (d) => resolve(String(d).trim().split(" ").pop()!))
+    );
+    const client = sts(url, "999999999999");
+    await rejectsWith(
+      client.send(new AssumeRoleCommand({ RoleArn: denied, RoleSessionName: "forwarder" })),
+      "AccessDenied",
+    );
+    await rejectsWith(
+      client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder" })),
+      "AccessDenied",
+    );
+    await client.send(
+      new AssumeRoleCommand({ RoleArn: role, RoleSessionName: "forwarder", ExternalId: "s3cret" }),
+    );
+    const listed = await cloudWatch(url, A).send(new ListMetricsCommand({ Namespace: "AWS/ECS" }));
+    assert.ok((listed.Metrics?.length ?? 0) > 0);
+  } finally {
+    process.kill(child.pid!, "SIGTERM");
+  }
+  const bad = spawn(rt.command, [...prefix, "--port", "0", "--throttle-rate", "2"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  bad.stderr.on("data", (d) => (stderr += String(d)));
+  const code = await new Promise<number | null>((resolve) => bad.on("close", resolve));
+  assert.equal(code, 2);
+  assert.equal(stderr, "Cannot parse arguments: --throttle-rate takes a number from 0 to 1\n");
+});
