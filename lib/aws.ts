@@ -34,6 +34,8 @@ export interface QueryResult {
   Id: string;
   Timestamps: number[];
   Values: number[];
+  /** Complete, PartialData (more on a later page), InternalError or Forbidden; absent means Complete. */
+  StatusCode?: string | undefined;
 }
 
 export interface Datum {
@@ -181,6 +183,7 @@ export function connector(options: { stsRegion: string; now?: () => number }) {
           Id: m.Id ?? "",
           Timestamps: (m.Timestamps ?? []).map((t) => t.getTime() / 1000),
           Values: m.Values ?? [],
+          StatusCode: m.StatusCode,
         }));
         return { results, nextToken: r.NextToken };
       },

@@ -44,11 +44,13 @@ export async function fetchValues(
       Unit: item.unit,
     }));
     let nextToken: string | undefined;
+    const status = new Map<string, string>();
     do {
       const page = await api.getMetricData({ queries, ...w, maxDatapoints: GMD_MAX_DATAPOINTS, nextToken });
       for (const r of page.results) {
         const target = batch[Number(r.Id.slice(1))];
         if (!target) throw new Error(`Cannot map GetMetricData result "${r.Id}" to a query`);
+        status.set(r.Id, r.StatusCode ?? "Complete");
         r.Timestamps.forEach((t, k) => {
           const v = r.Values[k];
           if (v !== undefined && t >= w.start && t < w.end) out[target.i]!.set(t, v);
@@ -56,6 +58,14 @@ export async function fetchValues(
       }
       nextToken = page.nextToken;
     } while (nextToken);
+    // A result left incomplete after the last page would pass for periods without data: refuse it, so that
+    // nothing is committed and the next run asks again.
+    for (const [id, code] of status) {
+      if (code !== "Complete") {
+        const m = batch[Number(id.slice(1))]!.item.metric;
+        throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
+      }
+    }
   }
   return out;
 }

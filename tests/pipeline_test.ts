@@ -263,3 +263,22 @@ test("publish() throws errors that are not about the data, such as throttling", 
   };
   await assert.rejects(publish(api, "ns", [datum(1)], () => assert.fail("not a refusal")), /Rate exceeded/);
 });
+
+test("fetchStats() refuses a result that is still incomplete after the last page", async () => {
+  const api: Pick<CloudWatchApi, "getMetricData"> = {
+    getMetricData: (input) =>
+      Promise.resolve({
+        nextToken: undefined,
+        results: input.queries.map((q) => ({
+          Id: q.Id,
+          Timestamps: [0],
+          Values: [1],
+          StatusCode: "PartialData",
+        })),
+      }),
+  };
+  await assert.rejects(
+    fetchStats(api, [{ plan: plan(), name: "X", dims: [] }], { start: 0, end: 60 }, 60),
+    /^Error: Cannot read AWS\/ECS X: GetMetricData answered PartialData$/,
+  );
+});
