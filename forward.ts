@@ -9,10 +9,10 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import bundled from "./forwarder.yaml" with { type: "text" };
 import { type CloudWatchApi, connector, type Datum, describe, type Role } from "./lib/aws.ts";
-import { mapLimit } from "./lib/batch.ts";
+import { batches, mapLimit } from "./lib/batch.ts";
 import { ConfigError, loadConfig, type Plan, type SourcePlan } from "./lib/config.ts";
 import { discover, type Stream } from "./lib/discover.ts";
-import { fetchStats } from "./lib/fetch.ts";
+import { fetchStats, GMD_MAX_DATAPOINTS, queriesPerCall, statsOf } from "./lib/fetch.ts";
 import { alreadyWritten, type Publisher, publisher, type Target, toDatums } from "./lib/publish.ts";
 import * as state from "./lib/state.ts";
 import { chunks, MAX_BACKFILL_SECONDS, owed, parseIso, type Window } from "./lib/window.ts";
@@ -38,8 +38,10 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, state: 3 } as const;
 
 /** Account-regions forwarded at once: enough to overlap latency, few enough to stay clear of API quotas. */
 const SOURCE_CONCURRENCY = 4;
-/** Periods fetched and written per step: bounds memory, and a crash loses at most one step's progress. */
+/** Periods fetched and written per chunk: bounds memory, and a crash loses at most one step's progress. */
 const CHUNK_PERIODS = 1440;
+/** Datapoints held at once: a step takes as many streams as fit in five full GetMetricData answers. */
+const MAX_POINTS_IN_MEMORY = 5 * GMD_MAX_DATAPOINTS;
 /** ListMetrics RecentlyActive=PT3H suffices while nothing older than this is owed (it is approximate). */
 const RECENT_SECONDS = 2 * 3600;
 
@@ -76,16 +78,15 @@ const keyOf = (src: SourcePlan, s: Stream) =>
     s.plan.period,
   ]);
 
-/** Forwards one account-region: discover, then per chunk of owed periods fetch, intend, put, commit. */
+/** Forwards one account-region: discover, then every owed chunk of periods, oldest first, step by step. */
 async function forwardSource(src: SourcePlan, run: Run) {
   const api = run.cloudWatch(
     src.region,
     src.roleArn ? { roleArn: src.roleArn, externalId: src.externalId } : undefined,
   );
   const where = `account "${src.account}" in ${src.region}`;
-  const target = targetOf(run.plan, src);
   const streams = await discover(api, src.metrics, oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS);
-  let datums = 0, refused = 0;
+  const totals = { datums: 0, refused: 0 };
   for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
     const keys = group.map((s) => keyOf(src, s));
     if (w.lost) {
@@ -98,8 +99,10 @@ async function forwardSource(src: SourcePlan, run: Run) {
       if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
     }
     for (const c of chunks(w, period, CHUNK_PERIODS)) {
-      const doubts = keys.map((k) => state.doubtIn(run.store.get(k), c));
-      const readable = Math.max(0, ...doubts.flat().map(state.readableFrom));
+      const readable = Math.max(
+        0,
+        ...keys.flatMap((k) => state.doubtIn(run.store.get(k), c)).map(state.readableFrom),
+      );
       if (readable > run.nowSeconds) {
         run.warn(
           `Cannot forward ${where} from ${
@@ -110,41 +113,76 @@ async function forwardSource(src: SourcePlan, run: Run) {
         );
         break;
       }
-      const stats = await fetchStats(api, group, c, period);
-      // Without checkpoints, and in a replay, every period may already be there.
-      const doubtful = group.map((
-        s,
-        i,
-      ) => (run.stateless || run.replay || doubts[i]!.length > 0 ? s : undefined));
-      const present = await alreadyWritten(run.destination, doubtful, target, c, period);
-      const byNamespace = new Map<string, Datum[]>();
-      group.forEach((s, i) => {
-        const ns = target(s).namespace;
-        byNamespace.set(ns, [
-          ...(byNamespace.get(ns) ?? []),
-          ...toDatums(s, stats[i]!, target(s), (name, t) => present[i]!.has(`${name}@${t}`)),
-        ]);
-      });
-      const count = [...byNamespace.values()].reduce((a, l) => a + l.length, 0);
-      if (run.dryRun) {
-        datums += count;
-        for (const [ns, list] of byNamespace) {
-          for (const x of list) {
-            run.out(`${ns} ${describeDatum(x)} ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`);
-          }
-        }
-        continue;
+      for (
+        const step of batches(
+          group,
+          Infinity,
+          (s) => statsOf(s).length,
+          queriesPerStep((c.end - c.start) / period),
+        )
+      ) {
+        await forwardStep(api, src, step, c, period, run, totals);
       }
-      await run.store.update(keys, (st) => state.intend(st, c, run.nowSeconds));
-      await run.publisher.write(byNamespace, (x, why) => {
-        refused++;
-        run.warn(`Cannot forward ${describeDatum(x)} from ${where}: ${why}; skipped`);
-      });
-      await run.store.update(keys, (st) => state.commit(st, c));
-      datums += count;
     }
   }
-  return { streams: streams.length, datums: datums - refused, refused };
+  return { streams: streams.length, ...totals };
+}
+
+/** Queries per step: whole GetMetricData calls, as many as keep the datapoints held within bounds. */
+function queriesPerStep(periods: number): number {
+  const perCall = queriesPerCall(periods);
+  return perCall * Math.max(1, Math.floor(MAX_POINTS_IN_MEMORY / (periods * perCall)));
+}
+
+/**
+ * One step, the unit a crash can interrupt: fetch the periods of [c.start, c.end) for these streams, leave out
+ * what the destination already has where that is in doubt, record the intent, write, and commit.
+ */
+async function forwardStep(
+  api: CloudWatchApi,
+  src: SourcePlan,
+  streams: Stream[],
+  c: { start: number; end: number },
+  period: number,
+  run: Run,
+  totals: { datums: number; refused: number },
+) {
+  const keys = streams.map((s) => keyOf(src, s));
+  const target = targetOf(run.plan, src);
+  const stats = await fetchStats(api, streams, c, period);
+  // Without checkpoints, and in a replay, every period may already be there.
+  const doubtful = streams.map((
+    s,
+    i,
+  ) => (run.stateless || run.replay || state.doubtIn(run.store.get(keys[i]!), c).length > 0 ? s : undefined));
+  const present = await alreadyWritten(run.destination, doubtful, target, c, period);
+  const byNamespace = new Map<string, Datum[]>();
+  streams.forEach((s, i) => {
+    const ns = target(s).namespace;
+    byNamespace.set(ns, [
+      ...(byNamespace.get(ns) ?? []),
+      ...toDatums(s, stats[i]!, target(s), (name, t) => present[i]!.has(`${name}@${t}`)),
+    ]);
+  });
+  const count = [...byNamespace.values()].reduce((a, l) => a + l.length, 0);
+  totals.datums += count;
+  if (run.dryRun) {
+    for (const [ns, list] of byNamespace) {
+      for (const x of list) {
+        run.out(`${ns} ${describeDatum(x)} ${JSON.stringify(x.StatisticValues ?? { Value: x.Value })}`);
+      }
+    }
+    return;
+  }
+  await run.store.update(keys, (st) => state.intend(st, c, run.nowSeconds));
+  await run.publisher.write(byNamespace, (x, why) => {
+    totals.refused++;
+    totals.datums--;
+    run.warn(
+      `Cannot forward ${describeDatum(x)} from account "${src.account}" in ${src.region}: ${why}; skipped`,
+    );
+  });
+  await run.store.update(keys, (st) => state.commit(st, c));
 }
 
 /** The target namespace and the account and region dimensions of a source's streams. */

@@ -162,3 +162,47 @@ test("main() --dry-run prints what it would write and writes nothing", async () 
   );
   assert.deepEqual(fs.readdirSync(dir), []);
 });
+
+test("main() backfills a large fleet in steps that hold a bounded number of datapoints, in whole calls", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const config = path.join(dir, "forwarder.yaml");
+  const streams = Array.from({ length: 200 }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
+  fs.writeFileSync(
+    config,
+    `destination: { region: eu-west-1 }\naccounts: [{ name: a }]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [${streams}] }]\n`,
+  );
+  const calls: { queries: number; periods: number }[] = [];
+  let puts = 0;
+  const api: CloudWatchApi = {
+    listMetrics: () => assert.fail("static streams need no ListMetrics"),
+    getMetricData: (input) => {
+      calls.push({ queries: input.queries.length, periods: (input.end - input.start) / 60 });
+      return Promise.resolve({
+        nextToken: undefined,
+        results: input.queries.map((q) => ({ Id: q.Id, Timestamps: [input.start], Values: [1] })),
+      });
+    },
+    putMetricData: () => Promise.resolve(void puts++),
+  };
+  // A day behind: the streams' checkpoints were written a day ago.
+  const first = await main(["--config", config, "--now", new Date(NOW - 86_400_000).toISOString()], {
+    env: {},
+    now: () => NOW,
+    out: () => {},
+    err: () => {},
+    cloudWatch: () => api,
+  });
+  assert.equal(first, EXIT.ok);
+  calls.length = 0;
+  const r = await run(["--config", config], {}, () => api);
+  assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  // 1,440 periods a call: 70 queries each (100,800 datapoints); 800 queries in 12 calls, in steps of at most
+  // 5 calls (87 streams), so no more than 504,000 datapoints are held at once.
+  assert.deepEqual(calls.map((c) => c.periods), Array(12).fill(1440));
+  assert.equal(calls.reduce((a, c) => a + c.queries, 0), 800);
+  assert.ok(calls.every((c) => c.queries <= 70));
+  assert.equal(calls.length, Math.ceil(800 / 70));
+  assert.match(r.out[0]!, /^Forwarded 200 datums of 200 streams/);
+  // The first run wrote one datum a stream, the backfill 200 more: one PutMetricData call each.
+  assert.equal(puts, 2);
+});
