@@ -205,13 +205,17 @@ function oldestOwed(src: SourcePlan, run: Run): number {
 function groupByWindow(src: SourcePlan, streams: Stream[], run: Run) {
   const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
   for (const s of streams) {
-    const w = run.replay
-      ? aligned(run.replay, s.plan.period)
-      : owed(state.resumeAt(run.store.get(keyOf(src, s))), run.nowSeconds, s.plan);
-    const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
-    const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
-    groups.set(key, g);
-    g.streams.push(s);
+    const st = run.store.get(keyOf(src, s));
+    // A replay leaves out the stream's forwarded span: those periods are in the destination already.
+    const windows: Window[] = run.replay
+      ? state.outsideSpan(st, aligned(run.replay, s.plan.period))
+      : [owed(state.resumeAt(st), run.nowSeconds, s.plan)];
+    for (const w of windows) {
+      const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
+      const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
+      groups.set(key, g);
+      g.streams.push(s);
+    }
   }
   return [...groups.values()];
 }

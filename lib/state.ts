@@ -1,18 +1,19 @@
 /**
  * Checkpoints, so that every period reaches the destination once: never lost, never counted twice.
  *
- * Protocol. Each stream has `next`, the start of the first period not yet forwarded, and `doubt`, ranges of
- * periods that may already be in the destination. For each chunk of periods:
+ * Protocol. Each stream has a forwarded span [first, next), periods known to be in the destination, and
+ * `doubt`, ranges of periods that may be there. For each step (a chunk of periods of some streams):
  *   1. intend: add the chunk to `doubt` and write the file (atomically: temporary file, fsync, rename);
  *   2. PutMetricData;
- *   3. commit: move `next` to the chunk's end, drop the doubt behind it, and write the file.
+ *   3. commit: grow the span over the chunk, drop the doubt inside it, and write the file.
  * A crash between 1 and 3 leaves the chunk in doubt. Before writing into a doubtful period, the next run
  * reads the destination's SampleCount for it and skips the periods already there (PutMetricData accepts or
  * refuses a call whole, and each metric and period is one datum, so a period is either fully there or not).
  * CloudWatch may take up to 2 hours to show data that was 3 to 24 hours old when written, and up to 48 hours
  * for older data, so each doubtful range keeps when it was written, and a run waits until the destination can
- * show it before it reads. A replay (--from/--to) reads the destination for its whole window, and a replayed
- * range beyond `next` stays in doubt after it is written, so the run that later reaches it checks first.
+ * show it before it reads. A replay (--from/--to) leaves out the span and reads the destination for the rest
+ * of its window; a replayed range apart from the span stays in doubt after it is written, so whoever reaches
+ * it later checks first.
  *
  * One run at a time holds `<state file>.lock` (created exclusively), and touches it every 10 s. A lock is
  * stale when its process is gone (where the runtime can tell) or when it has not been touched for a minute;
@@ -28,6 +29,8 @@ import process from "node:process";
 export type Doubt = [start: number, end: number, at: number];
 
 export interface StreamState {
+  /** The stream's forwarded span is [first, next): every period in it reached the destination. */
+  first?: number;
   next?: number;
   doubt?: Doubt[];
 }
@@ -53,16 +56,27 @@ export function intend(s: StreamState, w: { start: number; end: number }, at: nu
   return { ...s, doubt: merge([...(s.doubt ?? []), [w.start, w.end, at]]) };
 }
 
-/** Records that [start, end) is in the destination: `next` moves when the window joins it. */
+/**
+ * Records that [start, end) is in the destination. A window that touches the forwarded span joins it; one
+ * apart from it (a replay) stays in doubt, so whoever reaches it later checks before writing.
+ */
 export function commit(s: StreamState, w: { start: number; end: number }): StreamState {
-  const joins = s.next === undefined || w.start <= s.next;
-  const next = joins ? Math.max(s.next ?? w.end, w.end) : s.next!;
-  const doubt = (s.doubt ?? []).filter(([, end]) => end > next).map(([start, end, at]): Doubt => [
-    Math.max(start, next),
-    end,
-    at,
-  ]);
-  return doubt.length > 0 ? { next, doubt } : { next };
+  const span = s.next === undefined ? undefined : { first: s.first ?? s.next, next: s.next };
+  const joins = span === undefined || (w.start <= span.next && w.end >= span.first);
+  const first = joins ? Math.min(span?.first ?? w.start, w.start) : span.first;
+  const next = joins ? Math.max(span?.next ?? w.end, w.end) : span.next;
+  const doubt = (s.doubt ?? []).flatMap(([a, b, at]): Doubt[] =>
+    [[a, Math.min(b, first), at], [Math.max(a, next), b, at]].filter(([x, y]) => x! < y!) as Doubt[]
+  );
+  return doubt.length > 0 ? { first, next, doubt } : { first, next };
+}
+
+/** The parts of a window outside a stream's forwarded span: what a replay may have to write. */
+export function outsideSpan(s: StreamState | undefined, w: { start: number; end: number }) {
+  if (s?.next === undefined) return [w];
+  const first = s.first ?? s.next;
+  return [{ start: w.start, end: Math.min(w.end, first) }, { start: Math.max(w.start, s.next), end: w.end }]
+    .filter((r) => r.start < r.end);
 }
 
 /**
@@ -121,6 +135,7 @@ function parse(text: string, file: string): StateFile {
   const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
   for (const [key, s] of Object.entries(streams)) {
     const ok = typeof s === "object" && s !== null &&
+      (s.first === undefined || isTime(s.first)) &&
       (s.next === undefined || isTime(s.next)) &&
       (s.doubt === undefined ||
         (Array.isArray(s.doubt) &&

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startEmulator } from "../lib/emulator.ts";
-import { assertForwarded, CONFIG, forwarderEnv, MIN, seedFleet, writeConfig } from "./fleet.ts";
+import { ACCOUNTS, assertForwarded, CONFIG, forwarderEnv, MIN, seedFleet, writeConfig } from "./fleet.ts";
 import { type ProcessResult, runForwarder } from "./helpers.ts";
 
 const SERVICES = 5;
@@ -95,4 +95,59 @@ test("a gap older than PutMetricData accepts is reported once, and the checkpoin
     const again = await run(["--now", at(now, 0)]);
     assert.equal(again.stderr, "");
   });
+});
+
+test("a replay of data over 3 hours old, repeated at once, waits until CloudWatch shows the first one: nothing twice", async () => {
+  const T = Math.floor(Date.now() / MIN) * MIN;
+  const clock = { now: T };
+  const emu = await startEmulator({ now: () => clock.now });
+  try {
+    for (let t = T - 360 * MIN; t < T - 300 * MIN; t += MIN) {
+      for (let s = 0; s < 5; s++) {
+        emu.seed({
+          account: ACCOUNTS.acceptance,
+          region: "eu-west-1",
+          namespace: "AWS/ECS",
+          name: "CPUUtilization",
+          timestamp: t,
+          values: [s, 2 * s + 1],
+          dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
+        });
+      }
+    }
+    const config = writeConfig(`
+destination: { region: eu-west-1 }
+accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfer" }]
+metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
+`);
+    const run = (args: string[]) =>
+      runForwarder(
+        ["--config", config, "--now", new Date(clock.now).toISOString(), ...args],
+        forwarderEnv(emu),
+      );
+    const replay = [
+      "--from",
+      new Date(T - 360 * MIN).toISOString(),
+      "--to",
+      new Date(T - 300 * MIN).toISOString(),
+    ];
+    assert.equal(forwarded(await run([])), 0);
+    assert.equal(forwarded(await run(replay)), 60 * 5);
+    // The replayed periods are not readable yet: a second replay cannot check them, so it waits.
+    const again = await run(replay);
+    assert.equal(forwarded(again), 0);
+    assert.match(
+      again.stderr,
+      /^Cannot forward account "acceptance" in eu-west-1 from .* yet: what an interrupted run wrote there becomes readable in CloudWatch only at .*, and is checked then\n$/,
+    );
+    clock.now = T + 121 * MIN;
+    assert.equal(forwarded(await run(replay)), 0);
+    await assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
+      "acceptance",
+      ACCOUNTS.acceptance,
+      "eu-west-1",
+    ]]);
+  } finally {
+    await emu.stop();
+  }
 });

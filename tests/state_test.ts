@@ -12,6 +12,7 @@ import {
   intend,
   LOCK_LEASE_MS,
   openStore,
+  outsideSpan,
   readableFrom,
   readState,
   resumeAt,
@@ -32,17 +33,41 @@ test("intend() adds the window to the doubt with when it was written, merging to
   for (const [s, [start, end], want] of cases) assert.deepEqual(intend(s, { start, end }, T), want);
 });
 
-test("commit() moves next when the window joins it and keeps later doubt", () => {
+test("commit() grows the forwarded span by windows that touch it, and keeps windows apart from it in doubt", () => {
   const cases: [StreamState, [number, number], StreamState][] = [
-    [{ doubt: [[0, 60, T]] }, [0, 60], { next: 60 }],
-    [{ next: 0, doubt: [[0, 120, T]] }, [0, 60], { next: 60, doubt: [[60, 120, T]] }],
-    [{ next: 60, doubt: [[0, 120, T]] }, [0, 120], { next: 120 }],
-    // A replay beyond next leaves next alone and the replayed range in doubt for the run that reaches it.
-    [{ next: 0, doubt: [[300, 360, T]] }, [300, 360], { next: 0, doubt: [[300, 360, T]] }],
-    // A replay behind next never moves it back.
-    [{ next: 600, doubt: [[0, 60, T]] }, [0, 60], { next: 600 }],
+    // A stream's first write starts its span.
+    [{ doubt: [[0, 60, T]] }, [0, 60], { first: 0, next: 60 }],
+    [{ first: 0, next: 60, doubt: [[60, 180, T]] }, [60, 120], {
+      first: 0,
+      next: 120,
+      doubt: [[120, 180, T]],
+    }],
+    [{ first: 0, next: 60, doubt: [[0, 120, T]] }, [0, 120], { first: 0, next: 120 }],
+    // A replay beyond next, or before first without touching it, stays in doubt for whoever reaches it.
+    [{ first: 0, next: 60, doubt: [[300, 360, T]] }, [300, 360], {
+      first: 0,
+      next: 60,
+      doubt: [[300, 360, T]],
+    }],
+    [{ first: 600, next: 660, doubt: [[0, 60, T]] }, [0, 60], { first: 600, next: 660, doubt: [[0, 60, T]] }],
+    // A replay that ends where the span begins extends it back; one inside it changes nothing.
+    [{ first: 600, next: 660, doubt: [[540, 600, T]] }, [540, 600], { first: 540, next: 660 }],
+    [{ first: 0, next: 600, doubt: [[60, 120, T]] }, [60, 120], { first: 0, next: 600 }],
   ];
   for (const [s, [start, end], want] of cases) assert.deepEqual(commit(s, { start, end }), want);
+});
+
+test("outsideSpan() leaves out the periods already forwarded", () => {
+  assert.deepEqual(outsideSpan(undefined, { start: 0, end: 600 }), [{ start: 0, end: 600 }]);
+  assert.deepEqual(outsideSpan({ first: 120, next: 240 }, { start: 0, end: 600 }), [{ start: 0, end: 120 }, {
+    start: 240,
+    end: 600,
+  }]);
+  assert.deepEqual(outsideSpan({ first: 120, next: 240 }, { start: 120, end: 240 }), []);
+  assert.deepEqual(outsideSpan({ first: 120, next: 240 }, { start: 180, end: 300 }), [{
+    start: 240,
+    end: 300,
+  }]);
 });
 
 test("doubtIn() gives the doubtful part of a window", () => {
@@ -91,7 +116,7 @@ test("openStore() persists every update atomically and leaves no temporary file"
   await store.update(["a", "b"], (s) => intend(s, { start: 0, end: 60 }, T));
   await store.update(["a"], (s) => commit(s, { start: 0, end: 60 }));
   store.close();
-  assert.deepEqual(readState(file), { a: { next: 60 }, b: { doubt: [[0, 60, T]] } });
+  assert.deepEqual(readState(file), { a: { first: 0, next: 60 }, b: { doubt: [[0, 60, T]] } });
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.json"]);
 });
 
