@@ -79,10 +79,19 @@ const Statistic = v.pipe(
   ),
 );
 
-const timing = { regions: v.optional(Regions), period: v.optional(Period), delay: v.optional(Delay) };
+/** A description for editors, carried into the JSON Schema. */
+const about = <T extends v.GenericSchema>(schema: T, text: string) => v.pipe(schema, v.description(text));
+
+const timing = {
+  regions: v.optional(about(Regions, "Source regions")),
+  period: v.optional(
+    about(Period, "Seconds per forwarded datapoint: 1, 5, 10, 30 or a multiple of 60 (default 60)"),
+  ),
+  delay: v.optional(about(Delay, "Seconds to wait after a period ends before reading it (default 120)")),
+};
 
 const destinationEntries = {
-  region: v.optional(Region),
+  region: v.optional(about(Region, "Region written to; AWS_REGION or AWS_DEFAULT_REGION when omitted")),
   namespace: v.optional(
     v.pipe(
       v.string(),
@@ -91,12 +100,19 @@ const destinationEntries = {
         (s) => !s.replaceAll("{namespace}", "X").startsWith("AWS/"),
         "Expected a namespace that does not begin with AWS/, which AWS reserves for its services",
       ),
+      v.description("Target namespace; {namespace} is the source namespace"),
     ),
     "Forwarded/{namespace}",
   ),
-  account_dimension: v.optional(v.nullable(DimensionName), "SourceAccount"),
-  region_dimension: v.optional(v.nullable(DimensionName), "SourceRegion"),
-  role_arn: v.optional(RoleArn),
+  account_dimension: v.optional(
+    about(v.nullable(DimensionName), "Dimension naming the source account; null leaves it out"),
+    "SourceAccount",
+  ),
+  region_dimension: v.optional(
+    about(v.nullable(DimensionName), "Dimension naming the source region; null leaves it out"),
+    "SourceRegion",
+  ),
+  role_arn: v.optional(about(RoleArn, "Role to assume for writing, instead of the default credentials")),
   external_id: v.optional(ExternalId),
 };
 
@@ -105,8 +121,10 @@ const accountEntries = {
     v.string(),
     v.regex(/^[\w.-]{1,64}$/, "Expected a name of 1 to 64 letters, digits, dots, dashes or underscores"),
   ),
-  role_arn: v.optional(RoleArn),
-  external_id: v.optional(ExternalId),
+  role_arn: v.optional(
+    about(RoleArn, "Role to assume in the source account; the default credentials when omitted"),
+  ),
+  external_id: v.optional(about(ExternalId, "ExternalId that the role's trust policy demands")),
   ...timing,
 };
 
@@ -116,8 +134,10 @@ const metricEntries = {
     v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(255))),
     v.minLength(1, "Expected at least one metric name"),
   ),
-  dimensions: v.optional(v.array(DimensionName)),
-  match: v.optional(v.record(DimensionName, v.string())),
+  dimensions: v.optional(
+    about(v.array(DimensionName), "Forward metrics with exactly this set of dimension names"),
+  ),
+  match: v.optional(about(v.record(DimensionName, v.string()), "Glob filters (* and ?) on dimension values")),
   streams: v.optional(
     v.pipe(v.array(v.record(DimensionName, v.pipe(v.string(), v.minLength(1)))), v.minLength(1)),
   ),
@@ -127,7 +147,9 @@ const metricEntries = {
       hint ? `; did you mean "${hint}"?` : ""
     }`;
   })),
-  stats: v.optional(v.array(Statistic)),
+  stats: v.optional(
+    about(v.array(Statistic), "Extra percentiles, each forwarded as the metric <Name>_<stat>"),
+  ),
   ...timing,
 };
 
@@ -136,7 +158,9 @@ const defaultsEntries = timing;
 const configEntries = {
   destination: v.optional(v.objectWithRest(destinationEntries, v.never()), {}),
   defaults: v.optional(v.objectWithRest(defaultsEntries, v.never()), {}),
-  state_file: v.optional(v.pipe(v.string(), v.minLength(1))),
+  state_file: v.optional(
+    about(v.pipe(v.string(), v.minLength(1)), "Checkpoint file, relative to this file's folder"),
+  ),
   accounts: v.pipe(
     v.array(v.objectWithRest(accountEntries, v.never())),
     v.minLength(1, "Expected at least one account"),
