@@ -193,8 +193,6 @@ export const ConfigSchema = v.pipe(
   }),
 );
 
-export type Config = v.InferOutput<typeof ConfigSchema>;
-
 /** Rules that involve more than one key. Each problem keeps the path of the key to fix. */
 function crossChecks(c: Input, problem: (message: string, path: (string | number)[]) => void) {
   const seen = new Set<string>();

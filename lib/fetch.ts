@@ -70,7 +70,7 @@ export async function fetchValues(
   return out;
 }
 
-export const metricOf = (s: Stream): Metric => ({
+const metricOf = (s: Stream): Metric => ({
   Namespace: s.plan.namespace,
   MetricName: s.name,
   Dimensions: s.dims,

@@ -24,7 +24,7 @@ export interface Target {
 }
 
 /** The destination metric name of a stream's statistic: the name itself for the set, `Name_p99` for extras. */
-export const targetName = (stream: Stream, stat?: string) => (stat ? `${stream.name}_${stat}` : stream.name);
+const targetName = (stream: Stream, stat?: string) => (stat ? `${stream.name}_${stat}` : stream.name);
 
 /** One destination datum per period (and per extra statistic) that the source answered in full. */
 export function toDatums(
