@@ -86,6 +86,23 @@ async function forwardSource(src: SourcePlan, run: Run) {
   );
   const where = `account "${src.account}" in ${src.region}`;
   const streams = await discover(api, src.metrics, oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS);
+  if (!run.dryRun) {
+    const found = new Set(streams.map((s) => keyOf(src, s)));
+    await run.store.update([...found], (st) => ({ ...st, seen: run.nowSeconds }));
+    const gone = state.forgotten(
+      knownKeys(src, run).map((k) => [k, run.store.get(k)]),
+      found,
+      run.nowSeconds,
+    );
+    if (gone.length > 0) {
+      run.warn(
+        `Forgetting ${gone.length} streams of ${where}: not found for ${
+          state.FORGET_AFTER_SECONDS / 86_400
+        } days`,
+      );
+      await run.store.update(gone, () => undefined);
+    }
+  }
   const totals = { datums: 0, refused: 0 };
   for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
     const keys = group.map((s) => keyOf(src, s));
@@ -193,11 +210,16 @@ function targetOf(plan: Plan, src: SourcePlan): (s: Stream) => Target {
   return (s) => ({ namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
 }
 
+/** The state keys of a source's streams. */
+function knownKeys(src: SourcePlan, run: Run): string[] {
+  const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
+  return run.store.keys().filter((k) => k.startsWith(prefix));
+}
+
 /** The oldest period a source owes, which decides whether ListMetrics may ask for recent metrics only. */
 function oldestOwed(src: SourcePlan, run: Run): number {
   if (run.replay) return run.replay.start;
-  const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
-  const known = run.store.keys().filter((k) => k.startsWith(prefix));
+  const known = knownKeys(src, run);
   return Math.min(run.nowSeconds, ...known.map((k) => state.resumeAt(run.store.get(k)) ?? run.nowSeconds));
 }
 

@@ -33,6 +33,8 @@ export interface StreamState {
   first?: number;
   next?: number;
   doubt?: Doubt[];
+  /** When discovery last found the stream (ListMetrics, or the config for static streams). */
+  seen?: number;
 }
 
 interface StateFile {
@@ -68,7 +70,8 @@ export function commit(s: StreamState, w: { start: number; end: number }): Strea
   const doubt = (s.doubt ?? []).flatMap(([a, b, at]): Doubt[] =>
     [[a, Math.min(b, first), at], [Math.max(a, next), b, at]].filter(([x, y]) => x! < y!) as Doubt[]
   );
-  return doubt.length > 0 ? { first, next, doubt } : { first, next };
+  const { doubt: _, ...rest } = s;
+  return doubt.length > 0 ? { ...rest, first, next, doubt } : { ...rest, first, next };
 }
 
 /** The parts of a window outside a stream's forwarded span: what a replay may have to write. */
@@ -77,6 +80,23 @@ export function outsideSpan(s: StreamState | undefined, w: { start: number; end:
   const first = s.first ?? s.next;
   return [{ start: w.start, end: Math.min(w.end, first) }, { start: Math.max(w.start, s.next), end: w.end }]
     .filter((r) => r.start < r.end);
+}
+
+/**
+ * A stream no longer found for this long is forgotten: ListMetrics stops listing metrics after two weeks
+ * without data (API reference, ListMetrics), and PutMetricData would refuse its missed periods anyway.
+ */
+export const FORGET_AFTER_SECONDS = 15 * 86_400;
+
+/** The streams to forget: known, not found by this discovery, and not found by any for FORGET_AFTER. */
+export function forgotten(
+  known: [string, StreamState | undefined][],
+  found: Set<string>,
+  nowSeconds: number,
+): string[] {
+  return known.filter(([k, s]) =>
+    !found.has(k) && (s?.seen ?? nowSeconds) < nowSeconds - FORGET_AFTER_SECONDS
+  ).map(([k]) => k);
 }
 
 /**
@@ -147,24 +167,29 @@ function parse(text: string, file: string): StateFile {
 
 const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
 
-/** Per account and region: the oldest checkpoint of its streams, how far behind it is, and what is in doubt. */
+/**
+ * Per account and region: the oldest checkpoint of the streams its last discovery found, how far behind it
+ * is, what is in doubt, and how many streams were not found again (metrics that stopped).
+ */
 export function status(streams: Record<string, StreamState>, nowSeconds: number): string[] {
-  const by = new Map<string, { next: number; count: number; doubt: number }>();
+  const by = new Map<string, StreamState[]>();
   for (const [key, s] of Object.entries(streams)) {
     const [account, region] = JSON.parse(key) as [string, string];
-    const e = by.get(`${account} ${region}`) ?? { next: Infinity, count: 0, doubt: 0 };
-    by.set(`${account} ${region}`, {
-      next: Math.min(e.next, s.next ?? Infinity),
-      count: e.count + 1,
-      doubt: e.doubt + (s.doubt?.length ? 1 : 0),
-    });
+    by.set(`${account} ${region}`, [...(by.get(`${account} ${region}`) ?? []), s]);
   }
   if (by.size === 0) return ["No checkpoints yet"];
-  return [...by].sort().map(([k, e]) => {
-    const upTo = Number.isFinite(e.next)
-      ? `${iso(e.next)} (${Math.round((nowSeconds - e.next) / 60)} min behind)`
+  return [...by].sort().map(([k, all]) => {
+    const latest = Math.max(...all.map((s) => s.seen ?? -Infinity));
+    const current = all.filter((s) => (s.seen ?? latest) >= latest);
+    const next = Math.min(...current.map((s) => s.next ?? Infinity));
+    const doubt = current.filter((s) => s.doubt?.length).length;
+    const gone = all.length - current.length;
+    const upTo = Number.isFinite(next)
+      ? `${iso(next)} (${Math.round((nowSeconds - next) / 60)} min behind)`
       : "- (nothing forwarded yet)";
-    return `${k}: forwarded up to ${upTo}, ${e.count} streams${e.doubt ? `, ${e.doubt} in doubt` : ""}`;
+    return `${k}: forwarded up to ${upTo}, ${current.length} streams${doubt ? `, ${doubt} in doubt` : ""}${
+      gone ? `; ${gone} no longer found` : ""
+    }`;
   });
 }
 
@@ -181,8 +206,8 @@ export interface Store {
   readonly file: string | undefined;
   get(key: string): StreamState | undefined;
   keys(): string[];
-  /** Applies a transition to streams and persists the result before returning. */
-  update(keys: string[], f: (s: StreamState) => StreamState): Promise<void>;
+  /** Applies a transition to streams (undefined removes one) and persists the result before returning. */
+  update(keys: string[], f: (s: StreamState) => StreamState | undefined): Promise<void>;
   close(): void;
 }
 
@@ -194,7 +219,11 @@ export function memoryStore(initial: Record<string, StreamState> = {}): Store {
     get: (k) => streams.get(k),
     keys: () => [...streams.keys()],
     update(keys, f) {
-      for (const k of keys) streams.set(k, f(streams.get(k) ?? {}));
+      for (const k of keys) {
+        const next = f(streams.get(k) ?? {});
+        if (next) streams.set(k, next);
+        else streams.delete(k);
+      }
       return Promise.resolve();
     },
     close() {},
@@ -230,7 +259,11 @@ export function openStore(file: string): Store {
         // Writes are queued so that concurrent sources never interleave two writes of the file.
         writing = writing.then(() => {
           lock.check();
-          for (const k of keys) state.streams[k] = f(state.streams[k] ?? {});
+          for (const k of keys) {
+            const next = f(state.streams[k] ?? {});
+            if (next) state.streams[k] = next;
+            else delete state.streams[k];
+          }
           return writeAtomic(file, JSON.stringify(state));
         });
         return writing;

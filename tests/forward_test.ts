@@ -207,3 +207,34 @@ test("main() backfills a large fleet in steps that hold a bounded number of data
   // the next (a step is committed whole), so it ends each step with a call that is not full: here, three.
   assert.equal(puts, 1 + 3);
 });
+
+test("main() forgets a stream that discovery has not found for 15 days, and says so", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const gone = JSON.stringify(["production", "eu-west-1", "AWS/ECS", "CPUUtilization", [
+    "ClusterName=old",
+    "ServiceName=s",
+  ], 60]);
+  const stopped = JSON.stringify(["production", "eu-west-1", "AWS/ECS", "CPUUtilization", [
+    "ClusterName=idle",
+    "ServiceName=s",
+  ], 60]);
+  const day = 86_400;
+  const streams = {
+    [gone]: { first: 0, next: NOW / 1000 - 16 * day, seen: NOW / 1000 - 16 * day },
+    [stopped]: { first: 0, next: NOW / 1000 - day, seen: NOW / 1000 - day },
+  };
+  fs.writeFileSync(path.join(dir, "forwarder-state.json"), JSON.stringify({ version: 1, streams }));
+  const r = await run([], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fakeFleet("none").cloudWatch);
+  assert.equal(r.code, EXIT.ok);
+  assert.deepEqual(r.err, [
+    'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days',
+  ]);
+  const kept = JSON.parse(fs.readFileSync(path.join(dir, "forwarder-state.json"), "utf8")).streams;
+  assert.equal(kept[gone], undefined);
+  assert.deepEqual(kept[stopped], streams[stopped]);
+  const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
+  assert.equal(
+    status.out[1],
+    "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams; 1 no longer found",
+  );
+});

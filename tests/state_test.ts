@@ -9,6 +9,8 @@ import {
   commit,
   defaultStatePath,
   doubtIn,
+  FORGET_AFTER_SECONDS,
+  forgotten,
   intend,
   LOCK_LEASE_MS,
   openStore,
@@ -53,6 +55,8 @@ test("commit() grows the forwarded span by windows that touch it, and keeps wind
     // A replay that ends where the span begins extends it back; one inside it changes nothing.
     [{ first: 600, next: 660, doubt: [[540, 600, T]] }, [540, 600], { first: 540, next: 660 }],
     [{ first: 0, next: 600, doubt: [[60, 120, T]] }, [60, 120], { first: 0, next: 600 }],
+    // What commit does not own is kept.
+    [{ first: 0, next: 60, seen: T }, [60, 120], { first: 0, next: 120, seen: T }],
   ];
   for (const [s, [start, end], want] of cases) assert.deepEqual(commit(s, { start, end }), want);
 });
@@ -224,6 +228,28 @@ test("status() gives each account-region its oldest checkpoint, the lag, and the
     [
       "acc eu-west-1: forwarded up to - (nothing forwarded yet), 1 streams, 1 in doubt",
       "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt",
+    ],
+  );
+});
+
+test("forgotten() picks the streams not found now and not found for 15 days", () => {
+  const t = 100 * 86_400;
+  const known: [string, StreamState | undefined][] = [
+    ["found", { next: 0, seen: 0 }],
+    ["recent", { next: 0, seen: t - FORGET_AFTER_SECONDS }],
+    ["old", { next: 0, seen: t - FORGET_AFTER_SECONDS - 1 }],
+    ["never-seen", { next: 0 }],
+  ];
+  assert.deepEqual(forgotten(known, new Set(["found"]), t), ["old"]);
+});
+
+test("status() leaves streams that discovery no longer finds out of the lag, and counts them", () => {
+  const key = (n: string) => JSON.stringify(["prod", "eu-west-1", "AWS/ECS", n, [], 60]);
+  const t = Date.UTC(2026, 10, 24, 12) / 1000;
+  assert.deepEqual(
+    status({ [key("a")]: { next: t - 180, seen: t }, [key("b")]: { next: t - 86_400, seen: t - 86_400 } }, t),
+    [
+      "prod eu-west-1: forwarded up to 2026-11-24T11:57:00Z (3 min behind), 1 streams; 1 no longer found",
     ],
   );
 });
