@@ -86,23 +86,7 @@ async function forwardSource(src: SourcePlan, run: Run) {
   );
   const where = `account "${src.account}" in ${src.region}`;
   const streams = await discover(api, src.metrics, oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS);
-  if (!run.dryRun) {
-    const found = new Set(streams.map((s) => keyOf(src, s)));
-    await run.store.update([...found], (st) => ({ ...st, seen: run.nowSeconds }));
-    const gone = state.forgotten(
-      knownKeys(src, run).map((k) => [k, run.store.get(k)]),
-      found,
-      run.nowSeconds,
-    );
-    if (gone.length > 0) {
-      run.warn(
-        `Forgetting ${gone.length} streams of ${where}: not found for ${
-          state.FORGET_AFTER_SECONDS / 86_400
-        } days`,
-      );
-      await run.store.update(gone, () => undefined);
-    }
-  }
+  if (!run.dryRun) await remember(src, streams, run);
   const totals = { datums: 0, refused: 0 };
   for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
     const keys = group.map((s) => keyOf(src, s));
@@ -143,6 +127,21 @@ async function forwardSource(src: SourcePlan, run: Run) {
     }
   }
   return { streams: streams.length, ...totals };
+}
+
+/** Records that discovery found these streams, and forgets the source's streams it has not found for long. */
+async function remember(src: SourcePlan, streams: Stream[], run: Run) {
+  const found = new Set(streams.map((s) => keyOf(src, s)));
+  await run.store.update([...found], (st) => ({ ...st, seen: run.nowSeconds }));
+  const gone = state.forgotten(knownKeys(src, run).map((k) => [k, run.store.get(k)]), found, run.nowSeconds);
+  if (gone.length > 0) {
+    run.warn(
+      `Forgetting ${gone.length} streams of account "${src.account}" in ${src.region}: not found for ${
+        state.FORGET_AFTER_SECONDS / 86_400
+      } days`,
+    );
+    await run.store.update(gone, () => undefined);
+  }
 }
 
 /** Queries per step: whole GetMetricData calls, as many as keep the datapoints held within bounds. */
