@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
 import {
+  ACCEPTANCE_CONFIG,
   ACCOUNTS,
   assertForwarded,
   CONFIG,
@@ -15,6 +16,7 @@ import {
   forwarderEnv,
   MIN,
   seedFleet,
+  seedServices,
   writeConfig,
 } from "./fleet.ts";
 import { type ProcessResult, runForwarder } from "./helpers.ts";
@@ -253,25 +255,8 @@ test("a crash after writing periods over 3 hours old: the next run waits until C
   const clock = { now: T };
   const emu = await startEmulator({ now: () => clock.now });
   try {
-    for (let t = T - 360 * MIN; t < T - 300 * MIN; t += MIN) {
-      for (let s = 0; s < 5; s++) {
-        emu.seed({
-          account: ACCOUNTS.acceptance,
-          region: "eu-west-1",
-          namespace: "AWS/ECS",
-          name: "CPUUtilization",
-          timestamp: t,
-          values: [s, s + 1, s + 2.5],
-          dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
-          unit: "Percent",
-        });
-      }
-    }
-    const config = writeConfig(`
-destination: { region: eu-west-1 }
-accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfer" }]
-metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
-`);
+    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
+    const config = writeConfig(ACCEPTANCE_CONFIG);
     const run = (now: number, o: { killAfterMs?: number } = {}) =>
       runForwarder(["--config", config, "--now", new Date(now).toISOString()], forwarderEnv(emu), o);
     ok(await run(T - 357 * MIN));

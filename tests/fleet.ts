@@ -245,3 +245,28 @@ export const fleetSources = (): [string, string, string][] => [
   ["acceptance", ACCOUNTS.acceptance, "eu-west-1"],
   ["big", ACCOUNTS.big, "eu-west-1"],
 ];
+
+/** A config with one source, acceptance, and its ECS service metrics. */
+export const ACCEPTANCE_CONFIG = `
+destination: { region: eu-west-1 }
+accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfer" }]
+metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
+`;
+
+/** Seeds five acceptance services with one sample set a minute over [from, to), readable at once. */
+export function seedServices(emu: Emulator, from: number, to: number) {
+  for (let t = from; t < to; t += MIN) {
+    for (let s = 0; s < 5; s++) {
+      emu.seed({
+        account: ACCOUNTS.acceptance,
+        region: "eu-west-1",
+        namespace: "AWS/ECS",
+        name: "CPUUtilization",
+        timestamp: t,
+        values: [s, s + 1, s + 2.5],
+        dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
+        unit: "Percent",
+      });
+    }
+  }
+}

@@ -5,7 +5,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startEmulator } from "../lib/emulator.ts";
-import { ACCOUNTS, assertForwarded, CONFIG, forwarderEnv, MIN, seedFleet, writeConfig } from "./fleet.ts";
+import {
+  ACCEPTANCE_CONFIG,
+  ACCOUNTS,
+  assertForwarded,
+  CONFIG,
+  forwarderEnv,
+  MIN,
+  seedFleet,
+  seedServices,
+  writeConfig,
+} from "./fleet.ts";
 import { type ProcessResult, runForwarder } from "./helpers.ts";
 
 const SERVICES = 5;
@@ -102,24 +112,8 @@ test("a replay of data over 3 hours old, repeated at once, waits until CloudWatc
   const clock = { now: T };
   const emu = await startEmulator({ now: () => clock.now });
   try {
-    for (let t = T - 360 * MIN; t < T - 300 * MIN; t += MIN) {
-      for (let s = 0; s < 5; s++) {
-        emu.seed({
-          account: ACCOUNTS.acceptance,
-          region: "eu-west-1",
-          namespace: "AWS/ECS",
-          name: "CPUUtilization",
-          timestamp: t,
-          values: [s, 2 * s + 1],
-          dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
-        });
-      }
-    }
-    const config = writeConfig(`
-destination: { region: eu-west-1 }
-accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfer" }]
-metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
-`);
+    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
+    const config = writeConfig(ACCEPTANCE_CONFIG);
     const run = (args: string[]) =>
       runForwarder(
         ["--config", config, "--now", new Date(clock.now).toISOString(), ...args],
