@@ -75,6 +75,13 @@ export interface CloudWatchApi {
  * run that gives up leaves its periods to the next run but also reports the account as failed.
  */
 const MAX_ATTEMPTS = 6;
+/** A connection not made in this time is abandoned (and retried), rather than holding the run. */
+const CONNECTION_TIMEOUT_MS = 5_000;
+/**
+ * A call not answered in this time fails (and is retried): a hung connection must not keep a run, and the
+ * lock it holds, past the next timer tick. A full GetMetricData answer takes seconds, not a minute.
+ */
+const REQUEST_TIMEOUT_MS = 60_000;
 /** STS refuses a session shorter than 900 s (AssumeRole.DurationSeconds); an hour is the default. */
 const SESSION_SECONDS = 3600;
 /** Refresh credentials this long before they expire, so no call is signed with a dying session. */
@@ -94,13 +101,15 @@ export interface Role {
 type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken: string; expiration: Date };
 
 /** Builds CloudWatch clients per role and region, assuming each role once and refreshing it when needed. */
-export function connector(options: { stsRegion: string; now?: () => number }) {
+export function connector(options: { stsRegion: string; now?: () => number; requestTimeoutMs?: number }) {
   const now = options.now ?? Date.now;
-  const sts = new STSClient({
-    region: options.stsRegion,
-    maxAttempts: MAX_ATTEMPTS,
-    defaultUserAgentProvider: userAgent,
-  });
+  const requestHandler = {
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    throwOnRequestTimeout: true,
+  };
+  const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
+  const sts = new STSClient({ region: options.stsRegion, ...common });
   const providers = new Map<string, () => Promise<Credentials>>();
 
   function assumed(role: Role): () => Promise<Credentials> {
@@ -145,8 +154,7 @@ export function connector(options: { stsRegion: string; now?: () => number }) {
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
     const client = new CloudWatchClient({
       region,
-      maxAttempts: MAX_ATTEMPTS,
-      defaultUserAgentProvider: userAgent,
+      ...common,
       ...(role ? { credentials: assumed(role) } : {}),
     });
     return {

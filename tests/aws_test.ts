@@ -90,3 +90,29 @@ test("isDataRefused() tells refusals of the data from failures worth retrying", 
   assert.equal(isDataRefused(err("InternalFailure", "InternalFailure", 500)), false);
   assert.equal(isDataRefused(err("ExpiredToken", "ExpiredToken", 403)), false);
 });
+
+test("connector() gives up on a call that is not answered in time, retries it, and reports a timeout", async () => {
+  const emu = await startEmulator({ latencyMs: 2_000 });
+  try {
+    await withEnv({
+      AWS_ENDPOINT_URL: emu.url,
+      AWS_ACCESS_KEY_ID: "AKIA999999999999",
+      AWS_SECRET_ACCESS_KEY: "x",
+    }, async () => {
+      const client = connector({ stsRegion: "eu-west-1", requestTimeoutMs: 100 })("eu-west-1", undefined);
+      const started = Date.now();
+      await assert.rejects(
+        client.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] }),
+        (e: unknown) => {
+          assert.match(describe(e), /^TimeoutError/);
+          assert.equal((e as { $metadata?: { attempts?: number } }).$metadata?.attempts, 6);
+          return true;
+        },
+      );
+      // Six attempts of 100 ms with backoff between them, where one answer alone would take 2 s.
+      assert.ok(Date.now() - started < 8_000);
+    });
+  } finally {
+    await emu.stop();
+  }
+});
