@@ -113,28 +113,25 @@ export const datumBytes = (d: Datum) => encoder.encode(JSON.stringify(d)).length
 export const putBatches = (datums: Datum[]) => batches(datums, PUT_MAX_DATUMS, datumBytes, BODY_BUDGET);
 
 /**
- * Writes datums to one namespace. When AWS refuses a call for its data (a value, a timestamp), the call is
- * split in halves until the refused datums stand alone; those are reported through `refused` and dropped, so
- * one bad datum never blocks the rest. Any other error (throttling, outage) is thrown.
+ * Writes one batch (see putBatches) to a namespace. When AWS refuses the call for its data (a value, a
+ * timestamp), it is split in halves until the refused datums stand alone; those are reported through
+ * `refused` and dropped, so one bad datum never blocks the rest. Any other error (throttling, outage) is thrown.
  */
-export async function publish(
+export async function putBatch(
   api: Pick<CloudWatchApi, "putMetricData">,
   namespace: string,
-  datums: Datum[],
+  batch: Datum[],
   refused: (datum: Datum, reason: string) => void,
 ): Promise<void> {
-  const put = async (batch: Datum[]): Promise<void> => {
-    try {
-      await api.putMetricData(namespace, batch);
-    } catch (e) {
-      if (!isDataRefused(e)) throw e;
-      if (batch.length === 1) return refused(batch[0]!, describe(e));
-      const half = Math.ceil(batch.length / 2);
-      await put(batch.slice(0, half));
-      await put(batch.slice(half));
-    }
-  };
-  for (const batch of putBatches(datums)) await put(batch);
+  try {
+    await api.putMetricData(namespace, batch);
+  } catch (e) {
+    if (!isDataRefused(e)) throw e;
+    if (batch.length === 1) return refused(batch[0]!, describe(e));
+    const half = Math.ceil(batch.length / 2);
+    await putBatch(api, namespace, batch.slice(0, half), refused);
+    await putBatch(api, namespace, batch.slice(half), refused);
+  }
 }
 
 export interface Publisher {
@@ -177,7 +174,7 @@ export function publisher(api: Pick<CloudWatchApi, "putMetricData">): Publisher 
 
   const send = (namespace: string, entries: { datum: Datum; waiter: Waiter }[]) => {
     const owner = new Map(entries.map((e) => [e.datum, e.waiter]));
-    publish(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why)).then(
+    putBatch(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why)).then(
       () => entries.forEach((e) => settle(e.waiter)),
       (error) => entries.forEach((e) => settle(e.waiter, error)),
     );

@@ -5,7 +5,9 @@ import process from "node:process";
 import { connector, describe, errorCode, isDataRefused } from "../lib/aws.ts";
 import { startEmulator } from "../lib/emulator.ts";
 
-async function withEnv(env: Record<string, string>, f: () => Promise<void>) {
+/** Runs f with default credentials that act as the destination account, pointed at the emulator. */
+async function asDestination(url: string, f: () => Promise<void>) {
+  const env = { AWS_ENDPOINT_URL: url, AWS_ACCESS_KEY_ID: "AKIA999999999999", AWS_SECRET_ACCESS_KEY: "x" };
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   try {
@@ -25,11 +27,7 @@ test("connector() assumes a role once for all its regions and again only shortly
     requireExternalId: { "arn:aws:iam::111111111111:role/r": "ext-1" },
   });
   try {
-    await withEnv({
-      AWS_ENDPOINT_URL: emu.url,
-      AWS_ACCESS_KEY_ID: "AKIA999999999999",
-      AWS_SECRET_ACCESS_KEY: "x",
-    }, async () => {
+    await asDestination(emu.url, async () => {
       const cloudWatch = connector({ stsRegion: "eu-west-1", now: () => clock.now });
       const role = { roleArn: "arn:aws:iam::111111111111:role/r", externalId: "ext-1" };
       const list = (region: string) =>
@@ -54,11 +52,7 @@ test("connector() does not keep a failed AssumeRole: the next call asks again", 
   const role = "arn:aws:iam::111111111111:role/r";
   const emu = await startEmulator({ denyRoles: [role] });
   try {
-    await withEnv({
-      AWS_ENDPOINT_URL: emu.url,
-      AWS_ACCESS_KEY_ID: "AKIA999999999999",
-      AWS_SECRET_ACCESS_KEY: "x",
-    }, async () => {
+    await asDestination(emu.url, async () => {
       const client = connector({ stsRegion: "eu-west-1" })("eu-west-1", {
         roleArn: role,
         externalId: undefined,
@@ -94,11 +88,7 @@ test("isDataRefused() tells refusals of the data from failures worth retrying", 
 test("connector() gives up on a call that is not answered in time, retries it, and reports a timeout", async () => {
   const emu = await startEmulator({ latencyMs: 2_000 });
   try {
-    await withEnv({
-      AWS_ENDPOINT_URL: emu.url,
-      AWS_ACCESS_KEY_ID: "AKIA999999999999",
-      AWS_SECRET_ACCESS_KEY: "x",
-    }, async () => {
+    await asDestination(emu.url, async () => {
       const client = connector({ stsRegion: "eu-west-1", requestTimeoutMs: 100 })("eu-west-1", undefined);
       const started = Date.now();
       await assert.rejects(

@@ -5,7 +5,15 @@ import type { CloudWatchApi, Datum, ListMetricsInput, Metric } from "../lib/aws.
 import type { MetricPlan } from "../lib/config.ts";
 import { discover, globToRegExp, listFilters, selects, type Stream } from "../lib/discover.ts";
 import { fetchStats, GMD_MAX_QUERIES, queriesPerCall } from "../lib/fetch.ts";
-import { datumBytes, publish, PUT_MAX_BYTES, PUT_MAX_DATUMS, putBatches, toDatums } from "../lib/publish.ts";
+import {
+  datumBytes,
+  publisher,
+  PUT_MAX_BYTES,
+  PUT_MAX_DATUMS,
+  putBatch,
+  putBatches,
+  toDatums,
+} from "../lib/publish.ts";
 
 const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
   namespace: "AWS/ECS",
@@ -227,7 +235,7 @@ test("putBatches() keeps to 1,000 datums and well under 1 MB per call", () => {
   }
 });
 
-test("publish() isolates datums that CloudWatch refuses and writes the rest", async () => {
+test("putBatch() isolates datums that CloudWatch refuses and writes the rest", async () => {
   const written: string[] = [];
   let calls = 0;
   const api: Pick<CloudWatchApi, "putMetricData"> = {
@@ -246,7 +254,7 @@ test("publish() isolates datums that CloudWatch refuses and writes the rest", as
     },
   };
   const refused: string[] = [];
-  await publish(
+  await putBatch(
     api,
     "ns",
     Array.from({ length: 8 }, (_, i) => datum(i)),
@@ -257,11 +265,11 @@ test("publish() isolates datums that CloudWatch refuses and writes the rest", as
   assert.equal(calls, 7); // 1 + 2 + 2 + 2: halves down to the bad datum
 });
 
-test("publish() throws errors that are not about the data, such as throttling", async () => {
+test("putBatch() throws errors that are not about the data, such as throttling", async () => {
   const api: Pick<CloudWatchApi, "putMetricData"> = {
     putMetricData: () => Promise.reject(Object.assign(new Error("Rate exceeded"), { name: "Throttling" })),
   };
-  await assert.rejects(publish(api, "ns", [datum(1)], () => assert.fail("not a refusal")), /Rate exceeded/);
+  await assert.rejects(putBatch(api, "ns", [datum(1)], () => assert.fail("not a refusal")), /Rate exceeded/);
 });
 
 test("fetchStats() refuses a result that is still incomplete after the last page", async () => {
@@ -281,4 +289,46 @@ test("fetchStats() refuses a result that is still incomplete after the last page
     fetchStats(api, [{ plan: plan(), name: "X", dims: [] }], { start: 0, end: 60 }, 60),
     /^Error: Cannot read AWS\/ECS X: GetMetricData answered PartialData$/,
   );
+});
+
+test("publisher() pools the datums of producers into full calls and sends the rest once all are waiting", async () => {
+  const calls: string[][] = [];
+  const api: Pick<CloudWatchApi, "putMetricData"> = {
+    putMetricData(ns, datums) {
+      calls.push([ns, String(datums.length)]);
+      return Promise.resolve();
+    },
+  };
+  const pool = publisher(api);
+  pool.join();
+  pool.join();
+  const many = (k: number, from = 0) => Array.from({ length: k }, (_, i) => datum(from + i));
+  let firstDone = false;
+  const first = pool.write(new Map([["A", many(1200)]]), () => assert.fail("nothing refused")).then(
+    () => (firstDone = true),
+  );
+  await new Promise((r) => setTimeout(r, 10));
+  // The full batch went at once; the 200 left wait for the other producer.
+  assert.deepEqual(calls, [["A", "1000"]]);
+  assert.equal(firstDone, false);
+  const second = pool.write(
+    new Map([["A", many(300, 2000)], ["B", many(5)]]),
+    () => assert.fail("nothing refused"),
+  );
+  await Promise.all([first, second]);
+  assert.deepEqual(calls, [["A", "1000"], ["A", "500"], ["B", "5"]]);
+  pool.leave();
+  pool.leave();
+});
+
+test("publisher() sends what is queued when a producer leaves, and fails every writer of a failed call", async () => {
+  const api: Pick<CloudWatchApi, "putMetricData"> = {
+    putMetricData: () => Promise.reject(Object.assign(new Error("Rate exceeded"), { name: "Throttling" })),
+  };
+  const pool = publisher(api);
+  pool.join();
+  pool.join();
+  const written = pool.write(new Map([["A", [datum(1)]]]), () => assert.fail("not a refusal"));
+  pool.leave(); // the other producer failed before it wrote anything
+  await assert.rejects(written, /Rate exceeded/);
 });
