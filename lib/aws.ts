@@ -111,126 +111,105 @@ export function connector(options: { stsRegion: string; now?: () => number; requ
   const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
   const sts = new STSClient({ region: options.stsRegion, ...common });
   const providers = new Map<string, () => Promise<Credentials>>();
-
-  function assumed(role: Role): () => Promise<Credentials> {
+  const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
     let provider = providers.get(key);
-    if (provider) return provider;
-    let current: Promise<Credentials> | undefined;
-    let expires = 0;
-    provider = () => {
-      if (current === undefined || now() >= expires - REFRESH_MARGIN_MS) {
-        // Callers that arrive while AssumeRole is under way share its answer.
-        expires = Infinity;
-        current = sts.send(
-          new AssumeRoleCommand({
-            RoleArn: role.roleArn,
-            RoleSessionName: "cloudwatch-forwarder",
-            DurationSeconds: SESSION_SECONDS,
-            ...(role.externalId === undefined ? {} : { ExternalId: role.externalId }),
-          }),
-        ).then((r) => {
-          const c = r.Credentials;
-          if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
-            throw new Error(`Cannot assume role "${role.roleArn}": STS returned no credentials`);
-          }
-          expires = c.Expiration.getTime();
-          return {
-            accessKeyId: c.AccessKeyId,
-            secretAccessKey: c.SecretAccessKey,
-            sessionToken: c.SessionToken,
-            expiration: c.Expiration,
-          };
-        });
-        // A failed AssumeRole is not cached: the next call asks again.
-        current.catch(() => (current = undefined));
-      }
-      return current;
-    };
-    providers.set(key, provider);
+    if (!provider) providers.set(key, provider = roleCredentials(sts, role, now));
     return provider;
-  }
-
+  };
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
-    const client = new CloudWatchClient({
-      region,
-      ...common,
-      ...(role ? { credentials: assumed(role) } : {}),
-    });
-    return {
-      async listMetrics(input) {
-        const r = await client.send(new ListMetricsCommand(input));
-        const metrics = (r.Metrics ?? []).map((m) => ({
-          Namespace: m.Namespace ?? input.Namespace,
-          MetricName: m.MetricName ?? input.MetricName,
-          Dimensions: (m.Dimensions ?? []).map((d) => ({ Name: d.Name ?? "", Value: d.Value ?? "" })),
-        }));
-        return { metrics, nextToken: r.NextToken };
-      },
-      async getMetricData(input) {
-        const r = await client.send(
-          new GetMetricDataCommand({
-            MetricDataQueries: input.queries.map((q) => ({
-              Id: q.Id,
-              MetricStat: {
-                Metric: q.Metric,
-                Period: q.Period,
-                Stat: q.Stat,
-                ...(q.Unit ? { Unit: q.Unit as never } : {}),
-              },
-              ReturnData: true,
-            })),
-            StartTime: new Date(input.start * 1000),
-            EndTime: new Date(input.end * 1000),
-            ScanBy: "TimestampAscending",
-            MaxDatapoints: input.maxDatapoints,
-            ...(input.nextToken ? { NextToken: input.nextToken } : {}),
-          }),
-        );
-        const results = (r.MetricDataResults ?? []).map((m) => ({
-          Id: m.Id ?? "",
-          Timestamps: (m.Timestamps ?? []).map((t) => t.getTime() / 1000),
-          Values: m.Values ?? [],
-          StatusCode: m.StatusCode,
-        }));
-        return { results, nextToken: r.NextToken };
-      },
-      async putMetricData(namespace, datums) {
-        await client.send(
-          new PutMetricDataCommand({
-            Namespace: namespace,
-            MetricData: datums.map((d) => ({
-              ...d,
-              Timestamp: new Date(d.Timestamp * 1000),
-              Unit: d.Unit as never,
-            })),
-          }),
-        );
-      },
-    };
+    return adapt(
+      new CloudWatchClient({ region, ...common, ...(role ? { credentials: assumed(role) } : {}) }),
+    );
   };
 }
 
-/** The error code AWS gave (with the SDK's query-compatible code first), or the error's name. */
-export function errorCode(e: unknown): string {
-  if (typeof e !== "object" || e === null) return "Error";
-  const x = e as { Code?: unknown; name?: unknown };
-  return typeof x.Code === "string" ? x.Code : typeof x.name === "string" ? x.name : "Error";
+/** Credentials of an assumed role: AssumeRole on first use, and again shortly before they expire. */
+function roleCredentials(sts: STSClient, role: Role, now: () => number): () => Promise<Credentials> {
+  let current: Promise<Credentials> | undefined;
+  let expires = 0;
+  return () => {
+    if (current === undefined || now() >= expires - REFRESH_MARGIN_MS) {
+      // Callers that arrive while AssumeRole is under way share its answer.
+      expires = Infinity;
+      current = sts.send(
+        new AssumeRoleCommand({
+          RoleArn: role.roleArn,
+          RoleSessionName: "cloudwatch-forwarder",
+          DurationSeconds: SESSION_SECONDS,
+          ...(role.externalId === undefined ? {} : { ExternalId: role.externalId }),
+        }),
+      ).then((r) => {
+        const c = r.Credentials;
+        if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
+          throw new Error(`Cannot assume role "${role.roleArn}": STS returned no credentials`);
+        }
+        expires = c.Expiration.getTime();
+        return {
+          accessKeyId: c.AccessKeyId,
+          secretAccessKey: c.SecretAccessKey,
+          sessionToken: c.SessionToken,
+          expiration: c.Expiration,
+        };
+      });
+      // A failed AssumeRole is not cached: the next call asks again.
+      current.catch(() => (current = undefined));
+    }
+    return current;
+  };
 }
 
-/** One line for an error: its code and message. */
-export function describe(e: unknown): string {
-  const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
-  const code = errorCode(e);
-  return message && message !== code ? `${code}: ${message}` : code;
-}
-
-/**
- * PutMetricData refused the data itself (a value, a timestamp, a size): sending it again cannot succeed,
- * unlike throttling, server errors or expired credentials.
- */
-export function isDataRefused(e: unknown): boolean {
-  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return ["InvalidParameterValue", "InvalidParameterCombination", "MissingParameter", "RequestEntityTooLarge"]
-    .includes(errorCode(e)) || status === 413;
+/** The narrow, plain-data interface over an SDK client: times in epoch seconds, absent lists empty. */
+function adapt(client: CloudWatchClient): CloudWatchApi {
+  return {
+    async listMetrics(input) {
+      const r = await client.send(new ListMetricsCommand(input));
+      const metrics = (r.Metrics ?? []).map((m) => ({
+        Namespace: m.Namespace ?? input.Namespace,
+        MetricName: m.MetricName ?? input.MetricName,
+        Dimensions: (m.Dimensions ?? []).map((d) => ({ Name: d.Name ?? "", Value: d.Value ?? "" })),
+      }));
+      return { metrics, nextToken: r.NextToken };
+    },
+    async getMetricData(input) {
+      const r = await client.send(
+        new GetMetricDataCommand({
+          MetricDataQueries: input.queries.map((q) => ({
+            Id: q.Id,
+            MetricStat: {
+              Metric: q.Metric,
+              Period: q.Period,
+              Stat: q.Stat,
+              ...(q.Unit ? { Unit: q.Unit as never } : {}),
+            },
+            ReturnData: true,
+          })),
+          StartTime: new Date(input.start * 1000),
+          EndTime: new Date(input.end * 1000),
+          ScanBy: "TimestampAscending",
+          MaxDatapoints: input.maxDatapoints,
+          ...(input.nextToken ? { NextToken: input.nextToken } : {}),
+        }),
+      );
+      const results = (r.MetricDataResults ?? []).map((m) => ({
+        Id: m.Id ?? "",
+        Timestamps: (m.Timestamps ?? []).map((t) => t.getTime() / 1000),
+        Values: m.Values ?? [],
+        StatusCode: m.StatusCode,
+      }));
+      return { results, nextToken: r.NextToken };
+    },
+    async putMetricData(namespace, datums) {
+      await client.send(
+        new PutMetricDataCommand({
+          Namespace: namespace,
+          MetricData: datums.map((d) => ({
+            ...d,
+            Timestamp: new Date(d.Timestamp * 1000),
+            Unit: d.Unit as never,
+          })),
+        }),
+      );
+    },
+  };
 }

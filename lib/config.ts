@@ -2,35 +2,19 @@
  * forwarder.yaml: YAML text -> ${VAR} substitution -> valibot -> a resolved Plan.
  * Every problem is reported at once, one line each, as `file:line:col: message (at dot.path)`.
  */
+import * as fs from "node:fs";
 import * as v from "valibot";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document, Node } from "yaml";
-import { PUT_MAX_DIMENSIONS } from "./publish.ts";
-import { isValidPeriod } from "./window.ts";
-
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.join("\n"));
-    this.name = "ConfigError";
-  }
-}
-
-/** The statistics every forwarded period carries, as one StatisticValues datum. */
-export const STATISTIC_SET = ["SampleCount", "Sum", "Minimum", "Maximum"] as const;
-
-/** MetricDatum.Unit: the StandardUnit enumeration of the CloudWatch API reference. */
-// deno-fmt-ignore
-export const UNITS = [
-  "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
-  "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
-  "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
-  "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
-] as const;
-
-/** Dimension.Name: 1 to 255 characters (CloudWatch API reference, Dimension). */
-const DIMENSION_NAME_MAX = 255;
-/** Namespace: 1 to 255 characters, no colon (CloudWatch API reference, PutMetricData). */
-const NAMESPACE_MAX = 255;
+import { ConfigError, describe } from "./errors.ts";
+import {
+  DIMENSION_NAME_MAX,
+  isValidPeriod,
+  METRIC_NAME_MAX,
+  NAMESPACE_MAX,
+  PUT_MAX_DIMENSIONS,
+  UNITS,
+} from "./limits.ts";
 
 const Region = v.pipe(
   v.string(),
@@ -131,7 +115,7 @@ const accountEntries = {
 const metricEntries = {
   namespace: Namespace,
   names: v.pipe(
-    v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(255))),
+    v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(METRIC_NAME_MAX))),
     v.minLength(1, "Expected at least one metric name"),
   ),
   dimensions: v.optional(
@@ -315,6 +299,24 @@ export interface Plan {
 const DEFAULT_PERIOD = 60;
 /** One-minute metrics need about two minutes before CloudWatch has all of a period. */
 const DEFAULT_DELAY = 120;
+
+/** Reads a config file, or takes the bundled text when no file is named, and resolves it. */
+export function loadConfigFile(
+  file: string | undefined,
+  bundled: string,
+  env: Record<string, string | undefined>,
+): { plan: Plan; name: string } {
+  let text = bundled;
+  if (file !== undefined) {
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      throw new ConfigError([`Cannot read config "${file}": ${describe(e)}`]);
+    }
+  }
+  const name = file ?? "forwarder.yaml";
+  return { plan: loadConfig(text, name, env), name };
+}
 
 /**
  * Parses and checks a config, and resolves it into a Plan.

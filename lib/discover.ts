@@ -4,9 +4,7 @@
  */
 import type { CloudWatchApi, Dimension } from "./aws.ts";
 import type { MetricPlan } from "./config.ts";
-
-/** ListMetrics.Dimensions takes at most 10 filters (CloudWatch API reference, ListMetrics). */
-export const LIST_MAX_DIMENSION_FILTERS = 10;
+import { LIST_MAX_DIMENSION_FILTERS } from "./limits.ts";
 
 /** One source metric to forward: a metric name with one full set of dimension values. */
 export interface Stream {

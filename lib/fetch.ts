@@ -3,13 +3,11 @@
  */
 import type { CloudWatchApi, Metric } from "./aws.ts";
 import { batches } from "./batch.ts";
-import { STATISTIC_SET } from "./config.ts";
 import type { Stream } from "./discover.ts";
+import { GMD_MAX_DATAPOINTS, GMD_MAX_QUERIES } from "./limits.ts";
 
-/** GetMetricData takes at most 500 MetricDataQuery entries per call (API reference, GetMetricData). */
-export const GMD_MAX_QUERIES = 500;
-/** GetMetricData returns at most 100,800 datapoints per call (API reference, MaxDatapoints). */
-export const GMD_MAX_DATAPOINTS = 100_800;
+/** The statistics every forwarded period carries, as one StatisticValues datum. */
+export const STATISTIC_SET = ["SampleCount", "Sum", "Minimum", "Maximum"] as const;
 
 export interface Item {
   metric: Metric;

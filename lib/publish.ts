@@ -3,17 +3,14 @@
  * One StatisticValues datum per metric and period keeps every basic statistic exact; extra statistics
  * (percentiles) cannot ride in a statistic set and go out as metrics of their own.
  */
-import { type CloudWatchApi, type Datum, describe, type Dimension, isDataRefused } from "./aws.ts";
+import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import { batches } from "./batch.ts";
+import type { Plan, SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
+import { describe, isDataRefused } from "./errors.ts";
 import { fetchValues, type PeriodStats } from "./fetch.ts";
-
-/** PutMetricData takes at most 1,000 metrics per request (API reference, PutMetricData). */
-export const PUT_MAX_DATUMS = 1000;
-/** PutMetricData requests are limited to 1 MB (API reference, PutMetricData). */
-export const PUT_MAX_BYTES = 1_000_000;
-/** A metric has at most 30 dimensions (API reference, MetricDatum.Dimensions). */
-export const PUT_MAX_DIMENSIONS = 30;
+import { PUT_MAX_BYTES, PUT_MAX_DATUMS } from "./limits.ts";
+import { iso } from "./window.ts";
 /** Room left for the request envelope and differences in how the SDK serialises a datum. */
 const BODY_BUDGET = Math.floor(PUT_MAX_BYTES * 0.9);
 
@@ -21,6 +18,14 @@ export interface Target {
   namespace: string;
   /** The account and region dimensions added to every forwarded metric. */
   dims: Dimension[];
+}
+
+/** The target namespace and the account and region dimensions of a source's streams. */
+export function targetOf(plan: Plan, src: SourcePlan): (s: Stream) => Target {
+  const d = plan.destination;
+  const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
+    .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
+  return (s) => ({ namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
 }
 
 /** The destination metric name of a stream's statistic: the name itself for the set, `Name_p99` for extras. */
@@ -104,6 +109,32 @@ export async function alreadyWritten(
   });
   return present;
 }
+
+/**
+ * The datums of a step, by target namespace, less those already in the destination: for the streams in
+ * doubt (`doubtful`), the destination's SampleCount is read first (GetMetricData in the destination).
+ */
+export async function settle(
+  destination: Pick<CloudWatchApi, "getMetricData">,
+  step: { streams: Stream[]; doubtful: boolean[]; window: { start: number; end: number }; period: number },
+  stats: PeriodStats[][],
+  target: (s: Stream) => Target,
+): Promise<Map<string, Datum[]>> {
+  const asked = step.streams.map((s, i) => (step.doubtful[i] ? s : undefined));
+  const present = await alreadyWritten(destination, asked, target, step.window, step.period);
+  const byNamespace = new Map<string, Datum[]>();
+  step.streams.forEach((s, i) => {
+    const t = target(s);
+    let list = byNamespace.get(t.namespace);
+    if (!list) byNamespace.set(t.namespace, list = []);
+    for (const d of toDatums(s, stats[i]!, t, (name, at) => present[i]!.has(`${name}@${at}`))) list.push(d);
+  });
+  return byNamespace;
+}
+
+/** A datum in one line: name, dimensions and period. */
+export const describeDatum = (x: Datum) =>
+  `${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${iso(x.Timestamp)}`;
 
 const encoder = new TextEncoder();
 /** A datum's size in the JSON body the SDK sends. */

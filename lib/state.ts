@@ -24,6 +24,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { StateError } from "./errors.ts";
+import { iso } from "./window.ts";
 
 /** Periods [start, end) that may be in the destination, written at `at` (all epoch seconds). */
 export type Doubt = [start: number, end: number, at: number];
@@ -42,12 +44,16 @@ interface StateFile {
   streams: Record<string, StreamState>;
 }
 
-export class StateError extends Error {
-  override name = "StateError";
-}
-
-/** The state file when the config names none: systemd's StateDirectory, else beside the config. */
-export function defaultStatePath(env: Record<string, string | undefined>, configDir: string): string {
+/**
+ * The state file: the config's `state_file` (relative to the config's folder), else systemd's
+ * StateDirectory, else beside the config.
+ */
+export function statePath(
+  stateFile: string | undefined,
+  configDir: string,
+  env: Record<string, string | undefined>,
+): string {
+  if (stateFile) return path.resolve(configDir, stateFile);
   return path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.json");
 }
 
@@ -164,8 +170,6 @@ function parse(text: string, file: string): StateFile {
   }
   return data as StateFile;
 }
-
-const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
 
 /**
  * Per account and region: the oldest checkpoint of the streams its last discovery found, how far behind it

@@ -2,17 +2,13 @@
  * Time windows, in epoch seconds and aligned to the period. Pure: the clock is passed in.
  * A window [start, end) holds whole periods; a period is named by its start.
  */
-
-/** MetricStat.Period: 1, 5, 10 or 30 for high-resolution metrics, otherwise a multiple of 60 (API reference). */
-export function isValidPeriod(period: number): boolean {
-  return Number.isInteger(period) && period > 0 && (period % 60 === 0 || [1, 5, 10, 30].includes(period));
-}
+import { PUT_MAX_AGE_SECONDS } from "./limits.ts";
 
 /**
- * PutMetricData takes timestamps up to two weeks old (API reference, MetricDatum.Timestamp). An hour is kept
- * back so that a period read at the edge is still accepted when it is written a little later.
+ * How far back a run forwards: what PutMetricData accepts, less an hour, so that a period read at the edge
+ * is still accepted when it is written a little later.
  */
-export const MAX_BACKFILL_SECONDS = 14 * 86_400 - 3600;
+export const MAX_BACKFILL_SECONDS = PUT_MAX_AGE_SECONDS - 3600;
 
 /** End of the newest period that is complete and has waited `delay` seconds for CloudWatch to settle. */
 export function newestEnd(nowSeconds: number, period: number, delay: number): number {
@@ -59,3 +55,6 @@ export function parseIso(text: string): number | undefined {
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
+
+/** An epoch time in seconds as ISO 8601, without milliseconds. */
+export const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");

@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { connector, describe, errorCode, isDataRefused } from "../lib/aws.ts";
+import { connector } from "../lib/aws.ts";
+import { describe, errorCode, isDataRefused } from "../lib/errors.ts";
 import { startEmulator } from "../lib/emulator.ts";
 
 /** Runs f with default credentials that act as the destination account, pointed at the emulator. */

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import bundled from "../forwarder.yaml" with { type: "text" };
-import { ConfigError, loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { jsonSchema, SCHEMA_FILE } from "./schema.ts";
 
 const fixtures = new URL("./fixtures/", import.meta.url);

@@ -4,16 +4,9 @@ import assert from "node:assert/strict";
 import type { CloudWatchApi, Datum, ListMetricsInput, Metric } from "../lib/aws.ts";
 import type { MetricPlan } from "../lib/config.ts";
 import { discover, globToRegExp, listFilters, selects, type Stream } from "../lib/discover.ts";
-import { fetchStats, GMD_MAX_QUERIES, queriesPerCall } from "../lib/fetch.ts";
-import {
-  datumBytes,
-  publisher,
-  PUT_MAX_BYTES,
-  PUT_MAX_DATUMS,
-  putBatch,
-  putBatches,
-  toDatums,
-} from "../lib/publish.ts";
+import { fetchStats, queriesPerCall } from "../lib/fetch.ts";
+import { GMD_MAX_QUERIES, PUT_MAX_BYTES, PUT_MAX_DATUMS } from "../lib/limits.ts";
+import { datumBytes, publisher, putBatch, putBatches, toDatums } from "../lib/publish.ts";
 
 const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
   namespace: "AWS/ECS",

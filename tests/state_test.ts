@@ -7,7 +7,6 @@ import { spawnSync } from "node:child_process";
 import process from "node:process";
 import {
   commit,
-  defaultStatePath,
   doubtIn,
   FORGET_AFTER_SECONDS,
   forgotten,
@@ -18,10 +17,11 @@ import {
   readableFrom,
   readState,
   resumeAt,
-  StateError,
+  statePath,
   status,
   type StreamState,
 } from "../lib/state.ts";
+import { StateError } from "../lib/errors.ts";
 
 const T = 10_000;
 
@@ -100,16 +100,18 @@ test("readableFrom() waits as long as CloudWatch may take to show data of that a
   }
 });
 
-test("defaultStatePath() prefers systemd's STATE_DIRECTORY, else the config's folder", () => {
+test("statePath() takes the config's state_file, else systemd's STATE_DIRECTORY, else the config's folder", () => {
   assert.equal(
-    defaultStatePath({ STATE_DIRECTORY: "/var/lib/fwd" }, "/etc/fwd"),
+    statePath(undefined, "/etc/fwd", { STATE_DIRECTORY: "/var/lib/fwd" }),
     "/var/lib/fwd/forwarder-state.json",
   );
   assert.equal(
-    defaultStatePath({ STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }, "/etc/fwd"),
+    statePath(undefined, "/etc/fwd", { STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }),
     "/var/lib/a/forwarder-state.json",
   );
-  assert.equal(defaultStatePath({}, "/etc/fwd"), "/etc/fwd/forwarder-state.json");
+  assert.equal(statePath(undefined, "/etc/fwd", {}), "/etc/fwd/forwarder-state.json");
+  assert.equal(statePath("state/fwd.json", "/etc/fwd", { STATE_DIRECTORY: "/x" }), "/etc/fwd/state/fwd.json");
+  assert.equal(statePath("/srv/fwd.json", "/etc/fwd", {}), "/srv/fwd.json");
 });
 
 const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fwd-state-")), "state.json");

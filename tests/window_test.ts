@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chunks, isValidPeriod, MAX_BACKFILL_SECONDS, newestEnd, owed, parseIso } from "../lib/window.ts";
+import { isValidPeriod } from "../lib/limits.ts";
+import { chunks, MAX_BACKFILL_SECONDS, newestEnd, owed, parseIso } from "../lib/window.ts";
 
 const NOW = Date.UTC(2026, 10, 24, 12, 7, 30) / 1000;
 const MIN = 60;

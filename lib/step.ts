@@ -1,0 +1,159 @@
+/**
+ * Steps: which periods each stream of an account-region owes, grouped so that one GetMetricData call serves
+ * many streams, and cut into steps, the unit a crash can interrupt. A step knows which of its streams may
+ * already be in the destination (in doubt), so the run reads those before writing.
+ */
+import type { SourcePlan } from "./config.ts";
+import type { Stream } from "./discover.ts";
+import { batches } from "./batch.ts";
+import { queriesPerCall, statsOf } from "./fetch.ts";
+import { GMD_MAX_DATAPOINTS } from "./limits.ts";
+import * as state from "./state.ts";
+import { chunks, iso, owed, type Window } from "./window.ts";
+
+/** Periods fetched and written per chunk: bounds memory, and a crash loses at most one step's progress. */
+const CHUNK_PERIODS = 1440;
+/** Datapoints held at once: a step takes as many streams as fit in five full GetMetricData answers. */
+const MAX_POINTS_IN_MEMORY = 5 * GMD_MAX_DATAPOINTS;
+/** ListMetrics RecentlyActive=PT3H suffices while nothing older than this is owed (it is approximate). */
+const RECENT_SECONDS = 2 * 3600;
+
+/** What planning needs of a run. */
+export interface StepContext {
+  store: state.Store;
+  nowSeconds: number;
+  replay: { start: number; end: number } | undefined;
+  /** Without checkpoints every period is in doubt: a run checks the destination before it writes. */
+  stateless: boolean;
+  dryRun: boolean;
+  warn: (line: string) => void;
+}
+
+export interface Step {
+  streams: Stream[];
+  /** The streams' checkpoint keys, in the same order. */
+  keys: string[];
+  window: { start: number; end: number };
+  period: number;
+  /** Per stream: whether some of the window may be in the destination already. */
+  doubtful: boolean[];
+}
+
+/** A stream's checkpoint key: account, region, namespace, name, dimensions and period. */
+export const keyOf = (src: SourcePlan, s: Stream) =>
+  JSON.stringify([
+    src.account,
+    src.region,
+    s.plan.namespace,
+    s.name,
+    s.dims.map((d) => `${d.Name}=${d.Value}`),
+    s.plan.period,
+  ]);
+
+/** The checkpoint keys of a source's streams. */
+export function knownKeys(src: SourcePlan, store: state.Store): string[] {
+  const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
+  return store.keys().filter((k) => k.startsWith(prefix));
+}
+
+/** Whether ListMetrics may ask for recently active metrics only: nothing older than a few hours is owed. */
+export function recentOnly(src: SourcePlan, run: StepContext): boolean {
+  return oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS;
+}
+
+function oldestOwed(src: SourcePlan, run: StepContext): number {
+  if (run.replay) return run.replay.start;
+  let oldest = run.nowSeconds;
+  for (const k of knownKeys(src, run.store)) {
+    const at = state.resumeAt(run.store.get(k));
+    if (at !== undefined && at < oldest) oldest = at;
+  }
+  return oldest;
+}
+
+/**
+ * The steps a source owes, oldest first. Periods too old to write any more are reported once and the
+ * checkpoint moves past them; a chunk in doubt that CloudWatch cannot show yet ends its group for this run.
+ */
+export async function* steps(src: SourcePlan, streams: Stream[], run: StepContext): AsyncGenerator<Step> {
+  const where = `account "${src.account}" in ${src.region}`;
+  for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
+    const keys = group.map((s) => keyOf(src, s));
+    if (w.lost) {
+      run.warn(
+        `Cannot forward ${where}: ${group.length} streams missed ${iso(w.lost.start)} to ${
+          iso(w.lost.end)
+        }, older than PutMetricData accepts`,
+      );
+      // Said once: the checkpoint moves past what can no longer be written.
+      if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
+    }
+    for (const c of chunks(w, period, CHUNK_PERIODS)) {
+      const readable = readableAt(keys, c, run.store);
+      if (readable > run.nowSeconds) {
+        run.warn(
+          `Cannot forward ${where} from ${
+            iso(c.start)
+          } yet: what an interrupted run wrote there becomes readable in CloudWatch only at ${
+            iso(readable)
+          }, and is checked then`,
+        );
+        break;
+      }
+      const perStep = queriesPerStep((c.end - c.start) / period);
+      for (
+        const part of batches(
+          group.map((s, i) => ({ s, k: keys[i]! })),
+          Infinity,
+          (x) => statsOf(x.s).length,
+          perStep,
+        )
+      ) {
+        // Without checkpoints, and in a replay, every period may already be there.
+        const doubtful = part.map((x) =>
+          run.stateless || run.replay !== undefined || state.doubtIn(run.store.get(x.k), c).length > 0
+        );
+        yield { streams: part.map((x) => x.s), keys: part.map((x) => x.k), window: c, period, doubtful };
+      }
+    }
+  }
+}
+
+/** When everything in doubt within a chunk can be read from the destination. */
+function readableAt(keys: string[], c: { start: number; end: number }, store: state.Store): number {
+  let at = 0;
+  for (const k of keys) {
+    for (const d of state.doubtIn(store.get(k), c)) at = Math.max(at, state.readableFrom(d));
+  }
+  return at;
+}
+
+/** Queries per step: whole GetMetricData calls, as many as keep the datapoints held within bounds. */
+function queriesPerStep(periods: number): number {
+  const perCall = queriesPerCall(periods);
+  return perCall * Math.max(1, Math.floor(MAX_POINTS_IN_MEMORY / (periods * perCall)));
+}
+
+/** Streams that owe the same periods, so that one GetMetricData call can serve them together. */
+function groupByWindow(src: SourcePlan, streams: Stream[], run: StepContext) {
+  const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
+  for (const s of streams) {
+    const st = run.store.get(keyOf(src, s));
+    // A replay leaves out the stream's forwarded span: those periods are in the destination already.
+    const windows: Window[] = run.replay
+      ? state.outsideSpan(st, aligned(run.replay, s.plan.period))
+      : [owed(state.resumeAt(st), run.nowSeconds, s.plan)];
+    for (const w of windows) {
+      const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
+      const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
+      groups.set(key, g);
+      g.streams.push(s);
+    }
+  }
+  return [...groups.values()];
+}
+
+const aligned = (w: { start: number; end: number }, period: number): Window => ({
+  start: Math.floor(w.start / period) * period,
+  end: Math.floor(w.end / period) * period,
+});
