@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { connector, type Metric } from "./aws.ts";
+import { type CloudWatchApi, connector, type Metric } from "./aws.ts";
 import { fetchValues } from "./fetch.ts";
 
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
@@ -50,10 +50,10 @@ function forward(args: string[], env: Record<string, string>): Promise<number> {
   return new Promise((resolve) => child.on("close", (code) => resolve(code ?? 1)));
 }
 
-const emulator = await startEmulator();
-try {
+/** The forwarder's environment: the emulator, the shared account's key, and the three role variables. */
+function demoEnv(url: string): Record<string, string> {
   const env: Record<string, string> = {
-    AWS_ENDPOINT_URL: emulator.url,
+    AWS_ENDPOINT_URL: url,
     // The shared account: an access key that ends in its account id, as the emulator reads it.
     AWS_ACCESS_KEY_ID: "AKIA999999999999",
     AWS_SECRET_ACCESS_KEY: "demo",
@@ -61,29 +61,35 @@ try {
     STATE_DIRECTORY: fs.mkdtempSync(path.join(os.tmpdir(), "cloudwatch-forwarder-demo-")),
   };
   for (const [name, account] of ACCOUNTS) {
-    env[`${name.toUpperCase()}_CROSSACCOUNT_TRANSFER_ROLE_ARN`] =
-      `arn:aws:iam::${account}:role/CrossAccountTransfer`;
+    env[roleVariable(name)] = `arn:aws:iam::${account}:role/CrossAccountTransfer`;
   }
-  Object.assign(process.env, env);
-  console.log(`Emulator with the demo fleet at ${emulator.url}; destination account 999999999999.`);
-  const now = Math.floor(Date.now() / 60_000) * 60;
-  const earlier = new Date((now - 30 * 60) * 1000).toISOString();
-  let code = await forward(["--now", earlier], env);
-  code ||= await forward([], env);
-  code ||= await forward(["--status"], env);
-  if (code !== 0) throw new Error(`forward.ts exited with ${code}`);
+  return env;
+}
 
-  // Read both sides back, the way the forwarder reads: assuming each source account's role.
+const roleVariable = (account: string) => `${account.toUpperCase()}_CROSSACCOUNT_TRANSFER_ROLE_ARN`;
+
+/** Source and destination statistics of one forwarded metric, per statistic: period start -> value. */
+interface Sides {
+  source: Map<number, number>[];
+  destination: Map<number, number>[];
+}
+
+/**
+ * Reads both sides back the way the forwarder reads, assuming each source account's role, and calls `each`
+ * for every forwarded metric.
+ */
+async function compare(
+  env: Record<string, string>,
+  window: { start: number; end: number },
+  each: (title: string, account: string, sides: Sides) => void,
+) {
   const cloudWatch = connector({ stsRegion: "eu-west-1" });
   const destination = cloudWatch("eu-west-1", undefined);
-  const window = { start: now - 33 * 60, end: now - 2 * 60 };
-  let periods = 0, matched = 0, shown = 0;
+  const read = (api: CloudWatchApi, metric: Metric) =>
+    fetchValues(api, STATS.map((stat) => ({ metric, stat, unit: undefined })), window, 60);
   for (const [name, , regions] of ACCOUNTS) {
     for (const region of regions) {
-      const source = cloudWatch(region, {
-        roleArn: env[`${name.toUpperCase()}_CROSSACCOUNT_TRANSFER_ROLE_ARN`]!,
-        externalId: undefined,
-      });
+      const source = cloudWatch(region, { roleArn: env[roleVariable(name)]!, externalId: undefined });
       for (const metricName of ["CPUUtilization", "MemoryUtilization"]) {
         const listed = await source.listMetrics({
           Namespace: "AWS/ECS",
@@ -91,63 +97,72 @@ try {
           Dimensions: [{ Name: "ServiceName" }],
         });
         for (const m of listed.metrics) {
-          const forwarded: Metric = {
+          const added = [{ Name: "SourceAccount", Value: name }, { Name: "SourceRegion", Value: region }];
+          const forwarded = {
             Namespace: "Forwarded/AWS/ECS",
             MetricName: metricName,
-            Dimensions: [...m.Dimensions, { Name: "SourceAccount", Value: name }, {
-              Name: "SourceRegion",
-              Value: region,
-            }],
+            Dimensions: [...m.Dimensions, ...added],
           };
-          const src = await fetchValues(
-            source,
-            STATS.map((stat) => ({ metric: m, stat, unit: undefined })),
-            window,
-            60,
-          );
-          const dst = await fetchValues(
-            destination,
-            STATS.map((stat) => ({ metric: forwarded, stat, unit: undefined })),
-            window,
-            60,
-          );
-          const rows = [...src[0]!.keys()].sort();
-          const row = (side: Map<number, number>[], t: number) =>
-            side.map((s) => (s.get(t) ?? NaN).toFixed(2).padStart(8)).join("");
-          for (const t of rows) {
-            periods++;
-            if (src.every((s, k) => s.get(t) === dst[k]!.get(t))) matched++;
-          }
-          if (shown < 2 && name !== "test") {
-            shown++;
-            const header = ["count", "sum", "min", "max", "avg"].map((h) => h.padStart(8)).join("");
-            console.log(
-              `\n${name} ${region} ${metricName} ${
-                m.Dimensions.map((d) => `${d.Name}=${d.Value}`).join(" ")
-              }`,
-            );
-            console.log(
-              `  ${"".padEnd(7)}${"source (AWS/ECS)".padStart(40)}  |${
-                "destination (Forwarded/AWS/ECS)".padStart(40)
-              }`,
-            );
-            console.log(`  ${"period".padEnd(7)}${header}  |${header}`);
-            for (const t of rows.slice(-3)) {
-              console.log(
-                `  ${new Date(t * 1000).toISOString().slice(11, 16).padEnd(7)}${row(src, t)}  |${
-                  row(dst, t)
-                }`,
-              );
-            }
-          }
+          const title = `${name} ${region} ${metricName} ${
+            m.Dimensions.map((d) => `${d.Name}=${d.Value}`).join(" ")
+          }`;
+          each(title, name, {
+            source: await read(source, m),
+            destination: await read(destination, forwarded),
+          });
         }
       }
     }
   }
+}
+
+/** The newest three periods of a metric, source and destination side by side. */
+function printTable(title: string, { source, destination }: Sides) {
+  const rows = [...source[0]!.keys()].sort();
+  const row = (side: Map<number, number>[], t: number) =>
+    side.map((s) => (s.get(t) ?? NaN).toFixed(2).padStart(8)).join("");
+  const header = ["count", "sum", "min", "max", "avg"].map((h) => h.padStart(8)).join("");
+  console.log(`\n${title}`);
+  console.log(
+    `  ${"".padEnd(7)}${"source (AWS/ECS)".padStart(40)}  |${"destination (Forwarded/AWS/ECS)".padStart(40)}`,
+  );
+  console.log(`  ${"period".padEnd(7)}${header}  |${header}`);
+  for (const t of rows.slice(-3)) {
+    const at = new Date(t * 1000).toISOString().slice(11, 16);
+    console.log(`  ${at.padEnd(7)}${row(source, t)}  |${row(destination, t)}`);
+  }
+}
+
+async function demo(url: string): Promise<number> {
+  const env = demoEnv(url);
+  Object.assign(process.env, env);
+  console.log(`Emulator with the demo fleet at ${url}; destination account 999999999999.`);
+  const now = Math.floor(Date.now() / 60_000) * 60;
+  const earlier = new Date((now - 30 * 60) * 1000).toISOString();
+  let code = await forward(["--now", earlier], env);
+  code ||= await forward([], env);
+  code ||= await forward(["--status"], env);
+  if (code !== 0) throw new Error(`forward.ts exited with ${code}`);
+  let periods = 0, matched = 0, shown = 0;
+  await compare(env, { start: now - 33 * 60, end: now - 2 * 60 }, (title, account, sides) => {
+    for (const t of sides.source[0]!.keys()) {
+      periods++;
+      if (sides.source.every((s, k) => s.get(t) === sides.destination[k]!.get(t))) matched++;
+    }
+    if (shown < 2 && account !== "test") {
+      shown++;
+      printTable(title, sides);
+    }
+  });
   console.log(
     `\n${matched} of ${periods} forwarded periods have all five statistics equal in the destination.`,
   );
-  process.exitCode = matched === periods && periods > 0 ? 0 : 1;
+  return matched === periods && periods > 0 ? 0 : 1;
+}
+
+const emulator = await startEmulator();
+try {
+  process.exitCode = await demo(emulator.url);
 } finally {
   emulator.stop();
 }
