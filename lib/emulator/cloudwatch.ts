@@ -1,0 +1,474 @@
+/**
+ * The CloudWatch operations, PutMetricData, GetMetricData, GetMetricStatistics and ListMetrics: each checks its
+ * request as the API reference says, then writes to or reads from the metric store.
+ */
+import { AwsError, combination, invalid, missing } from "./errors.ts";
+import {
+  BASIC_STATS,
+  DIMENSION_NAME_MAX,
+  DIMENSION_VALUE_MAX,
+  GMD_DEFAULT_MAX_DATAPOINTS,
+  GMD_MAX_QUERIES,
+  GMS_MAX_DATAPOINTS,
+  GMS_MAX_EXTENDED,
+  GMS_MAX_STATISTICS,
+  LAG_AFTER_24H,
+  LAG_AFTER_24H_FROM,
+  LAG_AFTER_3H,
+  LAG_AFTER_3H_FROM,
+  LIST_MAX_DIMENSION_FILTERS,
+  LIST_PAGE_SIZE,
+  MAX_AGE_MS,
+  MAX_AHEAD_MS,
+  MAX_DIMENSIONS,
+  MAX_MAGNITUDE,
+  MAX_VALUES,
+  NAME_MAX,
+  PERCENTILE,
+  PUT_MAX_DATUMS,
+  QUERY_ID,
+  RECENTLY_ACTIVE_MS,
+} from "./limits.ts";
+import {
+  checkNamespace,
+  checkPeriod,
+  checkStat,
+  isObject,
+  list,
+  nextTokenSkip,
+  num,
+  parseDimensions,
+  parseUnit,
+  str,
+  time,
+} from "./requests.ts";
+import type { MetricStore, Sample, Stream } from "./store.ts";
+
+/** Runs one CloudWatch operation on an account and region's data; returns its answer. */
+export function callCloudWatch(
+  store: MetricStore,
+  account: string,
+  region: string,
+  op: string,
+  body: Record<string, unknown>,
+): unknown {
+  if (op === "PutMetricData") return putMetricData(store, account, region, body);
+  if (op === "GetMetricData") return getMetricData(store, account, region, body);
+  if (op === "GetMetricStatistics") return getMetricStatistics(store, account, region, body);
+  if (op === "ListMetrics") return listMetrics(store, account, region, body);
+  throw new AwsError(
+    "UnknownOperationException",
+    `The operation ${op} is not supported by this emulator.`,
+  );
+}
+
+// -- PutMetricData --
+function putMetricData(store: MetricStore, account: string, region: string, body: Record<string, unknown>) {
+  const namespace = str(body, "Namespace", true);
+  checkNamespace(namespace);
+  // PutMetricData: namespaces beginning with AWS/ are reserved for AWS services (API reference).
+  if (namespace.startsWith("AWS/")) {
+    throw invalid(
+      `The value ${namespace} for parameter Namespace is invalid: namespaces beginning with AWS/ are reserved.`,
+    );
+  }
+  const datums = list(body, "MetricData");
+  if (datums === undefined) throw missing("MetricData");
+  if (datums.length < 1 || datums.length > PUT_MAX_DATUMS) {
+    throw invalid(
+      `The collection MetricData must contain 1 to ${PUT_MAX_DATUMS} items; it has ${datums.length}.`,
+    );
+  }
+  const t0 = store.now();
+  // Validate everything first: a request is accepted or refused as a whole.
+  const parsed = datums.map((raw, i) => parseDatum(raw, `MetricData.member.${i + 1}`, t0));
+  for (const p of parsed) {
+    // Older data takes longer to become readable; the emulator always takes the longest AWS allows.
+    const age = t0 - p.sample.t;
+    if (age >= LAG_AFTER_24H_FROM) p.sample.visibleAt = t0 + LAG_AFTER_24H;
+    else if (age >= LAG_AFTER_3H_FROM) p.sample.visibleAt = t0 + LAG_AFTER_3H;
+    store.put(account, region, namespace, p.name, p.dims, p.sample, p.highRes);
+  }
+  return {};
+}
+
+/** One MetricDatum, checked: the stream it names and the sample it carries. */
+function parseDatum(raw: unknown, where: string, t0: number) {
+  if (!isObject(raw)) throw new AwsError("SerializationException", `${where} must be a structure`);
+  const name = str(raw, "MetricName", true);
+  if (name.length < 1 || name.length > NAME_MAX) {
+    throw invalid(`The parameter ${where}.MetricName must be 1 to 255 characters long.`);
+  }
+  const dimList = list(raw, "Dimensions");
+  if ((dimList?.length ?? 0) > MAX_DIMENSIONS) {
+    throw invalid(`The collection ${where}.Dimensions must not have more than ${MAX_DIMENSIONS} items.`);
+  }
+  const dims = parseDimensions(dimList, `${where}.Dimensions`);
+  const ts = time(raw, "Timestamp", false) ?? t0;
+  if (ts < t0 - MAX_AGE_MS || ts > t0 + MAX_AHEAD_MS) {
+    throw invalid(
+      `The parameter ${where}.Timestamp must specify a time no more than two weeks in the past and no more than two hours in the future.`,
+    );
+  }
+  const unit = parseUnit(raw) ?? "None";
+  const resolution = raw["StorageResolution"];
+  if (resolution !== undefined && resolution !== 1 && resolution !== 60) {
+    throw invalid(
+      `The value ${String(resolution)} for parameter ${where}.StorageResolution is invalid: use 1 or 60.`,
+    );
+  }
+  return { name, dims, sample: datumSample(raw, where, ts, unit), highRes: resolution === 1 };
+}
+
+/** The sample of a datum: from its Value, its Values and Counts, or its StatisticValues (with Values or not). */
+function datumSample(raw: Record<string, unknown>, where: string, ts: number, unit: string): Sample {
+  const hasValue = raw["Value"] !== undefined && raw["Value"] !== null;
+  const values = list(raw, "Values");
+  const countsList = list(raw, "Counts");
+  const stats = raw["StatisticValues"];
+  const hasStats = stats !== undefined && stats !== null;
+  if (hasValue && values !== undefined) {
+    throw combination(
+      `The parameters ${where}.Value and ${where}.Values are mutually exclusive and you have specified both.`,
+    );
+  }
+  if (hasValue && hasStats) {
+    throw combination(
+      `The parameters ${where}.Value and ${where}.StatisticValues are mutually exclusive and you have specified both.`,
+    );
+  }
+  if (countsList !== undefined && values === undefined) {
+    throw combination(`The parameter ${where}.Counts requires ${where}.Values.`);
+  }
+  if (!hasValue && values === undefined && !hasStats) throw missing(`${where}.Value`);
+  const dist = values === undefined ? undefined : distribution(values, countsList, where, finite);
+  let sample: Sample;
+  if (hasStats) {
+    sample = statisticSet(stats, where, ts, unit, dist);
+  } else if (hasValue) {
+    const v = finite(raw["Value"], `${where}.Value`);
+    sample = { t: ts, unit, n: 1, sum: v, min: v, max: v, values: [v], counts: undefined };
+  } else {
+    if (!(dist!.n > 0)) throw invalid(`The parameter ${where}.Counts must add up to more than 0.`);
+    sample = { t: ts, unit, ...dist! };
+  }
+  return sample;
+}
+
+/** The sample of a datum's StatisticValues, with the distribution of its Values when it has them. */
+function statisticSet(
+  stats: unknown,
+  where: string,
+  ts: number,
+  unit: string,
+  dist: ReturnType<typeof distribution> | undefined,
+): Sample {
+  if (!isObject(stats)) {
+    throw new AwsError("SerializationException", `${where}.StatisticValues must be a structure`);
+  }
+  for (const k of ["SampleCount", "Sum", "Minimum", "Maximum"]) {
+    if (stats[k] === undefined) throw missing(`${where}.StatisticValues.${k}`);
+  }
+  const n = finite(stats["SampleCount"], `${where}.StatisticValues.SampleCount`);
+  const sum = finite(stats["Sum"], `${where}.StatisticValues.Sum`);
+  const min = finite(stats["Minimum"], `${where}.StatisticValues.Minimum`);
+  const max = finite(stats["Maximum"], `${where}.StatisticValues.Maximum`);
+  if (!(n > 0)) {
+    throw invalid(`The parameter ${where}.StatisticValues.SampleCount must be greater than 0.`);
+  }
+  if (min > max) {
+    throw invalid(`The parameter ${where}.StatisticValues.Minimum must not be greater than Maximum.`);
+  }
+  // The set gives the statistics; percentiles come from Values sent with it, or from the set itself
+  // when all its samples are equal (otherwise it carries no distribution).
+  const values = dist?.values ?? (min === max ? [min] : undefined);
+  const counts = dist ? dist.counts : min === max ? [n] : undefined;
+  return { t: ts, unit, n, sum, min, max, values, counts };
+}
+
+/** A datum's number: finite, and within the magnitude MetricDatum allows. */
+function finite(v: unknown, what: string) {
+  const x = num(v, what);
+  if (Math.abs(x) > MAX_MAGNITUDE) {
+    throw invalid(`The value ${x} for parameter ${what} is out of range.`);
+  }
+  return x;
+}
+
+/** Values with their Counts, checked (MetricDatum.Values and Counts, API reference), and their aggregate. */
+function distribution(
+  raw: unknown[],
+  rawCounts: unknown[] | undefined,
+  where: string,
+  finite: (v: unknown, what: string) => number,
+) {
+  if (raw.length < 1 || raw.length > MAX_VALUES) {
+    throw invalid(`The collection ${where}.Values must contain 1 to ${MAX_VALUES} items.`);
+  }
+  const values = raw.map((x, j) => finite(x, `${where}.Values.member.${j + 1}`));
+  const counts = rawCounts?.map((x, j) => finite(x, `${where}.Counts.member.${j + 1}`));
+  if (counts !== undefined && counts.length !== values.length) {
+    throw invalid(`The parameters ${where}.Values and ${where}.Counts must be of the same size.`);
+  }
+  if (counts?.some((x) => x < 0)) {
+    throw invalid(`The parameter ${where}.Counts must not contain negative values.`);
+  }
+  let n = 0, sum = 0, min = Infinity, max = -Infinity;
+  values.forEach((v, j) => {
+    const c = counts?.[j] ?? 1;
+    n += c;
+    sum += v * c;
+    if (c > 0) [min, max] = [Math.min(min, v), Math.max(max, v)];
+  });
+  return { n, sum, min, max, values, counts };
+}
+
+/** GetMetricData rounds StartTime down to the minute for data under 15 days old (periods of 60 s and more). */
+function roundStart(start: number, period: number) {
+  return period >= 60 ? Math.floor(start / 60_000) * 60_000 : Math.floor(start / 1000) * 1000;
+}
+
+// -- GetMetricData --
+function getMetricData(store: MetricStore, account: string, region: string, body: Record<string, unknown>) {
+  const queries = list(body, "MetricDataQueries");
+  if (queries === undefined) throw missing("MetricDataQueries");
+  if (queries.length < 1 || queries.length > GMD_MAX_QUERIES) {
+    throw invalid(
+      `The collection MetricDataQueries must contain 1 to ${GMD_MAX_QUERIES} items; it has ${queries.length}.`,
+    );
+  }
+  const start = time(body, "StartTime", true)!;
+  const end = time(body, "EndTime", true)!;
+  if (start >= end) throw invalid("The parameter StartTime must be less than the parameter EndTime.");
+  const scanBy = str(body, "ScanBy") ?? "TimestampDescending";
+  if (scanBy !== "TimestampDescending" && scanBy !== "TimestampAscending") {
+    throw invalid(`The value ${scanBy} for parameter ScanBy is invalid.`);
+  }
+  const maxPoints = body["MaxDatapoints"] === undefined
+    ? GMD_DEFAULT_MAX_DATAPOINTS
+    : num(body["MaxDatapoints"], "MaxDatapoints");
+  if (!Number.isInteger(maxPoints) || maxPoints < 1) {
+    throw invalid("The parameter MaxDatapoints must be a positive integer.");
+  }
+  const ids = new Set<string>();
+  const parsed = queries.map((q, i) =>
+    parseQuery(store, account, region, q, `MetricDataQueries.member.${i + 1}`, ids)
+  );
+  const results = parsed.filter((q) => q.returnData).map((q) => {
+    // Periods under 60 s are only answered for data stored at high resolution.
+    if (q.period < 60 && q.stream && !q.stream.highRes) {
+      return { Id: q.id, Label: q.label, points: [] as [number, number][] };
+    }
+    const from = roundStart(start, q.period);
+    const buckets = store.aggregate(q.stream, from, end, q.period * 1000, q.unit);
+    const points: [number, number][] = [];
+    for (const [t, agg] of buckets) {
+      const v = agg.stat(q.stat);
+      if (v !== undefined) points.push([t, v]);
+    }
+    points.sort((a, b) => scanBy === "TimestampAscending" ? a[0] - b[0] : b[0] - a[0]);
+    return { Id: q.id, Label: q.label, points };
+  });
+  // NextToken is the number of datapoints already returned, counted over the results in order.
+  return resultPage(results, nextTokenSkip(body), maxPoints);
+}
+
+/** One MetricDataQuery, checked; `ids` holds the ids seen so far in the call. */
+function parseQuery(
+  store: MetricStore,
+  account: string,
+  region: string,
+  q: unknown,
+  where: string,
+  ids: Set<string>,
+) {
+  if (!isObject(q)) throw new AwsError("SerializationException", `${where} must be a structure`);
+  const id = str(q, "Id", true);
+  if (!QUERY_ID.test(id)) {
+    throw invalid(
+      `The value ${id} for parameter ${where}.Id is invalid: it must start with a lowercase letter and contain only letters, digits and underscores.`,
+    );
+  }
+  if (ids.has(id)) throw invalid(`The value ${id} for parameter MetricDataQueries.Id is not unique.`);
+  ids.add(id);
+  if (q["Expression"] !== undefined) {
+    throw invalid(
+      `${where}.Expression: metric math and Metrics Insights are not supported by this emulator.`,
+    );
+  }
+  const ms = q["MetricStat"];
+  if (!isObject(ms)) throw missing(`${where}.MetricStat`);
+  const metric = ms["Metric"];
+  if (!isObject(metric)) throw missing(`${where}.MetricStat.Metric`);
+  const namespace = str(metric, "Namespace", true);
+  checkNamespace(namespace, `${where}.MetricStat.Metric.Namespace`);
+  const name = str(metric, "MetricName", true);
+  const dimList = list(metric, "Dimensions");
+  if ((dimList?.length ?? 0) > MAX_DIMENSIONS) {
+    throw invalid(
+      `The collection ${where}.MetricStat.Metric.Dimensions must not have more than ${MAX_DIMENSIONS} items.`,
+    );
+  }
+  const dims = parseDimensions(dimList, `${where}.MetricStat.Metric.Dimensions`);
+  if (ms["Period"] === undefined) throw missing(`${where}.MetricStat.Period`);
+  const period = num(ms["Period"], `${where}.MetricStat.Period`);
+  checkPeriod(period, `${where}.MetricStat.Period`);
+  const stat = str(ms, "Stat", true);
+  checkStat(stat, `${where}.MetricStat.Stat`);
+  const unit = parseUnit(ms);
+  const returnData = q["ReturnData"] !== false;
+  return {
+    id,
+    label: str(q, "Label") ?? name,
+    stream: store.find(account, region, namespace, name, dims),
+    period,
+    stat,
+    unit,
+    returnData,
+  };
+}
+
+/** One page of at most maxPoints datapoints, after the first `skip`, counted over the results in order. */
+function resultPage(
+  results: { Id: string; Label: string; points: [number, number][] }[],
+  skip: number,
+  maxPoints: number,
+) {
+  const pageEnd = skip + maxPoints;
+  let offset = 0;
+  const out = results.map((r) => {
+    const from = Math.min(Math.max(skip - offset, 0), r.points.length);
+    const to = Math.min(Math.max(pageEnd - offset, 0), r.points.length);
+    offset += r.points.length;
+    const take = r.points.slice(from, to);
+    const status = to < r.points.length ? "PartialData" : "Complete";
+    return {
+      Id: r.Id,
+      Label: r.Label,
+      Timestamps: take.map((p) => p[0] / 1000),
+      Values: take.map((p) => p[1]),
+      StatusCode: status,
+    };
+  });
+  const more = pageEnd < offset;
+  return { MetricDataResults: out, Messages: [], ...(more ? { NextToken: `emu-${pageEnd}` } : {}) };
+}
+
+// -- GetMetricStatistics --
+function getMetricStatistics(
+  store: MetricStore,
+  account: string,
+  region: string,
+  body: Record<string, unknown>,
+) {
+  const namespace = str(body, "Namespace", true);
+  checkNamespace(namespace);
+  const name = str(body, "MetricName", true);
+  const dims = parseDimensions(list(body, "Dimensions"), "Dimensions");
+  const start = time(body, "StartTime", true)!;
+  const end = time(body, "EndTime", true)!;
+  if (start >= end) throw invalid("The parameter StartTime must be less than the parameter EndTime.");
+  if (body["Period"] === undefined) throw missing("Period");
+  const period = num(body["Period"], "Period");
+  checkPeriod(period, "Period");
+  const stats = (list(body, "Statistics") ?? []) as string[];
+  const extended = (list(body, "ExtendedStatistics") ?? []) as string[];
+  if (stats.length === 0 && extended.length === 0) throw missing("Statistics");
+  if (stats.length > GMS_MAX_STATISTICS) {
+    throw invalid(`The collection Statistics must not have more than ${GMS_MAX_STATISTICS} items.`);
+  }
+  if (extended.length > GMS_MAX_EXTENDED) {
+    throw invalid(`The collection ExtendedStatistics must not have more than ${GMS_MAX_EXTENDED} items.`);
+  }
+  for (const s of stats) {
+    if (!BASIC_STATS.has(s)) {
+      throw invalid(`The value ${s} for parameter Statistics is not a valid statistic.`);
+    }
+  }
+  for (const s of extended) {
+    if (!PERCENTILE.test(s)) {
+      throw invalid(`The value ${s} for parameter ExtendedStatistics is not a valid statistic.`);
+    }
+  }
+  const unit = parseUnit(body);
+  const points = Math.ceil((end - start) / (period * 1000));
+  if (points > GMS_MAX_DATAPOINTS) {
+    throw combination(
+      `You have requested up to ${points} datapoints, which exceeds the limit of ${GMS_MAX_DATAPOINTS}. You may reduce the datapoints requested by increasing Period, or decreasing the time range.`,
+    );
+  }
+  const stream = store.find(account, region, namespace, name, dims);
+  const buckets = store.aggregate(stream, roundStart(start, period), end, period * 1000, unit);
+  const datapoints = [...buckets].sort((a, b) => a[0] - b[0]).map(([t, agg]) => {
+    const dp: Record<string, unknown> = {
+      Timestamp: t / 1000,
+      Unit: unit ?? stream?.samples[0]?.unit ?? "None",
+    };
+    for (const s of stats) dp[s] = agg.stat(s);
+    if (extended.length > 0) {
+      const ext: Record<string, number> = {};
+      for (const s of extended) {
+        const v = agg.stat(s);
+        if (v !== undefined) ext[s] = v;
+      }
+      dp["ExtendedStatistics"] = ext;
+    }
+    return dp;
+  });
+  return { Label: name, Datapoints: datapoints };
+}
+
+// -- ListMetrics --
+function listMetrics(store: MetricStore, account: string, region: string, body: Record<string, unknown>) {
+  const namespace = str(body, "Namespace");
+  if (namespace !== undefined) checkNamespace(namespace);
+  const name = str(body, "MetricName");
+  const filterList = list(body, "Dimensions");
+  if ((filterList?.length ?? 0) > LIST_MAX_DIMENSION_FILTERS) {
+    throw invalid(`The collection Dimensions must not have more than ${LIST_MAX_DIMENSION_FILTERS} items.`);
+  }
+  const filters = (filterList ?? []).map((f, i) => {
+    if (!isObject(f)) {
+      throw new AwsError("SerializationException", `Dimensions.${i + 1} must be a structure`);
+    }
+    const n = str(f, "Name", true);
+    const v = str(f, "Value");
+    if (n.length < 1 || n.length > DIMENSION_NAME_MAX) {
+      throw invalid(
+        `The value for parameter Dimensions.member.${i + 1}.Name must be 1 to 255 characters long.`,
+      );
+    }
+    if (v !== undefined && (v.length < 1 || v.length > DIMENSION_VALUE_MAX)) {
+      throw invalid(
+        `The value for parameter Dimensions.member.${i + 1}.Value must be 1 to 1024 characters long.`,
+      );
+    }
+    return { n, v };
+  });
+  const recently = str(body, "RecentlyActive");
+  if (recently !== undefined && recently !== "PT3H") {
+    throw invalid(
+      `The value ${recently} for parameter RecentlyActive is invalid: the only valid value is PT3H.`,
+    );
+  }
+  const t = store.now();
+  const since = recently ? t - RECENTLY_ACTIVE_MS : t - MAX_AGE_MS;
+  const all: Stream[] = [];
+  for (const s of store.streamsOf(account, region).values()) {
+    if (namespace !== undefined && s.namespace !== namespace) continue;
+    if (name !== undefined && s.name !== name) continue;
+    if (
+      !filters.every((f) => s.dims.some((d) => d.Name === f.n && (f.v === undefined || d.Value === f.v)))
+    ) continue;
+    const newest = s.samples[s.samples.length - 1]?.t ?? 0;
+    if (Math.max(newest, s.lastReceived) < since) continue;
+    all.push(s);
+  }
+  const skip = nextTokenSkip(body, all.length);
+  const page = all.slice(skip, skip + LIST_PAGE_SIZE);
+  const next = skip + page.length < all.length ? { NextToken: `emu-${skip + page.length}` } : {};
+  return {
+    Metrics: page.map((s) => ({ Namespace: s.namespace, MetricName: s.name, Dimensions: s.dims })),
+    ...next,
+  };
+}

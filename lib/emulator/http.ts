@@ -1,0 +1,153 @@
+/**
+ * The emulator's HTTP server and its two wire protocols: CloudWatch's AWS JSON 1.0 (the operation in
+ * X-Amz-Target, errors as JSON with an x-amzn-query-error header) and STS's query protocol (form-encoded
+ * parameters, XML answers and errors). Requests under /_emulator/ go to the control endpoints.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
+import { callCloudWatch } from "./cloudwatch.ts";
+import { AwsError, requestId } from "./errors.ts";
+import { control, count, injectFaults } from "./faults.ts";
+import type { Instance } from "./instance.ts";
+import { PUT_MAX_BYTES } from "./limits.ts";
+import { isObject, list } from "./requests.ts";
+import { caller, callSts } from "./sts.ts";
+
+type Caller = ReturnType<typeof caller>;
+
+/** Serves an emulator on 127.0.0.1 (port 0: any free port); resolves with the port and a way to stop it. */
+export function listen(emu: Instance, port: number): Promise<{ port: number; stop: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    handle(emu, req, res).catch((e) => {
+      res.writeHead(500);
+      res.end(String(e));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        stop: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections?.();
+          }),
+      });
+    });
+  });
+}
+
+async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) {
+  const { faults } = emu;
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  let raw = Buffer.concat(chunks);
+  const url = req.url ?? "/";
+  if (url.startsWith("/_emulator/")) return control(faults, emu.counts, req.method ?? "GET", url, raw, res);
+  // Latency is spent half before the call is processed and half after, as on a network: a client that
+  // dies while waiting may find its call applied.
+  await sleep(faults.latencyMs / 2);
+  const reply = (status: number, headers: Record<string, string>, body: string) =>
+    sleep(faults.latencyMs / 2).then(() => {
+      res.writeHead(status, headers);
+      res.end(body);
+    });
+  const target = String(req.headers["x-amz-target"] ?? "");
+  const isCloudWatch = target.startsWith("GraniteServiceVersion20100801.");
+  try {
+    if (req.headers["content-encoding"] === "gzip") raw = gunzipSync(raw);
+    const who = caller(emu, req);
+    if (isCloudWatch) {
+      const out = await jsonCall(emu, who, target.slice(target.indexOf(".") + 1), raw);
+      return reply(
+        200,
+        { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": requestId() },
+        JSON.stringify(out),
+      );
+    }
+    if (who.service !== "sts") {
+      throw new AwsError("UnknownOperationException", "The request names no known service or operation.");
+    }
+    return reply(200, { "content-type": "text/xml" }, queryCall(emu, who, raw));
+  } catch (e) {
+    const err = e instanceof AwsError ? e : new AwsError("InternalFailure", String(e), 500);
+    return isCloudWatch ? reply(...jsonError(err)) : reply(...xmlError(err));
+  }
+}
+
+/** A CloudWatch call in AWS JSON 1.0: counted, exposed to the faults set, then run; returns its answer. */
+async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
+  const { faults } = emu;
+  if (op === "PutMetricData" && raw.length > PUT_MAX_BYTES) {
+    throw new AwsError(
+      "RequestEntityTooLarge",
+      `Request size ${raw.length} exceeded ${PUT_MAX_BYTES} bytes`,
+      413,
+    );
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString("utf8") || "{}");
+  } catch {
+    throw new AwsError("SerializationException", "The request body is not valid JSON");
+  }
+  if (!isObject(body)) {
+    throw new AwsError("SerializationException", "The request body must be a JSON object");
+  }
+  count(emu.counts, who.account, who.region, op, undefined);
+  injectFaults(faults, emu.random, op);
+  const billed = op === "GetMetricData" ? (list(body, "MetricDataQueries")?.length ?? 0) : 1;
+  const out = callCloudWatch(emu.store, who.account, who.region, op, body);
+  count(emu.counts, who.account, who.region, op, billed);
+  // A write applied whose answer comes late: the client that dies meanwhile never learns it succeeded.
+  if (op === "PutMetricData") await sleep(faults.putReplyDelayMs);
+  return out;
+}
+
+/** An STS call in the query protocol: run, then counted; returns its XML answer. */
+function queryCall(emu: Instance, who: Caller, raw: Buffer) {
+  const params = new URLSearchParams(raw.toString("utf8"));
+  const action = params.get("Action");
+  const xml = callSts(emu, who.account, action, params);
+  count(emu.counts, who.account, who.region, action ?? "", undefined);
+  count(emu.counts, who.account, who.region, action ?? "", 1);
+  return xml;
+}
+
+type Reply = [status: number, headers: Record<string, string>, body: string];
+
+function jsonError(err: AwsError): Reply {
+  const type = err.status >= 500 ? "Receiver" : "Sender";
+  const headers = {
+    "content-type": "application/x-amz-json-1.0",
+    "x-amzn-query-error": `${err.code};${type}`,
+    "x-amzn-requestid": requestId(),
+  };
+  return [
+    err.status,
+    headers,
+    JSON.stringify({
+      __type: err.shape ? `com.amazonaws.cloudwatch#${err.shape}` : err.code,
+      message: err.message,
+    }),
+  ];
+}
+
+function xmlError(err: AwsError): Reply {
+  const type = err.status >= 500 ? "Receiver" : "Sender";
+  return [
+    err.status,
+    { "content-type": "text/xml" },
+    `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>${type}</Type><Code>${err.code}</Code><Message>${
+      escapeXml(err.message)
+    }</Message></Error><RequestId>${requestId()}</RequestId></ErrorResponse>`,
+  ];
+}
+
+const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+
+function escapeXml(s: string) {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

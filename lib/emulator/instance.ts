@@ -1,0 +1,27 @@
+/**
+ * The state of one running emulator, handed to each part. Tests start several emulators in one process, so no
+ * part keeps state of its own at module level.
+ */
+import type { Counts, Faults } from "./faults.ts";
+import type { MetricStore } from "./store.ts";
+
+/** Temporary credentials issued by AssumeRole. */
+export interface Session {
+  account: string;
+  token: string;
+  expires: number;
+}
+
+export interface Instance {
+  /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
+  now: () => number;
+  random: () => number;
+  faults: Faults;
+  /** Role ARN -> the ExternalId AssumeRole must be given for that role. */
+  requireExternalId: Map<string, string>;
+  store: MetricStore;
+  /** Access key id -> the session AssumeRole issued it for. */
+  sessions: Map<string, Session>;
+  /** account -> region -> calls made and calls billed, by operation. */
+  counts: Record<string, Record<string, Counts>>;
+}

@@ -1,0 +1,86 @@
+/**
+ * The emulator's own copies of the AWS limits and value rules, each from the AWS API reference (Amazon
+ * CloudWatch API Reference, AWS STS API Reference). The forwarder keeps its own; a mistake in one is caught by
+ * the other.
+ */
+
+/** PutMetricData: at most 1,000 metrics per request (API reference, PutMetricData). */
+export const PUT_MAX_DATUMS = 1000;
+/** PutMetricData: a request body of at most 1 MB, read here as 1,000,000 bytes (API reference, PutMetricData). */
+export const PUT_MAX_BYTES = 1_000_000;
+/** MetricDatum.Dimensions: at most 30 per metric (API reference, MetricDatum). */
+export const MAX_DIMENSIONS = 30;
+/** Dimension: Name 1-255 characters, Value 1-1024 characters (API reference, Dimension). */
+export const DIMENSION_NAME_MAX = 255;
+export const DIMENSION_VALUE_MAX = 1024;
+/** MetricDatum.Values: at most 150 values per datum (API reference, MetricDatum). */
+export const MAX_VALUES = 150;
+/** MetricDatum.Value: within -2^360 to 2^360, no NaN or infinity (API reference, MetricDatum). */
+export const MAX_MAGNITUDE = 2 ** 360;
+/** MetricDatum.Timestamp: at most two weeks old and two hours ahead (API reference, MetricDatum). */
+export const MAX_AGE_MS = 14 * 86_400_000;
+export const MAX_AHEAD_MS = 2 * 3_600_000;
+/**
+ * PutMetricData: data 3 to 24 hours old can take up to 2 hours to become readable, data 24 hours old or more
+ * up to 48 hours (API reference, PutMetricData).
+ */
+export const LAG_AFTER_3H_FROM = 3 * 3_600_000;
+export const LAG_AFTER_3H = 2 * 3_600_000;
+export const LAG_AFTER_24H_FROM = 24 * 3_600_000;
+export const LAG_AFTER_24H = 48 * 3_600_000;
+/** Namespace and MetricName: 1-255 characters (API reference, PutMetricData, MetricDatum). */
+export const NAME_MAX = 255;
+/** GetMetricData.MetricDataQueries: at most 500 queries per call (API reference, GetMetricData). */
+export const GMD_MAX_QUERIES = 500;
+/** GetMetricData.MaxDatapoints: 100,800 when not given (API reference, GetMetricData). */
+export const GMD_DEFAULT_MAX_DATAPOINTS = 100_800;
+/** GetMetricStatistics: at most 1,440 datapoints per call (API reference, GetMetricStatistics). */
+export const GMS_MAX_DATAPOINTS = 1440;
+/** GetMetricStatistics: Statistics 1-5 items, ExtendedStatistics 1-10 (API reference, GetMetricStatistics). */
+export const GMS_MAX_STATISTICS = 5;
+export const GMS_MAX_EXTENDED = 10;
+/** ListMetrics: pages of at most 500 metrics, then NextToken (API reference, ListMetrics). */
+export const LIST_PAGE_SIZE = 500;
+/** ListMetrics.Dimensions: at most 10 filters (API reference, ListMetrics). */
+export const LIST_MAX_DIMENSION_FILTERS = 10;
+/** ListMetrics.RecentlyActive: PT3H is its one valid value (API reference, ListMetrics). */
+export const RECENTLY_ACTIVE_MS = 3 * 3_600_000;
+/** AssumeRole.DurationSeconds: 900 to 43,200, default 3,600 (STS API reference, AssumeRole). */
+export const ROLE_MIN_SECONDS = 900;
+export const ROLE_MAX_SECONDS = 43_200;
+export const ROLE_DEFAULT_SECONDS = 3600;
+/** MetricDatum.Unit: the StandardUnit enumeration (API reference, MetricDatum). */
+// deno-fmt-ignore
+export const UNITS = new Set([
+  "Seconds",
+  "Microseconds",
+  "Milliseconds",
+  "Bytes",
+  "Kilobytes",
+  "Megabytes",
+  "Gigabytes",
+  "Terabytes",
+  "Bits",
+  "Kilobits",
+  "Megabits",
+  "Gigabits",
+  "Terabits",
+  "Percent",
+  "Count",
+  "Bytes/Second",
+  "Kilobytes/Second",
+  "Megabytes/Second",
+  "Gigabytes/Second",
+  "Terabytes/Second",
+  "Bits/Second",
+  "Kilobits/Second",
+  "Megabits/Second",
+  "Gigabits/Second",
+  "Terabits/Second",
+  "Count/Second",
+  "None",
+]);
+export const BASIC_STATS = new Set(["SampleCount", "Average", "Sum", "Minimum", "Maximum"]);
+/** MetricDataQuery.Id: a lowercase letter first, then letters, digits and underscores (API reference). */
+export const QUERY_ID = /^[a-z][a-zA-Z0-9_]{0,254}$/;
+export const PERCENTILE = /^p(\d{1,2}(\.\d{1,2})?|100)$/;
