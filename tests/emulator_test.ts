@@ -9,6 +9,7 @@ import process from "node:process";
 import {
   GetMetricDataCommand,
   GetMetricStatisticsCommand,
+  type GetMetricStatisticsCommandInput,
   ListMetricsCommand,
   type MetricDatum,
   PutMetricDataCommand,
@@ -63,6 +64,20 @@ function gmd(
     }),
   );
 }
+
+/** GetMetricStatistics of App/Latency's Sum over the first minute, with `input` over those. */
+const gms = (emu: Emulator, input: Partial<GetMetricStatisticsCommandInput> = {}) =>
+  cloudWatch(emu.url, A).send(
+    new GetMetricStatisticsCommand({
+      Namespace: "App",
+      MetricName: "Latency",
+      StartTime: at(0),
+      EndTime: at(1),
+      Period: 60,
+      Statistics: ["Sum"],
+      ...input,
+    }),
+  );
 
 // ---- STS ----
 
@@ -632,17 +647,7 @@ test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query"
 test("GetMetricStatistics answers several statistics and percentiles in one call", async () => {
   await withEmu(async (emu) => {
     await put(emu, [{ MetricName: "Latency", Values: [1, 2, 3, 4], Timestamp: at(0), Unit: "Milliseconds" }]);
-    const r = await cloudWatch(emu.url, A).send(
-      new GetMetricStatisticsCommand({
-        Namespace: "App",
-        MetricName: "Latency",
-        StartTime: at(0),
-        EndTime: at(1),
-        Period: 60,
-        Statistics: ["Sum", "Maximum"],
-        ExtendedStatistics: ["p50"],
-      }),
-    );
+    const r = await gms(emu, { Statistics: ["Sum", "Maximum"], ExtendedStatistics: ["p50"] });
     assert.deepEqual(r.Datapoints?.map((d) => [d.Sum, d.Maximum, d.ExtendedStatistics?.["p50"], d.Unit]), [[
       10,
       4,
@@ -654,36 +659,13 @@ test("GetMetricStatistics answers several statistics and percentiles in one call
 
 test("GetMetricStatistics refuses more than 1,440 datapoints with InvalidParameterCombination", async () => {
   await withEmu(async (emu) => {
-    await rejectsWith(
-      cloudWatch(emu.url, A).send(
-        new GetMetricStatisticsCommand({
-          Namespace: "App",
-          MetricName: "Latency",
-          StartTime: at(0),
-          EndTime: at(1441),
-          Period: 60,
-          Statistics: ["Sum"],
-        }),
-      ),
-      "InvalidParameterCombination",
-    );
+    await rejectsWith(gms(emu, { EndTime: at(1441) }), "InvalidParameterCombination");
   });
 });
 
 test("GetMetricStatistics refuses a call without statistics with MissingParameter", async () => {
   await withEmu(async (emu) => {
-    await rejectsWith(
-      cloudWatch(emu.url, A).send(
-        new GetMetricStatisticsCommand({
-          Namespace: "App",
-          MetricName: "Latency",
-          StartTime: at(0),
-          EndTime: at(1),
-          Period: 60,
-        }),
-      ),
-      "MissingParameter",
-    );
+    await rejectsWith(gms(emu, { Statistics: undefined }), "MissingParameter");
   });
 });
 
@@ -965,3 +947,164 @@ test("the emulator's command line sets the faults and the seed, and refuses an u
   assert.equal(code, 2);
   assert.equal(stderr, "Cannot parse arguments: --throttle-rate takes a number from 0 to 1\n");
 });
+
+/** Asserts that a call fails with AWS's error code and exactly this message. */
+async function refuses(promise: Promise<unknown>, code: string, message: string) {
+  await assert.rejects(promise, (e: unknown) => {
+    const err = e as { Code?: string; name?: string; message?: string };
+    assert.equal(err.Code ?? err.name, code);
+    assert.equal(err.message, message);
+    return true;
+  });
+}
+
+// ---- Names: namespaces and dimensions ----
+
+type Dims = { Name: string; Value?: string }[];
+
+/** Each operation that takes a namespace and dimensions, with the parameter paths its messages name. */
+const takers: {
+  op: string;
+  namespaceAt: string;
+  dimensionsAt: string;
+  send: (emu: Emulator, namespace: string, dims: Dims) => Promise<unknown>;
+}[] = [
+  {
+    op: "PutMetricData",
+    namespaceAt: "Namespace",
+    dimensionsAt: "MetricData.member.1.Dimensions",
+    send: (emu, namespace, dims) =>
+      put(emu, [{ MetricName: "m", Value: 1, Timestamp: at(0), Dimensions: dims as never }], namespace),
+  },
+  {
+    op: "GetMetricData",
+    namespaceAt: "MetricDataQueries.member.1.MetricStat.Metric.Namespace",
+    dimensionsAt: "MetricDataQueries.member.1.MetricStat.Metric.Dimensions",
+    send: (emu, namespace, dims) =>
+      cloudWatch(emu.url, A).send(
+        new GetMetricDataCommand({
+          StartTime: at(0),
+          EndTime: at(1),
+          MetricDataQueries: [{
+            Id: "q",
+            MetricStat: {
+              Metric: { Namespace: namespace, MetricName: "m", Dimensions: dims as never },
+              Period: 60,
+              Stat: "Sum",
+            },
+          }],
+        }),
+      ),
+  },
+  {
+    op: "GetMetricStatistics",
+    namespaceAt: "Namespace",
+    dimensionsAt: "Dimensions",
+    send: (emu, namespace, dims) =>
+      gms(emu, { Namespace: namespace, MetricName: "m", Dimensions: dims as never }),
+  },
+  {
+    op: "ListMetrics",
+    namespaceAt: "Namespace",
+    dimensionsAt: "Dimensions",
+    send: (emu, namespace, dims) =>
+      cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: namespace, Dimensions: dims })),
+  },
+];
+
+/** A bad dimension, sent second after a good one, and how the message that refuses it ends. */
+const badDimensions: [string, { Name: string; Value: string }, string][] = [
+  ["a non-ASCII value", { Name: "d", Value: "café" }, "member.2.Value contains non-ASCII characters."],
+  ["a non-ASCII name", { Name: "naïve", Value: "v" }, "member.2.Name contains non-ASCII characters."],
+  ["a tab in its value", { Name: "d", Value: "a\tb" }, "member.2.Value contains control characters."],
+  ["DEL in its name", { Name: "d\x7f", Value: "v" }, "member.2.Name contains control characters."],
+  [
+    "a value of spaces only",
+    { Name: "d", Value: "   " },
+    "member.2.Value must contain at least one non-whitespace character.",
+  ],
+  [
+    "a name of one space",
+    { Name: " ", Value: "v" },
+    "member.2.Name must contain at least one non-whitespace character.",
+  ],
+  ["a name starting with a colon", { Name: ":d", Value: "v" }, "member.2.Name must not start with a colon."],
+];
+
+for (const t of takers) {
+  for (const [what, dim, message] of badDimensions) {
+    test(`${t.op} refuses a dimension with ${what} with InvalidParameterValue naming the parameter`, async () => {
+      await withEmu(async (emu) => {
+        await refuses(
+          t.send(emu, "App", [{ Name: "ok", Value: "v" }, dim]),
+          "InvalidParameterValue",
+          `The value for parameter ${t.dimensionsAt}.${message}`,
+        );
+      });
+    });
+  }
+}
+
+/** A bad namespace and the message that refuses it, given the parameter's path. */
+const badNamespaces: [string, string, (at: string) => string][] = [
+  ["a leading colon", ":App", (at) => `The value :App for parameter ${at} must not start with a colon.`],
+  [
+    "an exclamation mark",
+    "App!",
+    (at) =>
+      `The value App! for parameter ${at} is invalid: use letters, digits, spaces and the characters . - _ / # :`,
+  ],
+  [
+    "a non-ASCII letter",
+    "Café",
+    (at) =>
+      `The value Café for parameter ${at} is invalid: use letters, digits, spaces and the characters . - _ / # :`,
+  ],
+  [
+    "256 characters",
+    "a".repeat(256),
+    (at) => `The value for parameter ${at} must be 1 to 255 characters long.`,
+  ],
+];
+
+for (const t of takers) {
+  for (const [what, namespace, message] of badNamespaces) {
+    test(`${t.op} refuses a namespace with ${what} with InvalidParameterValue`, async () => {
+      await withEmu(async (emu) => {
+        await refuses(t.send(emu, namespace, []), "InvalidParameterValue", message(t.namespaceAt));
+      });
+    });
+  }
+}
+
+test("every operation accepts a colon inside a namespace, the user guide's characters, and colons and spaces inside dimensions", async () => {
+  await withEmu(async (emu) => {
+    const dims = [{ Name: "Cluster:Name", Value: ":prod web " }, { Name: "Id", Value: "a/b#c" }];
+    for (const namespace of ["Fwd:AWS/ECS", "My-App_2.0/x#y:z w"]) {
+      for (const t of takers) await t.send(emu, namespace, dims);
+      const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: namespace }));
+      assert.deepEqual(listed.Metrics, [{ Namespace: namespace, MetricName: "m", Dimensions: dims }]);
+    }
+  });
+});
+
+test("GetMetricStatistics refuses 31 dimensions with InvalidParameterValue", async () => {
+  await withEmu(async (emu) => {
+    const dims = Array.from({ length: 31 }, (_, i) => ({ Name: `d${i}`, Value: "v" }));
+    await refuses(
+      takers[2]!.send(emu, "App", dims),
+      "InvalidParameterValue",
+      "The collection Dimensions must not have more than 30 items.",
+    );
+    await takers[2]!.send(emu, "App", dims.slice(0, 30));
+  });
+});
+
+for (const key of ["Statistics", "ExtendedStatistics"]) {
+  test(`GetMetricStatistics refuses ${key} items that are not strings with SerializationException`, async () => {
+    await withEmu(async (emu) => {
+      const items = key === "Statistics" ? ["Sum", 1] : [true];
+      await rejectsWith(gms(emu, { [key]: items } as never), "SerializationException", 400);
+    });
+  });
+}

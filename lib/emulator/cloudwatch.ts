@@ -5,8 +5,6 @@
 import { AwsError, combination, invalid, missing } from "./errors.ts";
 import {
   BASIC_STATS,
-  DIMENSION_NAME_MAX,
-  DIMENSION_VALUE_MAX,
   GMD_DEFAULT_MAX_DATAPOINTS,
   GMD_MAX_QUERIES,
   GMS_MAX_DATAPOINTS,
@@ -20,7 +18,6 @@ import {
   LIST_PAGE_SIZE,
   MAX_AGE_MS,
   MAX_AHEAD_MS,
-  MAX_DIMENSIONS,
   MAX_MAGNITUDE,
   MAX_VALUES,
   NAME_MAX,
@@ -30,6 +27,7 @@ import {
   RECENTLY_ACTIVE_MS,
 } from "./limits.ts";
 import {
+  checkDimension,
   checkNamespace,
   checkPeriod,
   checkStat,
@@ -40,6 +38,7 @@ import {
   parseDimensions,
   parseUnit,
   str,
+  strings,
   time,
 } from "./requests.ts";
 import type { MetricStore, Sample, Stream } from "./store.ts";
@@ -99,11 +98,7 @@ function parseDatum(raw: unknown, where: string, t0: number) {
   if (name.length < 1 || name.length > NAME_MAX) {
     throw invalid(`The parameter ${where}.MetricName must be 1 to 255 characters long.`);
   }
-  const dimList = list(raw, "Dimensions");
-  if ((dimList?.length ?? 0) > MAX_DIMENSIONS) {
-    throw invalid(`The collection ${where}.Dimensions must not have more than ${MAX_DIMENSIONS} items.`);
-  }
-  const dims = parseDimensions(dimList, `${where}.Dimensions`);
+  const dims = parseDimensions(list(raw, "Dimensions"), `${where}.Dimensions`);
   const ts = time(raw, "Timestamp", false) ?? t0;
   if (ts < t0 - MAX_AGE_MS || ts > t0 + MAX_AHEAD_MS) {
     throw invalid(
@@ -303,13 +298,7 @@ function parseQuery(
   const namespace = str(metric, "Namespace", true);
   checkNamespace(namespace, `${where}.MetricStat.Metric.Namespace`);
   const name = str(metric, "MetricName", true);
-  const dimList = list(metric, "Dimensions");
-  if ((dimList?.length ?? 0) > MAX_DIMENSIONS) {
-    throw invalid(
-      `The collection ${where}.MetricStat.Metric.Dimensions must not have more than ${MAX_DIMENSIONS} items.`,
-    );
-  }
-  const dims = parseDimensions(dimList, `${where}.MetricStat.Metric.Dimensions`);
+  const dims = parseDimensions(list(metric, "Dimensions"), `${where}.MetricStat.Metric.Dimensions`);
   if (ms["Period"] === undefined) throw missing(`${where}.MetricStat.Period`);
   const period = num(ms["Period"], `${where}.MetricStat.Period`);
   checkPeriod(period, `${where}.MetricStat.Period`);
@@ -371,8 +360,8 @@ function getMetricStatistics(
   if (body["Period"] === undefined) throw missing("Period");
   const period = num(body["Period"], "Period");
   checkPeriod(period, "Period");
-  const stats = (list(body, "Statistics") ?? []) as string[];
-  const extended = (list(body, "ExtendedStatistics") ?? []) as string[];
+  const stats = strings(body, "Statistics") ?? [];
+  const extended = strings(body, "ExtendedStatistics") ?? [];
   if (stats.length === 0 && extended.length === 0) throw missing("Statistics");
   if (stats.length > GMS_MAX_STATISTICS) {
     throw invalid(`The collection Statistics must not have more than ${GMS_MAX_STATISTICS} items.`);
@@ -427,24 +416,8 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
   if ((filterList?.length ?? 0) > LIST_MAX_DIMENSION_FILTERS) {
     throw invalid(`The collection Dimensions must not have more than ${LIST_MAX_DIMENSION_FILTERS} items.`);
   }
-  const filters = (filterList ?? []).map((f, i) => {
-    if (!isObject(f)) {
-      throw new AwsError("SerializationException", `Dimensions.${i + 1} must be a structure`);
-    }
-    const n = str(f, "Name", true);
-    const v = str(f, "Value");
-    if (n.length < 1 || n.length > DIMENSION_NAME_MAX) {
-      throw invalid(
-        `The value for parameter Dimensions.member.${i + 1}.Name must be 1 to 255 characters long.`,
-      );
-    }
-    if (v !== undefined && (v.length < 1 || v.length > DIMENSION_VALUE_MAX)) {
-      throw invalid(
-        `The value for parameter Dimensions.member.${i + 1}.Value must be 1 to 1024 characters long.`,
-      );
-    }
-    return { n, v };
-  });
+  // A filter may give a name alone (API reference, DimensionFilter); what it gives follows Dimension's rules.
+  const filters = (filterList ?? []).map((f, i) => checkDimension(f, `Dimensions.member.${i + 1}`, false));
   const recently = str(body, "RecentlyActive");
   if (recently !== undefined && recently !== "PT3H") {
     throw invalid(
@@ -458,7 +431,9 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
     if (namespace !== undefined && s.namespace !== namespace) continue;
     if (name !== undefined && s.name !== name) continue;
     if (
-      !filters.every((f) => s.dims.some((d) => d.Name === f.n && (f.v === undefined || d.Value === f.v)))
+      !filters.every((f) =>
+        s.dims.some((d) => d.Name === f.name && (f.value === undefined || d.Value === f.value))
+      )
     ) continue;
     const newest = s.samples[s.samples.length - 1]?.t ?? 0;
     if (Math.max(newest, s.lastReceived) < since) continue;

@@ -8,7 +8,7 @@
 export const PUT_MAX_DATUMS = 1000;
 /** PutMetricData: a request body of at most 1 MB, read here as 1,000,000 bytes (API reference, PutMetricData). */
 export const PUT_MAX_BYTES = 1_000_000;
-/** MetricDatum.Dimensions: at most 30 per metric (API reference, MetricDatum). */
+/** Dimensions: at most 30 per metric (API reference, MetricDatum, Metric, GetMetricStatistics). */
 export const MAX_DIMENSIONS = 30;
 /** Dimension: Name 1-255 characters, Value 1-1024 characters (API reference, Dimension). */
 export const DIMENSION_NAME_MAX = 255;
@@ -30,6 +30,16 @@ export const LAG_AFTER_24H_FROM = 24 * 3_600_000;
 export const LAG_AFTER_24H = 48 * 3_600_000;
 /** Namespace and MetricName: 1-255 characters (API reference, PutMetricData, MetricDatum). */
 export const NAME_MAX = 255;
+/**
+ * Namespace: letters, digits, period, hyphen, underscore, forward slash, hash, colon and space (User Guide,
+ * CloudWatch concepts, Namespaces), not beginning with a colon (API reference, the Namespace pattern `[^:].*`).
+ */
+export const NAMESPACE_CHARS = /^[A-Za-z0-9.\-_/#: ]*$/;
+/** Dimension Name and Value: ASCII characters only (API reference, Dimension). */
+export const NON_ASCII = /[\u0080-\uffff]/;
+/** Dimension Name and Value: no ASCII control characters (API reference, Dimension). */
+// deno-lint-ignore no-control-regex
+export const ASCII_CONTROL = /[\x00-\x1f\x7f]/;
 /** GetMetricData.MetricDataQueries: at most 500 queries per call (API reference, GetMetricData). */
 export const GMD_MAX_QUERIES = 500;
 /** GetMetricData.MaxDatapoints: 100,800 when not given (API reference, GetMetricData). */

@@ -4,10 +4,14 @@
  */
 import { AwsError, invalid, missing } from "./errors.ts";
 import {
+  ASCII_CONTROL,
   BASIC_STATS,
   DIMENSION_NAME_MAX,
   DIMENSION_VALUE_MAX,
+  MAX_DIMENSIONS,
   NAME_MAX,
+  NAMESPACE_CHARS,
+  NON_ASCII,
   PERCENTILE,
   UNITS,
 } from "./limits.ts";
@@ -45,6 +49,17 @@ export function list(obj: Record<string, unknown>, key: string): unknown[] | und
   return v;
 }
 
+/** A list whose items must all be strings, as Statistics and ExtendedStatistics are. */
+export function strings(obj: Record<string, unknown>, key: string): string[] | undefined {
+  const items = list(obj, key);
+  items?.forEach((x, i) => {
+    if (typeof x !== "string") {
+      throw new AwsError("SerializationException", `${key}.member.${i + 1} must be a string`);
+    }
+  });
+  return items as string[] | undefined;
+}
+
 /** Timestamps arrive as epoch seconds (the SDK's default for AWS JSON 1.0). Returns milliseconds. */
 export function time(obj: Record<string, unknown>, key: string, required: boolean): number | undefined {
   const v = obj[key];
@@ -58,22 +73,14 @@ export function time(obj: Record<string, unknown>, key: string, required: boolea
   return Math.round(v * 1000);
 }
 
+/** A metric's Dimensions: at most 30, each checked by checkDimension, no name twice. */
 export function parseDimensions(raw: unknown[] | undefined, where: string): Dimension[] {
+  if ((raw?.length ?? 0) > MAX_DIMENSIONS) {
+    throw invalid(`The collection ${where} must not have more than ${MAX_DIMENSIONS} items.`);
+  }
   const dims: Dimension[] = [];
   for (const [i, d] of (raw ?? []).entries()) {
-    if (!isObject(d)) throw new AwsError("SerializationException", `${where}.${i + 1} must be a structure`);
-    const name = str(d, "Name", true);
-    const value = str(d, "Value", true);
-    if (name.length < 1 || name.length > DIMENSION_NAME_MAX) {
-      throw invalid(
-        `The value for parameter ${where}.member.${i + 1}.Name must be 1 to 255 characters long.`,
-      );
-    }
-    if ((value.length < 1 || value.length > DIMENSION_VALUE_MAX)) {
-      throw invalid(
-        `The value for parameter ${where}.member.${i + 1}.Value must be 1 to 1024 characters long.`,
-      );
-    }
+    const { name, value } = checkDimension(d, `${where}.member.${i + 1}`, true);
     if (dims.some((x) => x.Name === name)) {
       throw invalid(`The dimension name ${name} in ${where} is specified more than once.`);
     }
@@ -82,9 +89,59 @@ export function parseDimensions(raw: unknown[] | undefined, where: string): Dime
   return dims;
 }
 
+/**
+ * One Dimension (or DimensionFilter, whose Value is optional) by the rules of the API reference, Dimension:
+ * a Name of 1-255 and a Value of 1-1,024 characters, both ASCII without control characters and with at least
+ * one non-whitespace character, and a Name that does not start with a colon.
+ */
+export function checkDimension(
+  d: unknown,
+  where: string,
+  valueRequired: true,
+): { name: string; value: string };
+export function checkDimension(
+  d: unknown,
+  where: string,
+  valueRequired: false,
+): { name: string; value: string | undefined };
+export function checkDimension(d: unknown, where: string, valueRequired: boolean) {
+  if (!isObject(d)) throw new AwsError("SerializationException", `${where} must be a structure`);
+  const name = str(d, "Name", true);
+  const value = valueRequired ? str(d, "Value", true) : str(d, "Value");
+  checkText(name, `${where}.Name`, DIMENSION_NAME_MAX);
+  if (name.startsWith(":")) {
+    throw invalid(`The value for parameter ${where}.Name must not start with a colon.`);
+  }
+  if (value !== undefined) checkText(value, `${where}.Value`, DIMENSION_VALUE_MAX);
+  return { name, value };
+}
+
+/** A dimension name or value: its length, then ASCII only, no control characters, not only whitespace. */
+function checkText(text: string, where: string, max: number) {
+  if (text.length < 1 || text.length > max) {
+    throw invalid(`The value for parameter ${where} must be 1 to ${max} characters long.`);
+  }
+  if (NON_ASCII.test(text)) throw invalid(`The value for parameter ${where} contains non-ASCII characters.`);
+  if (ASCII_CONTROL.test(text)) {
+    throw invalid(`The value for parameter ${where} contains control characters.`);
+  }
+  if (text.trim() === "") {
+    throw invalid(`The value for parameter ${where} must contain at least one non-whitespace character.`);
+  }
+}
+
+/** A Namespace: 1-255 characters of the user guide's set, not beginning with a colon. */
 export function checkNamespace(ns: string, where = "Namespace") {
-  if (ns.length < 1 || ns.length > NAME_MAX || ns.includes(":")) {
-    throw invalid(`The value ${ns} for parameter ${where} is invalid.`);
+  if (ns.length < 1 || ns.length > NAME_MAX) {
+    throw invalid(`The value for parameter ${where} must be 1 to ${NAME_MAX} characters long.`);
+  }
+  if (!NAMESPACE_CHARS.test(ns)) {
+    throw invalid(
+      `The value ${ns} for parameter ${where} is invalid: use letters, digits, spaces and the characters . - _ / # :`,
+    );
+  }
+  if (ns.startsWith(":")) {
+    throw invalid(`The value ${ns} for parameter ${where} must not start with a colon.`);
   }
 }
 
