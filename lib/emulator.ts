@@ -4,8 +4,8 @@
  * and shares no code with the forwarder on purpose: it is the independent check on it.
  *
  *   bun run lib/emulator.ts --port 4566 [--seed demo] [--latency-ms N] [--throttle-rate R] [--error-rate R]
- *                           [--put-error-rate R] [--put-reply-delay-ms N] [--deny-role ARN]
- *                           [--require-external-id ROLE_ARN=ID]
+ *                           [--put-error-rate R] [--put-reply-delay-ms N] [--put-applied-reset-rate R]
+ *                           [--put-applied-error-rate R] [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
  *
  * Faults can be changed while running with POST /_emulator/faults; GET /_emulator/counts returns call counts.
  *
@@ -31,6 +31,8 @@ export interface EmulatorOptions {
   errorRate?: number;
   putErrorRate?: number;
   putReplyDelayMs?: number;
+  putAppliedResetRate?: number;
+  putAppliedErrorRate?: number;
   denyRoles?: string[];
   requireExternalId?: Record<string, string>;
   /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
@@ -57,6 +59,8 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     errorRate: options.errorRate ?? 0,
     putErrorRate: options.putErrorRate ?? 0,
     putReplyDelayMs: options.putReplyDelayMs ?? 0,
+    putAppliedResetRate: options.putAppliedResetRate ?? 0,
+    putAppliedErrorRate: options.putAppliedErrorRate ?? 0,
     denyRoles: new Set(options.denyRoles ?? []),
   };
   const emu: Instance = {
@@ -106,6 +110,8 @@ function parseArgs(argv: string[]): EmulatorOptions {
     else if (flag === "--error-rate") o.errorRate = rate();
     else if (flag === "--put-error-rate") o.putErrorRate = rate();
     else if (flag === "--put-reply-delay-ms") o.putReplyDelayMs = Number(value());
+    else if (flag === "--put-applied-reset-rate") o.putAppliedResetRate = rate();
+    else if (flag === "--put-applied-error-rate") o.putAppliedErrorRate = rate();
     else if (flag === "--deny-role") denied.push(value());
     else if (flag === "--require-external-id") {
       const [arn, id] = value().split(/=(.*)/s);

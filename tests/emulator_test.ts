@@ -958,6 +958,71 @@ async function refuses(promise: Promise<unknown>, code: string, message: string)
   });
 }
 
+const counts = async (emu: Emulator) => await (await fetch(`${emu.url}/_emulator/counts`)).json();
+
+// ---- Answers lost after a write was applied ----
+
+const lostAnswers: [string, EmulatorOptions, (e: unknown) => boolean][] = [
+  ["--put-applied-reset-rate", { putAppliedResetRate: 1 }, (e) => {
+    // No HTTP answer at all: the connection was destroyed.
+    const err = e as { code?: string; $metadata?: { httpStatusCode?: number } };
+    assert.equal(err.code, "ECONNRESET");
+    assert.equal(err.$metadata?.httpStatusCode, undefined);
+    return true;
+  }],
+  ["--put-applied-error-rate", { putAppliedErrorRate: 1 }, (e) => {
+    const err = e as { Code?: string; $metadata?: { httpStatusCode?: number } };
+    assert.equal(err.Code, "InternalFailure");
+    assert.equal(err.$metadata?.httpStatusCode, 500);
+    return true;
+  }],
+];
+
+for (const [flag, options, failure] of lostAnswers) {
+  test(`${flag} stores and bills a PutMetricData whose answer is then lost: the SDK rejects, the data is readable`, async () => {
+    await withEmu(async (emu) => {
+      await assert.rejects(put(emu, [{ MetricName: "Latency", Value: 7, Timestamp: at(0) }]), failure);
+      const r = await gmd(emu, [{ stat: "Sum" }], at(0), at(1));
+      assert.deepEqual(r.MetricDataResults![0]!.Values, [7]);
+      assert.deepEqual((await counts(emu))[A]["eu-west-1"].billed, { PutMetricData: 1, GetMetricData: 1 });
+      // Reads are left alone.
+      await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    }, options);
+  });
+}
+
+test("POST /_emulator/faults sets put_applied_reset_rate and put_applied_error_rate while running", async () => {
+  await withEmu(async (emu) => {
+    const set = async (faults: Record<string, number>) =>
+      await (await fetch(`${emu.url}/_emulator/faults`, { method: "POST", body: JSON.stringify(faults) }))
+        .json();
+    const answer = await set({ put_applied_reset_rate: 1 });
+    assert.equal(answer.putAppliedResetRate, 1);
+    await assert.rejects(put(emu, [{ MetricName: "m", Value: 1 }]), lostAnswers[0]![2]);
+    await set({ put_applied_reset_rate: 0, put_applied_error_rate: 1 });
+    await rejectsWith(put(emu, [{ MetricName: "m", Value: 1 }]), "InternalFailure", 500);
+    await set({ put_applied_error_rate: 0 });
+    await put(emu, [{ MetricName: "m", Value: 1 }]);
+    assert.equal((await counts(emu))[A]["eu-west-1"].billed.PutMetricData, 3);
+  });
+});
+
+test("POST /_emulator/faults answers a body that is not a JSON object with HTTP 400 and a message", async () => {
+  await withEmu(async (emu) => {
+    for (
+      const [body, message] of [["{not json", /^Cannot set the faults: the body is not valid JSON/], [
+        "[1]",
+        /^Cannot set the faults: the body is not an object$/,
+      ]] as const
+    ) {
+      const r = await fetch(`${emu.url}/_emulator/faults`, { method: "POST", body });
+      assert.equal(r.status, 400);
+      assert.match((await r.json()).message, message);
+    }
+    assert.equal(emu.faults.throttleRate, 0);
+  });
+});
+
 // ---- Names: namespaces and dimensions ----
 
 type Dims = { Name: string; Value?: string }[];

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { callCloudWatch } from "./cloudwatch.ts";
 import { AwsError, requestId } from "./errors.ts";
-import { control, count, injectFaults } from "./faults.ts";
+import { ConnectionReset, control, count, injectFaults, loseAnswer } from "./faults.ts";
 import type { Instance } from "./instance.ts";
 import { PUT_MAX_BYTES } from "./limits.ts";
 import { isObject, list } from "./requests.ts";
@@ -72,6 +72,8 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
     }
     return reply(200, { "content-type": "text/xml" }, queryCall(emu, who, raw));
   } catch (e) {
+    // No answer at all, as when a connection drops: the client sees a reset and cannot know the call's fate.
+    if (e instanceof ConnectionReset) return sleep(faults.latencyMs / 2).then(() => req.socket.destroy());
     const err = e instanceof AwsError ? e : new AwsError("InternalFailure", String(e), 500);
     return isCloudWatch ? reply(...jsonError(err)) : reply(...xmlError(err));
   }
@@ -96,13 +98,16 @@ async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
   if (!isObject(body)) {
     throw new AwsError("SerializationException", "The request body must be a JSON object");
   }
-  count(emu.counts, who.account, who.region, op, undefined);
+  count(emu.counts, who.account, who.region, "calls", op);
   injectFaults(faults, emu.random, op);
   const billed = op === "GetMetricData" ? (list(body, "MetricDataQueries")?.length ?? 0) : 1;
   const out = callCloudWatch(emu.store, who.account, who.region, op, body);
-  count(emu.counts, who.account, who.region, op, billed);
-  // A write applied whose answer comes late: the client that dies meanwhile never learns it succeeded.
-  if (op === "PutMetricData") await sleep(faults.putReplyDelayMs);
+  count(emu.counts, who.account, who.region, "billed", op, billed);
+  if (op === "PutMetricData") {
+    // A write applied whose answer comes late, or never: the client never learns that it succeeded.
+    await sleep(faults.putReplyDelayMs);
+    loseAnswer(faults, emu.random);
+  }
   return out;
 }
 
@@ -111,8 +116,8 @@ function queryCall(emu: Instance, who: Caller, raw: Buffer) {
   const params = new URLSearchParams(raw.toString("utf8"));
   const action = params.get("Action");
   const xml = callSts(emu, who.account, action, params);
-  count(emu.counts, who.account, who.region, action ?? "", undefined);
-  count(emu.counts, who.account, who.region, action ?? "", 1);
+  count(emu.counts, who.account, who.region, "calls", action ?? "");
+  count(emu.counts, who.account, who.region, "billed", action ?? "");
   return xml;
 }
 
