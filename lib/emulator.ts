@@ -6,18 +6,23 @@
  *   bun run lib/emulator.ts --port 4566 [--seed demo] [--latency-ms N] [--throttle-rate R] [--error-rate R]
  *                           [--put-error-rate R] [--put-reply-delay-ms N] [--put-applied-reset-rate R]
  *                           [--put-applied-error-rate R] [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
+ *                           [--no-quotas]
  *
- * Faults can be changed while running with POST /_emulator/faults; GET /_emulator/counts returns call counts.
+ * CloudWatch's per-second quotas apply per account, Region and operation unless --no-quotas. Faults can be
+ * changed while running with POST /_emulator/faults; GET /_emulator/counts returns calls, billed units and
+ * throttled calls.
  *
  * Its parts are in lib/emulator/: http.ts (the server and both wire protocols), cloudwatch.ts and sts.ts (the
  * operations; requests.ts reads their parameters, errors.ts is their error), store.ts (the data), faults.ts
- * (faults, call counts, the control endpoints), limits.ts, demo_fleet.ts; instance.ts is the state they share.
+ * (faults, call counts, the control endpoints), quotas.ts, limits.ts, demo_fleet.ts; instance.ts is the state
+ * they share.
  */
 import process from "node:process";
 import { DEMO_ACCOUNTS, seedDemo } from "./emulator/demo_fleet.ts";
 import type { Counts, Faults } from "./emulator/faults.ts";
 import { listen } from "./emulator/http.ts";
 import type { Instance } from "./emulator/instance.ts";
+import { Quotas } from "./emulator/quotas.ts";
 import { MetricStore, type RawPut } from "./emulator/store.ts";
 
 export { DEMO_ACCOUNTS };
@@ -35,8 +40,12 @@ export interface EmulatorOptions {
   putAppliedErrorRate?: number;
   denyRoles?: string[];
   requireExternalId?: Record<string, string>;
+  /** CloudWatch's per-second call quotas, per account, Region and operation; on unless false. */
+  quotas?: boolean;
   /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
   now?: () => number;
+  /** Milliseconds on a monotonic clock, for the quotas' one-second window; performance.now by default. */
+  monotonic?: () => number;
   random?: () => number;
 }
 
@@ -71,6 +80,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     store: new MetricStore(now),
     sessions: new Map(),
     counts: {},
+    quotas: options.quotas === false ? undefined : new Quotas(options.monotonic ?? (() => performance.now())),
   };
   const seed = (put: RawPut) => emu.store.seed(put);
   if (options.seed === "demo") seedDemo(seed, now());
@@ -112,6 +122,7 @@ function parseArgs(argv: string[]): EmulatorOptions {
     else if (flag === "--put-reply-delay-ms") o.putReplyDelayMs = Number(value());
     else if (flag === "--put-applied-reset-rate") o.putAppliedResetRate = rate();
     else if (flag === "--put-applied-error-rate") o.putAppliedErrorRate = rate();
+    else if (flag === "--no-quotas") o.quotas = false;
     else if (flag === "--deny-role") denied.push(value());
     else if (flag === "--require-external-id") {
       const [arn, id] = value().split(/=(.*)/s);

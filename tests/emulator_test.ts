@@ -638,6 +638,7 @@ test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query"
     assert.deepEqual(counts[A]["eu-west-1"], {
       calls: { PutMetricData: 1, GetMetricData: 1 },
       billed: { PutMetricData: 1, GetMetricData: 500 },
+      throttled: {},
     });
   });
 });
@@ -770,8 +771,12 @@ test("--throttle-rate answers Throttling (HTTP 400, Rate exceeded) and --error-r
     emu.faults.errorRate = 0;
     await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
     const counts = await (await fetch(`${emu.url}/_emulator/counts`)).json();
-    // Every attempt is a call; only answered ones are billed.
-    assert.deepEqual(counts[A]["eu-west-1"], { calls: { ListMetrics: 3 }, billed: { ListMetrics: 1 } });
+    // Every attempt is a call; only answered ones are billed; `throttled` counts only calls over a quota.
+    assert.deepEqual(counts[A]["eu-west-1"], {
+      calls: { ListMetrics: 3 },
+      billed: { ListMetrics: 1 },
+      throttled: {},
+    });
   }, { throttleRate: 1 });
 });
 
@@ -1021,6 +1026,162 @@ test("POST /_emulator/faults answers a body that is not a JSON object with HTTP 
     }
     assert.equal(emu.faults.throttleRate, 0);
   });
+});
+
+// ---- Quotas ----
+
+/** Sends `n` calls one after another; returns how many were throttled, each as AWS throttles. */
+async function throttledOf(n: number, call: () => Promise<unknown>): Promise<number> {
+  let throttled = 0;
+  for (let i = 0; i < n; i++) {
+    await call().catch((e: unknown) => {
+      const err = e as { Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+      assert.deepEqual([err.Code, err.message, err.$metadata?.httpStatusCode], [
+        "Throttling",
+        "Rate exceeded",
+        400,
+      ]);
+      throttled++;
+    });
+  }
+  return throttled;
+}
+
+/** An emulator whose monotonic clock stands still until the test moves it. */
+function withQuotaClock(
+  f: (emu: Emulator, tick: { ms: number }, clock: { now: number }) => Promise<void>,
+  options: EmulatorOptions = {},
+) {
+  const tick = { ms: 0 };
+  return withEmu((emu, clock) => f(emu, tick, clock), { monotonic: () => tick.ms, ...options });
+}
+
+const listMetrics = (emu: Emulator, account = A, region = "eu-west-1") =>
+  cloudWatch(emu.url, account, region).send(new ListMetricsCommand({}));
+
+const quotaCases: [string, number, (emu: Emulator) => Promise<unknown>][] = [
+  ["GetMetricData", 50, (emu) => gmd(emu, [{ stat: "Sum" }], at(0), at(1))],
+  ["GetMetricStatistics", 400, (emu) => gms(emu)],
+  ["ListMetrics", 25, (emu) => listMetrics(emu)],
+  ["PutMetricData", 500, (emu) => put(emu, [{ MetricName: "Latency", Value: 1, Timestamp: at(0) }])],
+];
+
+for (const [op, quota, call] of quotaCases) {
+  test(`${op} accepts ${quota} calls within a second and throttles the next, unbilled and counted`, async () => {
+    await withQuotaClock(async (emu) => {
+      assert.equal(await throttledOf(quota + 1, () => call(emu)), 1);
+      const c = (await counts(emu))[A]["eu-west-1"];
+      assert.deepEqual([c.calls[op], c.billed[op], c.throttled[op]], [quota + 1, quota, 1]);
+      if (op === "PutMetricData") {
+        // The throttled write was not stored.
+        const r = await gmd(emu, [{ stat: "SampleCount" }], at(0), at(1));
+        assert.deepEqual(r.MetricDataResults![0]!.Values, [quota]);
+      }
+    });
+  });
+}
+
+test("ListMetrics: the quota is a sliding window of 1,000 ms on the monotonic clock, not the wall clock", async () => {
+  await withQuotaClock(async (emu, tick, clock) => {
+    assert.equal(await throttledOf(20, () => listMetrics(emu)), 0);
+    tick.ms = 500;
+    assert.equal(await throttledOf(6, () => listMetrics(emu)), 1);
+    // A step of the clock that timestamps are checked against opens nothing.
+    clock.now += 3_600_000;
+    tick.ms = 999;
+    assert.equal(await throttledOf(1, () => listMetrics(emu)), 1);
+    // The 20 calls of 0 ms leave the window; the 5 of 500 ms are still in it.
+    tick.ms = 1000;
+    assert.equal(await throttledOf(21, () => listMetrics(emu)), 1);
+    tick.ms = 1500;
+    assert.equal(await throttledOf(6, () => listMetrics(emu)), 1);
+    assert.deepEqual((await counts(emu))[A]["eu-west-1"].throttled, { ListMetrics: 4 });
+  });
+});
+
+test("quotas are kept per account, Region and operation", async () => {
+  await withQuotaClock(async (emu) => {
+    const B = "222222222222";
+    const places = [[A, "eu-west-1"], [A, "us-east-1"], [B, "eu-west-1"]] as const;
+    for (const [account, region] of places) {
+      assert.equal(await throttledOf(25, () => listMetrics(emu, account, region)), 0);
+    }
+    // The same account and Region, another operation: a quota of its own.
+    await gmd(emu, [{ stat: "Sum" }], at(0), at(1));
+    for (const [account, region] of places) {
+      await rejectsWith(listMetrics(emu, account, region), "Throttling", 400);
+    }
+    const c = await counts(emu);
+    assert.deepEqual(c[A]["eu-west-1"].throttled, { ListMetrics: 1 });
+    assert.deepEqual(c[A]["us-east-1"].throttled, { ListMetrics: 1 });
+    assert.deepEqual(c[B]["eu-west-1"].throttled, { ListMetrics: 1 });
+  });
+});
+
+test("quotas are on by default, on the real monotonic clock", async () => {
+  await withEmu(async (emu) => {
+    const results = await Promise.allSettled(Array.from({ length: 26 }, () => listMetrics(emu)));
+    assert.equal(results.filter((r) => r.status === "rejected").length, 1);
+    assert.deepEqual((await counts(emu))[A]["eu-west-1"].throttled, { ListMetrics: 1 });
+  });
+});
+
+test("--no-quotas accepts every call", async () => {
+  await withQuotaClock(async (emu) => {
+    assert.equal(await throttledOf(60, () => listMetrics(emu)), 0);
+    assert.deepEqual((await counts(emu))[A]["eu-west-1"].throttled, {});
+  }, { quotas: false });
+});
+
+test("emu.seed() is not an API call: it is neither counted nor held to a quota", async () => {
+  await withQuotaClock(async (emu) => {
+    for (let i = 0; i < 600; i++) {
+      emu.seed({
+        account: A,
+        region: "eu-west-1",
+        namespace: "AWS/ECS",
+        name: "CPUUtilization",
+        dimensions: { ClusterName: `c${i}` },
+        timestamp: T0,
+        values: [1],
+      });
+    }
+    assert.equal(await throttledOf(500, () => put(emu, [{ MetricName: "m", Value: 1 }])), 0);
+    assert.deepEqual((await counts(emu))[A]["eu-west-1"].calls, { PutMetricData: 500 });
+  });
+});
+
+test("the command line takes --no-quotas and the applied-answer-lost faults", async () => {
+  const rt = runtime();
+  const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+  const prefix = rt.name === "bun" ? ["run", script] : ["run", "--allow-net", "--allow-env", script];
+  const child = spawn(
+    rt.command,
+    [...prefix, "--port", "0", "--no-quotas", "--put-applied-error-rate", "1"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  try {
+    const url = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (d) => resolve(String(d).trim().split(" ").pop()!))
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, () => cloudWatch(url, A).send(new ListMetricsCommand({}))),
+    );
+    assert.deepEqual(results.filter((r) => r.status === "rejected"), []);
+    await rejectsWith(
+      cloudWatch(url, A).send(
+        new PutMetricDataCommand({ Namespace: "App", MetricData: [{ MetricName: "m", Value: 1 }] }),
+      ),
+      "InternalFailure",
+      500,
+    );
+    const listed = await cloudWatch(url, A).send(new ListMetricsCommand({ Namespace: "App" }));
+    assert.deepEqual(listed.Metrics?.map((m) => m.MetricName), ["m"]);
+  } finally {
+    process.kill(child.pid!, "SIGTERM");
+  }
 });
 
 // ---- Names: namespaces and dimensions ----

@@ -21,6 +21,9 @@ export const missing = (name: string) =>
     "MissingRequiredParameterException",
   );
 
+/** The answer to a call over a quota or throttled by a fault: HTTP 400, as CloudWatch answers it. */
+export const throttling = () => new AwsError("Throttling", "Rate exceeded", 400);
+
 export function requestId() {
   const h = randomBytes(16).toString("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;

@@ -4,7 +4,7 @@
  * and report the other while it runs.
  */
 import type { ServerResponse } from "node:http";
-import { AwsError } from "./errors.ts";
+import { AwsError, throttling } from "./errors.ts";
 import { isObject } from "./requests.ts";
 
 export interface Counts {
@@ -12,6 +12,8 @@ export interface Counts {
   calls: Record<string, number>;
   /** The units AWS bills for the calls it applied (GetMetricData: one per query). */
   billed: Record<string, number>;
+  /** Calls refused with Throttling for being over the operation's quota (not those --throttle-rate makes). */
+  throttled: Record<string, number>;
 }
 
 export interface Faults {
@@ -39,7 +41,7 @@ export function count(
   n = 1,
 ) {
   const byRegion = counts[account] ??= {};
-  const c = byRegion[region] ??= { calls: {}, billed: {} };
+  const c = byRegion[region] ??= { calls: {}, billed: {}, throttled: {} };
   c[kind][op] = (c[kind][op] ?? 0) + n;
 }
 
@@ -53,7 +55,7 @@ const internalFailure = () =>
 /** Throttles or fails a CloudWatch call at the rates set, before the operation runs. */
 export function injectFaults(faults: Faults, random: () => number, op: string) {
   const r = random();
-  if (r < faults.throttleRate) throw new AwsError("Throttling", "Rate exceeded", 400);
+  if (r < faults.throttleRate) throw throttling();
   if (r < faults.throttleRate + faults.errorRate) throw internalFailure();
   if (op === "PutMetricData" && random() < faults.putErrorRate) throw internalFailure();
 }

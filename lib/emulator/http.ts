@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { callCloudWatch } from "./cloudwatch.ts";
-import { AwsError, requestId } from "./errors.ts";
+import { AwsError, requestId, throttling } from "./errors.ts";
 import { ConnectionReset, control, count, injectFaults, loseAnswer } from "./faults.ts";
 import type { Instance } from "./instance.ts";
 import { PUT_MAX_BYTES } from "./limits.ts";
@@ -79,7 +79,10 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
   }
 }
 
-/** A CloudWatch call in AWS JSON 1.0: counted, exposed to the faults set, then run; returns its answer. */
+/**
+ * A CloudWatch call in AWS JSON 1.0: counted, held to its quota, exposed to the faults set, then run; returns
+ * its answer.
+ */
 async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
   const { faults } = emu;
   if (op === "PutMetricData" && raw.length > PUT_MAX_BYTES) {
@@ -99,6 +102,10 @@ async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
     throw new AwsError("SerializationException", "The request body must be a JSON object");
   }
   count(emu.counts, who.account, who.region, "calls", op);
+  if (emu.quotas?.admit(who.account, who.region, op) === false) {
+    count(emu.counts, who.account, who.region, "throttled", op);
+    throw throttling();
+  }
   injectFaults(faults, emu.random, op);
   const billed = op === "GetMetricData" ? (list(body, "MetricDataQueries")?.length ?? 0) : 1;
   const out = callCloudWatch(emu.store, who.account, who.region, op, body);

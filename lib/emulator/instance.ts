@@ -3,6 +3,7 @@
  * part keeps state of its own at module level.
  */
 import type { Counts, Faults } from "./faults.ts";
+import type { Quotas } from "./quotas.ts";
 import type { MetricStore } from "./store.ts";
 
 /** Temporary credentials issued by AssumeRole. */
@@ -22,6 +23,8 @@ export interface Instance {
   store: MetricStore;
   /** Access key id -> the session AssumeRole issued it for. */
   sessions: Map<string, Session>;
-  /** account -> region -> calls made and calls billed, by operation. */
+  /** account -> region -> calls made, units billed and calls throttled, by operation. */
   counts: Record<string, Record<string, Counts>>;
+  /** The per-second call quotas; undefined when they are off (--no-quotas). */
+  quotas: Quotas | undefined;
 }

@@ -55,6 +55,18 @@ export const LIST_PAGE_SIZE = 500;
 export const LIST_MAX_DIMENSION_FILTERS = 10;
 /** ListMetrics.RecentlyActive: PT3H is its one valid value (API reference, ListMetrics). */
 export const RECENTLY_ACTIVE_MS = 3 * 3_600_000;
+/**
+ * Calls per second per account, Region and operation; a call over its quota is answered HTTP 400 Throttling,
+ * "Rate exceeded" (User Guide, CloudWatch service quotas).
+ */
+export const TPS_QUOTAS: ReadonlyMap<string, number> = new Map([
+  ["GetMetricData", 50],
+  ["GetMetricStatistics", 400],
+  ["ListMetrics", 25],
+  ["PutMetricData", 500],
+]);
+/** "Per second" read as at most N calls started in any 1,000 ms, the strictest reading (User Guide, quotas). */
+export const QUOTA_WINDOW_MS = 1000;
 /** AssumeRole.DurationSeconds: 900 to 43,200, default 3,600 (STS API reference, AssumeRole). */
 export const ROLE_MIN_SECONDS = 900;
 export const ROLE_MAX_SECONDS = 43_200;
