@@ -16,7 +16,6 @@ import { mapLimit } from "./lib/batch.ts";
 import { EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
 import type { SourcePlan } from "./lib/config.ts";
 import { discover } from "./lib/discover.ts";
-import { describe } from "./lib/errors.ts";
 import { fetchStats } from "./lib/fetch.ts";
 import { publisher, settle, targetOf } from "./lib/publish.ts";
 import {
@@ -29,9 +28,11 @@ import {
   report,
   roleOf,
   type Run,
+  runSource,
   type SourceTotals,
 } from "./lib/run.ts";
 import * as state from "./lib/state.ts";
+import { readStore, type Store } from "./lib/store.ts";
 import { recentOnly, steps } from "./lib/step.ts";
 
 export { EXIT };
@@ -45,10 +46,11 @@ export interface Deps {
   out: (line: string) => void;
   err: (line: string) => void;
   cloudWatch?: (region: string, role: Role | undefined) => CloudWatchApi;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export async function main(argv: string[], deps: Deps): Promise<number> {
-  let store: state.Store | undefined;
+  let store: Store | undefined;
   try {
     const args = parseArgs(argv);
     if (args.help) return (deps.out(HELP), EXIT.ok);
@@ -59,11 +61,12 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const nowSeconds = args.now ?? Math.floor(deps.now() / 1000);
     checkReplay(args.replay, nowSeconds);
     const configDir = path.dirname(args.config ? path.resolve(args.config) : fileURLToPath(import.meta.url));
-    const stateFile = state.statePath(plan.stateFile, configDir, deps.env);
-    if (args.status) return (state.status(state.readState(stateFile), nowSeconds).forEach(deps.out), EXIT.ok);
-    store = openStore(stateFile, args.dryRun, deps.err);
-    const cloudWatch = deps.cloudWatch ??
-      (await import("./lib/aws.ts")).connector({ stsRegion: plan.destination.region, now: deps.now });
+    const paths = state.statePath(plan.stateFile, configDir, deps.env);
+    if (args.status) return (state.status(readStore(paths.file), nowSeconds).forEach(deps.out), EXIT.ok);
+    const opening = { clock: deps.now, nowSeconds, interval: 60, info: deps.err };
+    store = openStore(paths, args.dryRun, opening, deps.err);
+    const connecting = { stsRegion: plan.destination.region, now: deps.now, onAnswer: () => store?.touch() };
+    const cloudWatch = deps.cloudWatch ?? (await import("./lib/aws.ts")).connector(connecting);
     const destination = cloudWatch(plan.destination.region, roleOf(plan.destination));
     const run: Run = {
       plan,
@@ -71,21 +74,19 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
       store,
       cloudWatch,
       destination,
-      publisher: publisher(destination),
+      publisher: publisher(destination, () => store!.fence()),
       replay: args.replay,
       dryRun: args.dryRun,
-      stateless: store.file === undefined && !args.dryRun,
       out: deps.out,
       warn: deps.err,
+      sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
     };
     const started = deps.now();
-    const results = await mapLimit(plan.sources, SOURCE_CONCURRENCY, (src) => {
-      run.publisher.join();
-      return forwardSource(src, run).catch((e) => {
-        deps.err(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`);
-        return undefined;
-      }).finally(() => run.publisher.leave());
-    });
+    const results = await mapLimit(
+      plan.sources,
+      SOURCE_CONCURRENCY,
+      (src) => runSource(src, run, forwardSource),
+    );
     return report(run, results, (deps.now() - started) / 1000);
   } catch (e) {
     return exitCodeOf(e, deps.err);

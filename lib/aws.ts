@@ -10,6 +10,7 @@ import {
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
 
 export interface Dimension {
   Name: string;
@@ -67,21 +68,33 @@ export interface CloudWatchApi {
     maxDatapoints: number;
     nextToken?: string | undefined;
   }): Promise<{ results: QueryResult[]; nextToken: string | undefined }>;
-  putMetricData(namespace: string, datums: Datum[]): Promise<void>;
+  /**
+   * Writes datums; `leaseEnds` (epoch ms) fences the write: it is not sent unless its answer is due before
+   * then. Throws WriteInDoubt when CloudWatch may have applied it although the call failed.
+   */
+  putMetricData(namespace: string, datums: Datum[], leaseEnds?: number): Promise<void>;
 }
 
 /**
- * Retries per call, with the SDK's exponential backoff and jitter. More than the SDK's default of 3, since a
- * run that gives up leaves its periods to the next run but also reports the account as failed.
+ * Attempts per call, with exponential backoff and jitter. More than the SDK's default of 3, since a run that
+ * gives up leaves its periods to the next run but also reports the account as failed.
  */
 const MAX_ATTEMPTS = 6;
 /** A connection not made in this time is abandoned (and retried), rather than holding the run. */
 const CONNECTION_TIMEOUT_MS = 5_000;
 /**
- * A call not answered in this time fails (and is retried): a hung connection must not keep a run, and the
- * lock it holds, past the next timer tick. A full GetMetricData answer takes seconds, not a minute.
+ * A call not answered in this time fails: a hung connection must not keep a run, or its lease. A full
+ * GetMetricData answer (100,800 datapoints) takes a second or two.
  */
-const REQUEST_TIMEOUT_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * A read with its retries ends by then: about two request timeouts, so a hung endpoint costs an account-region
+ * half a minute, not six attempts of a full timeout each. Well under the lease (lib/store.ts).
+ */
+const CALL_DEADLINE_MS = 2 * REQUEST_TIMEOUT_MS + 5_000;
+/** Backoff between write attempts: full jitter up to this base doubled per attempt (as the SDK's). */
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 20_000;
 /** STS refuses a session shorter than 900 s (AssumeRole.DurationSeconds); an hour is the default. */
 const SESSION_SECONDS = 3600;
 /** Refresh credentials this long before they expire, so no call is signed with a dying session. */
@@ -100,32 +113,59 @@ export interface Role {
 
 type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken: string; expiration: Date };
 
+export interface ConnectorOptions {
+  stsRegion: string;
+  /** Wall clock, epoch ms: credential expiry and the write fence. */
+  now?: () => number;
+  requestTimeoutMs?: number;
+  /** Called on every answered call: the run is making progress. */
+  onAnswer?: () => void;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
 /** Builds CloudWatch clients per role and region, assuming each role once and refreshing it when needed. */
-export function connector(options: { stsRegion: string; now?: () => number; requestTimeoutMs?: number }) {
+export function connector(options: ConnectorOptions) {
   const now = options.now ?? Date.now;
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const requestHandler = {
     connectionTimeout: CONNECTION_TIMEOUT_MS,
-    requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    requestTimeout,
     throwOnRequestTimeout: true,
   };
   const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
+  const deadline = CALL_DEADLINE_MS * requestTimeout / REQUEST_TIMEOUT_MS;
   const sts = new STSClient({ region: options.stsRegion, ...common });
   const providers = new Map<string, () => Promise<Credentials>>();
   const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
     let provider = providers.get(key);
-    if (!provider) providers.set(key, provider = roleCredentials(sts, role, now));
+    if (!provider) providers.set(key, provider = roleCredentials(sts, role, now, deadline));
     return provider;
   };
+  const writes: WriteOptions = {
+    now,
+    requestTimeout,
+    sleep: options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+    random: options.random ?? Math.random,
+  };
+  const answered = options.onAnswer ?? (() => {});
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
-    return adapt(
-      new CloudWatchClient({ region, ...common, ...(role ? { credentials: assumed(role) } : {}) }),
-    );
+    const credentials = role ? { credentials: assumed(role) } : {};
+    // Writes go through a client of their own that never retries: lib/aws.ts decides what may be sent again.
+    const reader = new CloudWatchClient({ region, ...common, ...credentials });
+    const writer = new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 });
+    return adapt(reader, writer, writes, answered, deadline);
   };
 }
 
 /** Credentials of an assumed role: AssumeRole on first use, and again shortly before they expire. */
-function roleCredentials(sts: STSClient, role: Role, now: () => number): () => Promise<Credentials> {
+function roleCredentials(
+  sts: STSClient,
+  role: Role,
+  now: () => number,
+  deadline: number,
+): () => Promise<Credentials> {
   let current: Promise<Credentials> | undefined;
   let expires = 0;
   return () => {
@@ -139,7 +179,10 @@ function roleCredentials(sts: STSClient, role: Role, now: () => number): () => P
           DurationSeconds: SESSION_SECONDS,
           ...(role.externalId === undefined ? {} : { ExternalId: role.externalId }),
         }),
-      ).then((r) => {
+        { abortSignal: AbortSignal.timeout(deadline) },
+      ).catch((e) => {
+        throw (e as Error)?.name === "AbortError" ? timedOut(deadline) : e;
+      }).then((r) => {
         const c = r.Credentials;
         if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
           throw new Error(`Cannot assume role "${role.roleArn}": STS returned no credentials`);
@@ -159,11 +202,25 @@ function roleCredentials(sts: STSClient, role: Role, now: () => number): () => P
   };
 }
 
-/** The narrow, plain-data interface over an SDK client: times in epoch seconds, absent lists empty. */
-function adapt(client: CloudWatchClient): CloudWatchApi {
+/** The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. */
+function adapt(
+  reader: CloudWatchClient,
+  writer: CloudWatchClient,
+  writes: WriteOptions,
+  answered: () => void,
+  deadline: number,
+): CloudWatchApi {
+  // A read keeps the SDK's retries, within a deadline of about two request timeouts.
+  const read = async <T>(send: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => {
+    const r = await send({ abortSignal: AbortSignal.timeout(deadline) }).catch((e) => {
+      throw (e as Error)?.name === "AbortError" ? timedOut(deadline) : e;
+    });
+    answered();
+    return r;
+  };
   return {
     async listMetrics(input) {
-      const r = await client.send(new ListMetricsCommand(input));
+      const r = await read((o) => reader.send(new ListMetricsCommand(input), o));
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
         MetricName: m.MetricName ?? input.MetricName,
@@ -172,24 +229,27 @@ function adapt(client: CloudWatchClient): CloudWatchApi {
       return { metrics, nextToken: r.NextToken };
     },
     async getMetricData(input) {
-      const r = await client.send(
-        new GetMetricDataCommand({
-          MetricDataQueries: input.queries.map((q) => ({
-            Id: q.Id,
-            MetricStat: {
-              Metric: q.Metric,
-              Period: q.Period,
-              Stat: q.Stat,
-              ...(q.Unit ? { Unit: q.Unit as never } : {}),
-            },
-            ReturnData: true,
-          })),
-          StartTime: new Date(input.start * 1000),
-          EndTime: new Date(input.end * 1000),
-          ScanBy: "TimestampAscending",
-          MaxDatapoints: input.maxDatapoints,
-          ...(input.nextToken ? { NextToken: input.nextToken } : {}),
-        }),
+      const r = await read((o) =>
+        reader.send(
+          new GetMetricDataCommand({
+            MetricDataQueries: input.queries.map((q) => ({
+              Id: q.Id,
+              MetricStat: {
+                Metric: q.Metric,
+                Period: q.Period,
+                Stat: q.Stat,
+                ...(q.Unit ? { Unit: q.Unit as never } : {}),
+              },
+              ReturnData: true,
+            })),
+            StartTime: new Date(input.start * 1000),
+            EndTime: new Date(input.end * 1000),
+            ScanBy: "TimestampAscending",
+            MaxDatapoints: input.maxDatapoints,
+            ...(input.nextToken ? { NextToken: input.nextToken } : {}),
+          }),
+          o,
+        )
       );
       const results = (r.MetricDataResults ?? []).map((m) => ({
         Id: m.Id ?? "",
@@ -199,17 +259,71 @@ function adapt(client: CloudWatchClient): CloudWatchApi {
       }));
       return { results, nextToken: r.NextToken };
     },
-    async putMetricData(namespace, datums) {
-      await client.send(
-        new PutMetricDataCommand({
-          Namespace: namespace,
-          MetricData: datums.map((d) => ({
-            ...d,
-            Timestamp: new Date(d.Timestamp * 1000),
-            Unit: d.Unit as never,
-          })),
-        }),
-      );
+    async putMetricData(namespace, datums, leaseEnds = Infinity) {
+      const input = {
+        Namespace: namespace,
+        MetricData: datums.map((d) => ({
+          ...d,
+          Timestamp: new Date(d.Timestamp * 1000),
+          Unit: d.Unit as never,
+        })),
+      };
+      await write(writer, () => new PutMetricDataCommand(input), leaseEnds, writes);
+      answered();
     },
   };
+}
+
+/** A call that ran past its deadline, retries and all. */
+const timedOut = (ms: number) =>
+  Object.assign(new Error(`no answer within ${Math.round(ms)} ms, retries included`), {
+    name: "TimeoutError",
+  });
+
+interface WriteOptions {
+  now: () => number;
+  requestTimeout: number;
+  sleep: (ms: number) => Promise<void>;
+  random: () => number;
+}
+
+/**
+ * Sends a PutMetricData, which is not idempotent: it is sent again only where CloudWatch certainly did not
+ * apply it (throttled, or the connection was never made). Any other failure after it was sent is a
+ * WriteInDoubt. The lease fence is checked right before each attempt leaves.
+ */
+async function write(
+  client: CloudWatchClient,
+  command: () => PutMetricDataCommand,
+  leaseEnds: number,
+  o: WriteOptions,
+) {
+  for (let attempt = 1;; attempt++) {
+    const c = command();
+    c.middlewareStack.add(
+      (next) => (args) => {
+        if (o.now() + o.requestTimeout >= leaseEnds) {
+          throw new StateError(
+            "Cannot write: the run's lease on its state ends before this write could be answered",
+          );
+        }
+        return next(args);
+      },
+      // The innermost step, after signing: nothing of this attempt has left yet.
+      { step: "deserialize", priority: "low", name: "leaseFence" },
+    );
+    try {
+      await client.send(c, { abortSignal: AbortSignal.timeout(o.requestTimeout + CONNECTION_TIMEOUT_MS) });
+      return;
+    } catch (e) {
+      if (e instanceof StateError) throw e;
+      const again = isThrottled(e) || neverSent(e);
+      if (again && attempt < MAX_ATTEMPTS) {
+        await o.sleep(o.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt));
+        continue;
+      }
+      if (again || isRefused(e)) throw e;
+      throw new WriteInDoubt(e);
+    }
+  }
 }

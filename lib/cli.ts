@@ -1,5 +1,5 @@
 /** The command line: options, help text and exit codes. Loads nothing heavy, so --help answers at once. */
-import { ConfigError, StateError } from "./errors.ts";
+import { ConfigError, describe, isPermissionError, StateError } from "./errors.ts";
 import { parseIso } from "./window.ts";
 
 export const HELP = `Usage: forward.ts [options]
@@ -19,6 +19,7 @@ Options:
 
 Exit codes: 0 done, 1 some account failed, 2 config or usage error, 3 state file unusable or locked.`;
 
+/** Exit codes; a permission Deno was not given is a usage error: the command line lacks a flag. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, state: 3 } as const;
 
 export interface Args {
@@ -77,5 +78,6 @@ export function parseArgs(argv: string[]): Args {
 export function exitCodeOf(e: unknown, err: (line: string) => void): number {
   if (e instanceof ConfigError) return (e.problems.forEach((p) => err(p)), EXIT.usage);
   if (e instanceof StateError) return (err(e.message), EXIT.state);
+  if (isPermissionError(e)) return (err(`Cannot run forward.ts: ${describe(e)}`), EXIT.usage);
   throw e;
 }

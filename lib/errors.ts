@@ -23,9 +23,33 @@ export function errorCode(e: unknown): string {
   return typeof x.Code === "string" ? x.Code : typeof x.name === "string" ? x.name : "Error";
 }
 
+/** Text on one line: line breaks and other control characters become spaces. */
+export const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+
+/** Deno refused a permission the command did not grant (--allow-read, --allow-env, ...). */
+export function isPermissionError(e: unknown): boolean {
+  const name = (e as { name?: string })?.name;
+  return name === "NotCapable" || name === "PermissionDenied";
+}
+
+/**
+ * Deno's refusal in our words: what it refused and the flag that grants it. The AWS SDK asks for sys access
+ * only where HOME is not set (it looks up the user's home folder instead), so that case names both fixes.
+ */
+function permissionProblem(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const what = /^Requires (.*?), run again/.exec(message)?.[1] ?? message;
+  const flag = /run again with the (--allow-[a-z-]+) flag/.exec(message)?.[1];
+  const home = flag === "--allow-sys"
+    ? ", or set HOME (the AWS SDK looks up the home folder without it)"
+    : "";
+  return oneLine(`Deno refused ${what}: run again with ${flag ?? "the permission it names"}${home}`);
+}
+
 /** One line for an error: its code and message. */
 export function describe(e: unknown): string {
-  const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+  if (isPermissionError(e)) return permissionProblem(e);
+  const message = oneLine(e instanceof Error ? e.message.split("\n")[0]! : String(e));
   const code = errorCode(e);
   return message && message !== code ? `${code}: ${message}` : code;
 }
@@ -35,7 +59,51 @@ export function describe(e: unknown): string {
  * unlike throttling, server errors or expired credentials.
  */
 export function isDataRefused(e: unknown): boolean {
-  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return ["InvalidParameterValue", "InvalidParameterCombination", "MissingParameter", "RequestEntityTooLarge"]
-    .includes(errorCode(e)) || status === 413;
+    .includes(errorCode(e)) || status(e) === 413;
+}
+
+/**
+ * A PutMetricData whose outcome is unknown: it was sent, and the answer was lost (a reset connection, a
+ * timeout, a server error). CloudWatch may have applied it, so it must not be sent again blindly: the step
+ * stays in doubt until the destination is read.
+ */
+export class WriteInDoubt extends Error {
+  override name = "WriteInDoubt";
+  constructor(override readonly cause: unknown) {
+    super(`the answer to a PutMetricData was lost (${describe(cause)}); it may have been applied`);
+  }
+}
+
+const status = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+
+/** CloudWatch refused the call for its rate (HTTP 400 Throttling): it did nothing with it. */
+export const isThrottled = (e: unknown) => ["Throttling", "ThrottlingException"].includes(errorCode(e));
+
+/** Errors of a connection that was never made: the request cannot have reached CloudWatch. */
+const NOT_CONNECTED = [
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+];
+
+/** The request never left: no connection was made, so CloudWatch cannot have applied it. */
+export function neverSent(e: unknown): boolean {
+  const x = e as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof x?.code === "string" && NOT_CONNECTED.includes(x.code)) return true;
+  return x?.name === "TimeoutError" && String(x.message).includes("did not establish a connection");
+}
+
+/** CloudWatch answered with a refusal (HTTP 4xx): it did not apply the call. */
+export function isRefused(e: unknown): boolean {
+  const s = status(e);
+  return s !== undefined && s >= 400 && s < 500;
+}
+
+/** A refusal of the request as a whole (its namespace), which no smaller batch would escape. */
+export function isRequestRefused(e: unknown): boolean {
+  return isDataRefused(e) && /parameter Namespace\b/.test(e instanceof Error ? e.message : "");
 }

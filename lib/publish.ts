@@ -7,7 +7,7 @@ import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import { batches } from "./batch.ts";
 import type { Plan, SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
-import { describe, isDataRefused } from "./errors.ts";
+import { describe, isDataRefused, isRequestRefused } from "./errors.ts";
 import { fetchValues, type PeriodStats } from "./fetch.ts";
 import { PUT_MAX_BYTES, PUT_MAX_DATUMS } from "./limits.ts";
 import { iso } from "./window.ts";
@@ -144,24 +144,27 @@ export const datumBytes = (d: Datum) => encoder.encode(JSON.stringify(d)).length
 export const putBatches = (datums: Datum[]) => batches(datums, PUT_MAX_DATUMS, datumBytes, BODY_BUDGET);
 
 /**
- * Writes one batch (see putBatches) to a namespace. When AWS refuses the call for its data (a value, a
+ * Writes one batch (see putBatches) to a namespace. When AWS refuses the call for a datum's data (a value, a
  * timestamp), it is split in halves until the refused datums stand alone; those are reported through
- * `refused` and dropped, so one bad datum never blocks the rest. Any other error (throttling, outage) is thrown.
+ * `refused` and dropped, so one bad datum never blocks the rest. A refusal of the request as a whole (its
+ * namespace) and any other error (throttling, outage, a write in doubt) are thrown. `fence` gives the end of
+ * the run's lease, checked before each call leaves.
  */
 export async function putBatch(
   api: Pick<CloudWatchApi, "putMetricData">,
   namespace: string,
   batch: Datum[],
   refused: (datum: Datum, reason: string) => void,
+  fence: () => number = () => Infinity,
 ): Promise<void> {
   try {
-    await api.putMetricData(namespace, batch);
+    await api.putMetricData(namespace, batch, fence());
   } catch (e) {
-    if (!isDataRefused(e)) throw e;
+    if (!isDataRefused(e) || isRequestRefused(e)) throw e;
     if (batch.length === 1) return refused(batch[0]!, describe(e));
     const half = Math.ceil(batch.length / 2);
-    await putBatch(api, namespace, batch.slice(0, half), refused);
-    await putBatch(api, namespace, batch.slice(half), refused);
+    await putBatch(api, namespace, batch.slice(0, half), refused, fence);
+    await putBatch(api, namespace, batch.slice(half), refused, fence);
   }
 }
 
@@ -182,7 +185,10 @@ export interface Publisher {
  * goes when every producer that has joined is waiting on a write or has left, which keeps the number of calls
  * the same from run to run.
  */
-export function publisher(api: Pick<CloudWatchApi, "putMetricData">): Publisher {
+export function publisher(
+  api: Pick<CloudWatchApi, "putMetricData">,
+  fence: () => number = () => Infinity,
+): Publisher {
   interface Waiter {
     pending: number;
     settled: boolean;
@@ -205,10 +211,11 @@ export function publisher(api: Pick<CloudWatchApi, "putMetricData">): Publisher 
 
   const send = (namespace: string, entries: { datum: Datum; waiter: Waiter }[]) => {
     const owner = new Map(entries.map((e) => [e.datum, e.waiter]));
-    putBatch(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why)).then(
-      () => entries.forEach((e) => settle(e.waiter)),
-      (error) => entries.forEach((e) => settle(e.waiter, error)),
-    );
+    putBatch(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why), fence)
+      .then(
+        () => entries.forEach((e) => settle(e.waiter)),
+        (error) => entries.forEach((e) => settle(e.waiter, error)),
+      );
   };
 
   const flush = (all: boolean) => {

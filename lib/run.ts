@@ -7,10 +7,11 @@ import type { CloudWatchApi, Datum, Role } from "./aws.ts";
 import { EXIT } from "./cli.ts";
 import type { Plan, SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
 import { describeDatum, type Publisher } from "./publish.ts";
 import * as state from "./state.ts";
-import { keyOf, knownKeys, type StepContext } from "./step.ts";
+import { keyOf, type StepContext } from "./step.ts";
+import { memoryStore, type OpenOptions, openStore as openSqlite, readStore, type Store } from "./store.ts";
 import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
 
 export interface Run extends StepContext {
@@ -19,6 +20,55 @@ export interface Run extends StepContext {
   cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
   publisher: Publisher;
   out: (line: string) => void;
+  sleep: (ms: number) => Promise<void>;
+  /** Set when the store's lease was lost: the run stops writing, and exits with the state's code. */
+  leaseLost?: boolean;
+}
+
+/**
+ * How long a source waits before it settles a write whose answer was lost, within the same run. The API
+ * reference states no delay for data written within 3 hours of its time (older data waits for its own,
+ * longer delay: lib/state.ts); the wait gives CloudWatch time to show what it applied before the run reads
+ * the destination to see whether it did.
+ */
+export const SETTLE_WAIT_MS = 15_000;
+
+/**
+ * Runs one account-region, pooled with the others' writes. A write whose answer was lost is settled once in
+ * this run, after a short wait: the source's steps are taken again, and the step in doubt reads the
+ * destination first. A failure is reported in one line and leaves the other account-regions going.
+ */
+export async function runSource(
+  src: SourcePlan,
+  run: Run,
+  forward: (src: SourcePlan, run: Run) => Promise<SourceTotals>,
+): Promise<SourceTotals | undefined> {
+  const attempt = async () => {
+    run.publisher.join();
+    try {
+      return await forward(src, run);
+    } finally {
+      run.publisher.leave();
+    }
+  };
+  try {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (!(e instanceof WriteInDoubt)) throw e;
+      run.warn(
+        `Cannot be sure of a write for account "${src.account}" in ${src.region}: ${e.message}; reading the destination in ${
+          SETTLE_WAIT_MS / 1000
+        } s before writing again`,
+      );
+      await run.sleep(SETTLE_WAIT_MS);
+      return await attempt();
+    }
+  } catch (e) {
+    if (e instanceof StateError) run.leaseLost = true;
+    run.warn(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`);
+    return undefined;
+  }
 }
 
 /** What one account-region did in a run. */
@@ -46,16 +96,25 @@ export function checkReplay(replay: { start: number; end: number } | undefined, 
   }
 }
 
-/** Opens the checkpoint store, or runs without one where the runtime may not touch files. */
-export function openStore(file: string, readOnly: boolean, warn: (l: string) => void): state.Store {
+/**
+ * Opens the checkpoint store and takes its lease; for a dry run, a copy in memory. Without file access (Deno
+ * without --allow-read --allow-write) the run goes on without checkpoints, and says so.
+ */
+export function openStore(
+  paths: { file: string; legacy: string },
+  dryRun: boolean,
+  o: Omit<OpenOptions, "legacyFile">,
+  warn: (l: string) => void,
+): Store {
+  const file = paths.file;
   try {
-    return readOnly ? state.memoryStore(state.readState(file)) : state.openStore(file);
+    return dryRun ? memoryStore(readStore(file)) : openSqlite(file, { ...o, legacyFile: paths.legacy });
   } catch (e) {
-    if (!state.isPermissionError(e)) throw e;
+    if (!isPermissionError(e)) throw e;
     warn(
       `Checkpoints are off: no permission to use "${file}", so only the newest complete period is forwarded and missed runs are not backfilled; under Deno add --allow-read --allow-write to turn them on`,
     );
-    return state.memoryStore();
+    return memoryStore();
   }
 }
 
@@ -64,7 +123,7 @@ export async function remember(src: SourcePlan, streams: Stream[], run: Run) {
   if (run.dryRun) return;
   const found = new Set(streams.map((s) => keyOf(src, s)));
   await run.store.update([...found], (st) => ({ ...st, seen: run.nowSeconds }));
-  const known = knownKeys(src, run.store).map((
+  const known = run.store.keys(src.account, src.region).map((
     k,
   ): [string, state.StreamState | undefined] => [k, run.store.get(k)]);
   const gone = state.forgotten(known, found, run.nowSeconds);
@@ -111,5 +170,6 @@ export function report(run: Run, results: (SourceTotals | undefined)[], seconds:
       sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""
     }${run.dryRun ? " (dry run: nothing written)" : ""}`,
   );
+  if (run.leaseLost) return EXIT.state;
   return ok.length === results.length ? EXIT.ok : EXIT.failed;
 }

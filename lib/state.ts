@@ -1,29 +1,22 @@
 /**
- * Checkpoints, so that every period reaches the destination once: never lost, never counted twice.
+ * Checkpoints, so that every period reaches the destination once: never lost, never counted twice. Pure
+ * transitions over one stream's state, tested with tables; lib/store.ts keeps them in SQLite.
  *
  * Protocol. Each stream has a forwarded span [first, next), periods known to be in the destination, and
  * `doubt`, ranges of periods that may be there. For each step (a chunk of periods of some streams):
- *   1. intend: add the chunk to `doubt` and write the file (atomically: temporary file, fsync, rename);
- *   2. PutMetricData;
- *   3. commit: grow the span over the chunk, drop the doubt inside it, and write the file.
- * A crash between 1 and 3 leaves the chunk in doubt. Before writing into a doubtful period, the next run
- * reads the destination's SampleCount for it and skips the periods already there (PutMetricData accepts or
- * refuses a call whole, and each metric and period is one datum, so a period is either fully there or not).
- * CloudWatch may take up to 2 hours to show data that was 3 to 24 hours old when written, and up to 48 hours
- * for older data, so each doubtful range keeps when it was written, and a run waits until the destination can
- * show it before it reads. A replay (--from/--to) leaves out the span and reads the destination for the rest
- * of its window; a replayed range apart from the span stays in doubt after it is written, so whoever reaches
- * it later checks first.
- *
- * One run at a time holds `<state file>.lock` (created exclusively), and touches it every 10 s. A lock is
- * stale when its process is gone (where the runtime can tell) or when it has not been touched for a minute;
- * a stale lock is taken over under a second exclusive file, so two runs that find it stale cannot both take
- * it, and a run checks that it still holds the lock before every write of the state.
+ *   1. intend: add the chunk to `doubt`, in a transaction that is on disk before the write is sent;
+ *   2. PutMetricData, retried only where CloudWatch certainly did not apply it (throttled, or never sent);
+ *   3. commit: grow the span over the chunk, drop the doubt inside it.
+ * A crash between 1 and 3, or a write whose answer was lost, leaves the chunk in doubt. Before writing into a
+ * doubtful period, a run reads the destination's SampleCount for it and skips the periods already there
+ * (PutMetricData accepts or refuses a call whole, and each metric and period is one datum, so a period is
+ * either fully there or not). CloudWatch may take up to 2 hours to show data that was 3 to 24 hours old when
+ * written, and up to 48 hours for older data, so each doubtful range keeps when it was written, and a run
+ * waits until the destination can show it before it reads. A replay (--from/--to) leaves out the span and
+ * reads the destination for the rest of its window; a replayed range apart from the span stays in doubt
+ * after it is written, so whoever reaches it later checks first.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import process from "node:process";
 import { StateError } from "./errors.ts";
 import { iso } from "./window.ts";
 
@@ -39,22 +32,21 @@ export interface StreamState {
   seen?: number;
 }
 
-interface StateFile {
-  version: 1;
-  streams: Record<string, StreamState>;
-}
-
 /**
- * The state file: the config's `state_file` (relative to the config's folder), else systemd's
- * StateDirectory, else beside the config.
+ * The checkpoint database: the config's `state_file` (relative to the config's folder), else systemd's
+ * StateDirectory, else beside the config; and the JSON state of earlier versions beside it, imported once.
+ * A `state_file` ending in .json names such an earlier file: the database goes beside it, ending in .db.
  */
 export function statePath(
   stateFile: string | undefined,
   configDir: string,
   env: Record<string, string | undefined>,
-): string {
-  if (stateFile) return path.resolve(configDir, stateFile);
-  return path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.json");
+): { file: string; legacy: string } {
+  const named = stateFile
+    ? path.resolve(configDir, stateFile)
+    : path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.db");
+  const base = named.replace(/\.(json|db)$/, "");
+  return { file: `${base}.db`, legacy: `${base}.json` };
 }
 
 // ---- Pure transitions, tested with tables ----
@@ -142,10 +134,11 @@ function merge(ranges: Doubt[]): Doubt[] {
   return out;
 }
 
-function parse(text: string, file: string): StateFile {
+/** Reads the JSON state file of earlier versions (version 1), for its one-time import. */
+export function parseLegacy(text: string, file: string): Record<string, StreamState> {
   const bad = (why: string) =>
     new StateError(
-      `Cannot read state file "${file}": ${why}; it was left as it is: repair it, or move it away to start afresh`,
+      `Cannot import state file "${file}": ${why}; it was left as it is: repair it, or move it away to start afresh`,
     );
   let data: unknown;
   try {
@@ -153,22 +146,30 @@ function parse(text: string, file: string): StateFile {
   } catch (e) {
     throw bad(`not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (typeof data !== "object" || data === null || (data as StateFile).version !== 1) {
+  if (typeof data !== "object" || data === null || (data as { version?: unknown }).version !== 1) {
     throw bad("not a version 1 state file");
   }
-  const streams = (data as StateFile).streams;
+  const streams = (data as { streams?: unknown }).streams;
   if (typeof streams !== "object" || streams === null) throw bad(`"streams" is missing`);
   const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
   for (const [key, s] of Object.entries(streams)) {
     const ok = typeof s === "object" && s !== null &&
       (s.first === undefined || isTime(s.first)) &&
       (s.next === undefined || isTime(s.next)) &&
+      (s.seen === undefined || isTime(s.seen)) &&
       (s.doubt === undefined ||
         (Array.isArray(s.doubt) &&
-          s.doubt.every((r) => Array.isArray(r) && r.length === 3 && r.every(isTime))));
-    if (!ok) throw bad(`the entry for stream ${key} is malformed`);
+          s.doubt.every((r: unknown) => Array.isArray(r) && r.length === 3 && r.every(isTime))));
+    let source: unknown;
+    try {
+      source = JSON.parse(key);
+    } catch {
+      // Reported below.
+    }
+    const keyOk = Array.isArray(source) && typeof source[0] === "string" && typeof source[1] === "string";
+    if (!ok || !keyOk) throw bad(`the entry for stream ${key.slice(0, 200)} is malformed`);
   }
-  return data as StateFile;
+  return streams as Record<string, StreamState>;
 }
 
 /**
@@ -179,13 +180,18 @@ export function status(streams: Record<string, StreamState>, nowSeconds: number)
   const by = new Map<string, StreamState[]>();
   for (const [key, s] of Object.entries(streams)) {
     const [account, region] = JSON.parse(key) as [string, string];
-    by.set(`${account} ${region}`, [...(by.get(`${account} ${region}`) ?? []), s]);
+    const id = `${account} ${region}`;
+    let list = by.get(id);
+    if (!list) by.set(id, list = []);
+    list.push(s);
   }
   if (by.size === 0) return ["No checkpoints yet"];
   return [...by].sort().map(([k, all]) => {
-    const latest = Math.max(...all.map((s) => s.seen ?? -Infinity));
+    let latest = -Infinity;
+    for (const s of all) latest = Math.max(latest, s.seen ?? -Infinity);
     const current = all.filter((s) => (s.seen ?? latest) >= latest);
-    const next = Math.min(...current.map((s) => s.next ?? Infinity));
+    let next = Infinity;
+    for (const s of current) next = Math.min(next, s.next ?? Infinity);
     const doubt = current.filter((s) => s.doubt?.length).length;
     const gone = all.length - current.length;
     const upTo = Number.isFinite(next)
@@ -195,261 +201,4 @@ export function status(streams: Record<string, StreamState>, nowSeconds: number)
       gone ? `; ${gone} no longer found` : ""
     }`;
   });
-}
-
-/**
- * Deno refuses file access without --allow-read/--allow-write; the forwarder then runs without state. An
- * operating system's refusal (EACCES) is not this: it is a StateError, since checkpoints were asked for.
- */
-export function isPermissionError(e: unknown): boolean {
-  const name = (e as { name?: string })?.name;
-  return name === "NotCapable" || name === "PermissionDenied";
-}
-
-export interface Store {
-  readonly file: string | undefined;
-  get(key: string): StreamState | undefined;
-  keys(): string[];
-  /** Applies a transition to streams (undefined removes one) and persists the result before returning. */
-  update(keys: string[], f: (s: StreamState) => StreamState | undefined): Promise<void>;
-  close(): void;
-}
-
-/** State kept in memory only: each run forwards the newest complete period and remembers nothing. */
-export function memoryStore(initial: Record<string, StreamState> = {}): Store {
-  const streams = new Map(Object.entries(initial));
-  return {
-    file: undefined,
-    get: (k) => streams.get(k),
-    keys: () => [...streams.keys()],
-    update(keys, f) {
-      for (const k of keys) {
-        const next = f(streams.get(k) ?? {});
-        if (next) streams.set(k, next);
-        else streams.delete(k);
-      }
-      return Promise.resolve();
-    },
-    close() {},
-  };
-}
-
-/** Reads the state file without locking it, for --status. */
-export function readState(file: string): Record<string, StreamState> {
-  if (!fs.existsSync(file)) return {};
-  return parse(fs.readFileSync(file, "utf8"), file).streams;
-}
-
-/** Locks and opens the state file (creating it on first use). */
-export function openStore(file: string): Store {
-  const lock = lockFile(file);
-  try {
-    const state: StateFile = fs.existsSync(file)
-      ? parse(fs.readFileSync(file, "utf8"), file)
-      : { version: 1, streams: {} };
-    let writing = Promise.resolve();
-    // A run stopped by systemd or Ctrl-C gives the lock back; what it left in doubt is checked next time.
-    const onSignal = (signal: NodeJS.Signals) => {
-      lock.release();
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    return {
-      file,
-      get: (k) => state.streams[k],
-      keys: () => Object.keys(state.streams),
-      update(keys, f) {
-        // Writes are queued so that concurrent sources never interleave two writes of the file.
-        writing = writing.then(() => {
-          lock.check();
-          for (const k of keys) {
-            const next = f(state.streams[k] ?? {});
-            if (next) state.streams[k] = next;
-            else delete state.streams[k];
-          }
-          return writeAtomic(file, JSON.stringify(state));
-        });
-        return writing;
-      },
-      close() {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-        lock.release();
-      },
-    };
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-}
-
-/** Writes a temporary file, flushes it to disk and renames it over the old one: never half-written. */
-function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, "w", 0o600);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  // The rename itself is durable once the folder is flushed; not every runtime or file system allows it.
-  try {
-    const dir = fs.openSync(path.dirname(file), "r");
-    try {
-      fs.fsyncSync(dir);
-    } finally {
-      fs.closeSync(dir);
-    }
-  } catch {
-    // Best effort: the file is whole either way, at worst the previous version after a power loss.
-  }
-  return Promise.resolve();
-}
-
-interface LockInfo {
-  pid: number;
-  host: string;
-  started: string;
-}
-
-/** The host name tells a lock held on another machine (a shared state folder) from one held here. */
-function hostName(): string {
-  try {
-    return os.hostname();
-  } catch {
-    // Deno asks for --allow-sys here; the file tells the same to anyone who may read files.
-    try {
-      return fs.readFileSync("/etc/hostname", "utf8").trim();
-    } catch {
-      return "unknown";
-    }
-  }
-}
-
-/** Whether a process on this host is alive; undefined where the runtime will not tell (Deno without --allow-run). */
-function isAlive(pid: number): boolean | undefined {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ESRCH") return false;
-    if (code === "EPERM") return true;
-    return undefined;
-  }
-}
-
-/** A running holder touches its lock this often... */
-const HEARTBEAT_MS = 10_000;
-/** ...so a lock untouched for this long is stale, even where its process cannot be checked (or is elsewhere). */
-export const LOCK_LEASE_MS = 60_000;
-
-function lockFile(file: string): { release(): void; check(): void } {
-  const lock = `${file}.lock`;
-  const mine: LockInfo = { pid: process.pid, host: hostName(), started: new Date().toISOString() };
-  const text = JSON.stringify(mine);
-  const create = () => {
-    const fd = fs.openSync(lock, "wx", 0o600);
-    fs.writeSync(fd, text);
-    fs.closeSync(fd);
-  };
-  const held = (why: string) => new StateError(`Cannot lock state file "${file}": ${why}`);
-  try {
-    create();
-  } catch (e) {
-    if (isPermissionError(e)) throw e;
-    if ((e as { code?: string }).code !== "EEXIST") throw held(e instanceof Error ? e.message : String(e));
-    let current = "";
-    let age = 0;
-    try {
-      current = fs.readFileSync(lock, "utf8");
-      age = Date.now() - fs.statSync(lock).mtimeMs;
-    } catch {
-      // It went away between our attempt and this read: another run just released or took it.
-    }
-    let other: Partial<LockInfo> = {};
-    try {
-      other = JSON.parse(current) as LockInfo;
-    } catch {
-      // A lock file cut short by a crash while it was being written: its owner is gone.
-    }
-    const dead = other.host === mine.host && typeof other.pid === "number" && isAlive(other.pid) === false;
-    const stale = current !== "" && (other.pid === undefined || dead || age > LOCK_LEASE_MS);
-    if (!stale) {
-      throw held(
-        `another run (pid ${other.pid ?? "?"} on ${other.host ?? "?"}, since ${
-          other.started ?? "?"
-        }) holds "${lock}"`,
-      );
-    }
-    takeOver(lock, current, create, held);
-  }
-  const heartbeat = setInterval(() => {
-    try {
-      const now = new Date();
-      fs.utimesSync(lock, now, now);
-    } catch {
-      // A missed beat only shortens the lease; check() finds a lock that was lost.
-    }
-  }, HEARTBEAT_MS);
-  (heartbeat as { unref?: () => void }).unref?.();
-  let released = false;
-  return {
-    /** Throws unless this run still holds the lock: a run that lost it must not write. */
-    check() {
-      let current = "";
-      try {
-        current = fs.readFileSync(lock, "utf8");
-      } catch {
-        // Gone: treated as lost below.
-      }
-      if (current !== text) throw held(`the lock "${lock}" was taken over while this run held it`);
-    },
-    release() {
-      if (released) return;
-      released = true;
-      clearInterval(heartbeat);
-      try {
-        if (fs.readFileSync(lock, "utf8") === text) fs.unlinkSync(lock);
-      } catch {
-        // Already gone: nothing to release.
-      }
-    },
-  };
-}
-
-/** Replaces a stale lock, under a second lock so that only one of several runs finding it stale wins. */
-function takeOver(lock: string, staleText: string, create: () => void, held: (why: string) => Error) {
-  const guard = `${lock}.takeover`;
-  const claim = () => fs.writeFileSync(guard, String(process.pid), { flag: "wx" });
-  try {
-    claim();
-  } catch {
-    // A guard outlives its lease only when the run taking over died in those few lines.
-    let age = 0;
-    try {
-      age = Date.now() - fs.statSync(guard).mtimeMs;
-    } catch {
-      // Gone meanwhile.
-    }
-    if (age <= LOCK_LEASE_MS) throw held(`another run is taking over the stale lock "${lock}"`);
-    fs.rmSync(guard, { force: true });
-    claim();
-  }
-  try {
-    let current = "";
-    try {
-      current = fs.readFileSync(lock, "utf8");
-    } catch {
-      // Removed meanwhile by its owner.
-    }
-    if (current !== "" && current !== staleText) throw held(`another run took "${lock}" first`);
-    if (current !== "") fs.unlinkSync(lock);
-    create();
-  } finally {
-    fs.unlinkSync(guard);
-  }
 }

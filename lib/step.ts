@@ -9,6 +9,7 @@ import { batches } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import * as state from "./state.ts";
+import type { Store } from "./store.ts";
 import { chunks, iso, owed, type Window } from "./window.ts";
 
 /** Periods fetched and written per chunk: bounds memory, and a crash loses at most one step's progress. */
@@ -20,11 +21,9 @@ const RECENT_SECONDS = 2 * 3600;
 
 /** What planning needs of a run. */
 export interface StepContext {
-  store: state.Store;
+  store: Store;
   nowSeconds: number;
   replay: { start: number; end: number } | undefined;
-  /** Without checkpoints every period is in doubt: a run checks the destination before it writes. */
-  stateless: boolean;
   dryRun: boolean;
   warn: (line: string) => void;
 }
@@ -50,12 +49,6 @@ export const keyOf = (src: SourcePlan, s: Stream) =>
     s.plan.period,
   ]);
 
-/** The checkpoint keys of a source's streams. */
-export function knownKeys(src: SourcePlan, store: state.Store): string[] {
-  const prefix = JSON.stringify([src.account, src.region]).slice(0, -1);
-  return store.keys().filter((k) => k.startsWith(prefix));
-}
-
 /** Whether ListMetrics may ask for recently active metrics only: nothing older than a few hours is owed. */
 export function recentOnly(src: SourcePlan, run: StepContext): boolean {
   return oldestOwed(src, run) >= run.nowSeconds - RECENT_SECONDS;
@@ -64,7 +57,7 @@ export function recentOnly(src: SourcePlan, run: StepContext): boolean {
 function oldestOwed(src: SourcePlan, run: StepContext): number {
   if (run.replay) return run.replay.start;
   let oldest = run.nowSeconds;
-  for (const k of knownKeys(src, run.store)) {
+  for (const k of run.store.keys(src.account, src.region)) {
     const at = state.resumeAt(run.store.get(k));
     if (at !== undefined && at < oldest) oldest = at;
   }
@@ -109,18 +102,25 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
           perStep,
         )
       ) {
-        // Without checkpoints, and in a replay, every period may already be there.
-        const doubtful = part.map((x) =>
-          run.stateless || run.replay !== undefined || state.doubtIn(run.store.get(x.k), c).length > 0
-        );
+        const doubtful = part.map((x) => inDoubt(run.store.get(x.k), c, run));
         yield { streams: part.map((x) => x.s), keys: part.map((x) => x.k), window: c, period, doubtful };
       }
     }
   }
 }
 
+/**
+ * Whether some of a chunk may be in the destination already: in a replay; where the checkpoints may not
+ * continue what was written (no checkpoints, or a store new, moved or restored); for a stream that has no
+ * checkpoint yet (a run without checkpoints may have written it); and where an earlier write was left in doubt.
+ */
+function inDoubt(s: state.StreamState | undefined, c: { start: number; end: number }, run: StepContext) {
+  return run.replay !== undefined || !run.store.continuous || state.resumeAt(s) === undefined ||
+    state.doubtIn(s, c).length > 0;
+}
+
 /** When everything in doubt within a chunk can be read from the destination. */
-function readableAt(keys: string[], c: { start: number; end: number }, store: state.Store): number {
+function readableAt(keys: string[], c: { start: number; end: number }, store: Store): number {
   let at = 0;
   for (const k of keys) {
     for (const d of state.doubtIn(store.get(k), c)) at = Math.max(at, state.readableFrom(d));

@@ -2,9 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { connector } from "../lib/aws.ts";
-import { describe, errorCode, isDataRefused } from "../lib/errors.ts";
-import { startEmulator } from "../lib/emulator.ts";
+import { connector, type Datum } from "../lib/aws.ts";
+import { describe, errorCode, isDataRefused, StateError, WriteInDoubt } from "../lib/errors.ts";
+import { type Emulator, startEmulator } from "../lib/emulator.ts";
 
 /** Runs f with default credentials that act as the destination account, pointed at the emulator. */
 async function asDestination(url: string, f: () => Promise<void>) {
@@ -86,24 +86,115 @@ test("isDataRefused() tells refusals of the data from failures worth retrying", 
   assert.equal(isDataRefused(err("ExpiredToken", "ExpiredToken", 403)), false);
 });
 
-test("connector() gives up on a call that is not answered in time, retries it, and reports a timeout", async () => {
+test("connector() gives up on a read that is not answered in time after about two request timeouts", async () => {
   const emu = await startEmulator({ latencyMs: 2_000 });
   try {
     await asDestination(emu.url, async () => {
-      const client = connector({ stsRegion: "eu-west-1", requestTimeoutMs: 100 })("eu-west-1", undefined);
+      const client = connector({ stsRegion: "eu-west-1", requestTimeoutMs: 150 })("eu-west-1", undefined);
       const started = Date.now();
       await assert.rejects(
         client.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] }),
-        (e: unknown) => {
-          assert.match(describe(e), /^TimeoutError/);
-          assert.equal((e as { $metadata?: { attempts?: number } }).$metadata?.attempts, 6);
-          return true;
-        },
+        (
+          e: unknown,
+        ) => (assert.match(describe(e), /^TimeoutError: no answer within 350 ms, retries included$/), true),
       );
-      // Six attempts of 100 ms with backoff between them, where one answer alone would take 2 s.
-      assert.ok(Date.now() - started < 8_000);
+      // Two attempts of 150 ms and a backoff, where one answer alone would take 2 s and six attempts 1 s.
+      const took = Date.now() - started;
+      assert.ok(took >= 300 && took < 1_500, `${took} ms`);
     });
   } finally {
     await emu.stop();
   }
 });
+
+const datum = (t: number): Datum => ({
+  MetricName: "m",
+  Dimensions: [{ Name: "d", Value: "v" }],
+  Timestamp: t,
+  Value: 1,
+  StorageResolution: 60,
+});
+
+/** The destination's PutMetricData attempts, answered or not, and those it applied. */
+const puts = (emu: Emulator) => {
+  const c = emu.counts()["999999999999"]?.["eu-west-1"];
+  return { calls: c?.calls["PutMetricData"] ?? 0, applied: c?.billed["PutMetricData"] ?? 0 };
+};
+
+const quick = { stsRegion: "eu-west-1", sleep: () => Promise.resolve() };
+
+test("putMetricData() sends a throttled write again, and it is applied once", async () => {
+  const emu = await startEmulator({ throttleRate: 0.5, random: sequence([0.1, 0.1, 0.9]) });
+  try {
+    await asDestination(emu.url, async () => {
+      await connector(quick)("eu-west-1", undefined).putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]);
+      assert.deepEqual(puts(emu), { calls: 3, applied: 1 });
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("putMetricData() does not send again a write whose answer was an error: it may have been applied", async () => {
+  const emu = await startEmulator({ putErrorRate: 1 });
+  try {
+    await asDestination(emu.url, async () => {
+      await assert.rejects(
+        connector(quick)("eu-west-1", undefined).putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]),
+        (
+          e: unknown,
+        ) => (assert.ok(e instanceof WriteInDoubt),
+          assert.match(describe(e), /^WriteInDoubt: .*InternalFailure/),
+          true),
+      );
+      assert.equal(puts(emu).calls, 1);
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("putMetricData() does not send again a write whose answer came too late", async () => {
+  const emu = await startEmulator({ putReplyDelayMs: 1_000 });
+  try {
+    await asDestination(emu.url, async () => {
+      const api = connector({ ...quick, requestTimeoutMs: 200 })("eu-west-1", undefined);
+      await assert.rejects(api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]), WriteInDoubt);
+      assert.deepEqual(puts(emu), { calls: 1, applied: 1 });
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("putMetricData() tries again where no connection was made, and then reports the refusal", async () => {
+  await asDestination("http://127.0.0.1:1", async () => {
+    const api = connector(quick)("eu-west-1", undefined);
+    await assert.rejects(
+      api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]),
+      (
+        e: unknown,
+      ) => (assert.ok(!(e instanceof WriteInDoubt)), assert.match(describe(e), /ECONNREFUSED/), true),
+    );
+  });
+});
+
+test("putMetricData() sends nothing once the lease would end before the answer is due", async () => {
+  const emu = await startEmulator();
+  try {
+    await asDestination(emu.url, async () => {
+      const api = connector({ ...quick, requestTimeoutMs: 1_000, now: () => 50_000 })("eu-west-1", undefined);
+      const write = (leaseEnds: number) =>
+        api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)], leaseEnds);
+      await assert.rejects(write(50_900), StateError);
+      assert.equal(puts(emu).calls, 0);
+      await write(51_100);
+      assert.deepEqual(puts(emu), { calls: 1, applied: 1 });
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+/** A random source that gives these numbers in turn, then 0.99. */
+const sequence = (xs: number[]) => () => xs.shift() ?? 0.99;

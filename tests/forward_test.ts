@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EXIT, main } from "../forward.ts";
-import type { CloudWatchApi, Datum, Role } from "../lib/aws.ts";
+import type { CloudWatchApi, Datum, Query, Role } from "../lib/aws.ts";
+import { readStore } from "../lib/store.ts";
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
 const BUNDLED_ENV = {
@@ -78,9 +79,17 @@ test("main() checks the bundled config, and names every unset variable", async (
   ]);
 });
 
-/** An in-memory CloudWatch per account-region: one stream per source, one sample a minute of value 1. */
+/**
+ * An in-memory CloudWatch per account-region: one stream per source, three samples a minute. The destination
+ * answers GetMetricData with the SampleCount of what was written to it.
+ */
 function fakeFleet(denied: string) {
   const written: { region: string; namespace: string; datum: Datum }[] = [];
+  const inDestination = (q: Query, t: number) =>
+    written.some((w) =>
+      w.namespace === q.Metric.Namespace && w.datum.MetricName === q.Metric.MetricName &&
+      w.datum.Timestamp === t && JSON.stringify(w.datum.Dimensions) === JSON.stringify(q.Metric.Dimensions)
+    );
   const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
     const refuse = () =>
       Promise.reject(Object.assign(new Error(`not authorized for ${denied}`), { name: "AccessDenied" }));
@@ -100,7 +109,13 @@ function fakeFleet(denied: string) {
         const v = { SampleCount: 3, Sum: 6, Minimum: 1, Maximum: 3 } as Record<string, number>;
         return Promise.resolve({
           nextToken: undefined,
-          results: input.queries.map((q) => ({ Id: q.Id, Timestamps: ts, Values: ts.map(() => v[q.Stat]!) })),
+          results: input.queries.map((q) => {
+            if (!q.Metric.Namespace.startsWith("Forwarded/")) {
+              return { Id: q.Id, Timestamps: ts, Values: ts.map(() => v[q.Stat]!) };
+            }
+            const there = ts.filter((t) => inDestination(q, t));
+            return { Id: q.Id, Timestamps: there, Values: there.map(() => 3) };
+          }),
         });
       },
       putMetricData: (namespace, datums) => {
@@ -176,6 +191,10 @@ test("main() backfills a large fleet in steps that hold a bounded number of data
   const api: CloudWatchApi = {
     listMetrics: () => assert.fail("static streams need no ListMetrics"),
     getMetricData: (input) => {
+      // The source's calls; a run a day after the last one also reads the destination, which is empty here.
+      if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
+        return Promise.resolve({ nextToken: undefined, results: [] });
+      }
       calls.push({ queries: input.queries.length, periods: (input.end - input.start) / 60 });
       return Promise.resolve({
         nextToken: undefined,
@@ -226,10 +245,12 @@ test("main() forgets a stream that discovery has not found for 15 days, and says
   fs.writeFileSync(path.join(dir, "forwarder-state.json"), JSON.stringify({ version: 1, streams }));
   const r = await run([], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fakeFleet("none").cloudWatch);
   assert.equal(r.code, EXIT.ok);
+  const legacy = path.join(dir, "forwarder-state.json");
   assert.deepEqual(r.err, [
+    `Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`,
     'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days',
   ]);
-  const kept = JSON.parse(fs.readFileSync(path.join(dir, "forwarder-state.json"), "utf8")).streams;
+  const kept = readStore(path.join(dir, "forwarder-state.db"));
   assert.equal(kept[gone], undefined);
   assert.deepEqual(kept[stopped], streams[stopped]);
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });

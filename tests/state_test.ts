@@ -1,21 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { spawnSync } from "node:child_process";
-import process from "node:process";
 import {
   commit,
   doubtIn,
   FORGET_AFTER_SECONDS,
   forgotten,
   intend,
-  LOCK_LEASE_MS,
-  openStore,
   outsideSpan,
+  parseLegacy,
   readableFrom,
-  readState,
   resumeAt,
   statePath,
   status,
@@ -101,119 +94,25 @@ test("readableFrom() waits as long as CloudWatch may take to show data of that a
 });
 
 test("statePath() takes the config's state_file, else systemd's STATE_DIRECTORY, else the config's folder", () => {
-  assert.equal(
-    statePath(undefined, "/etc/fwd", { STATE_DIRECTORY: "/var/lib/fwd" }),
-    "/var/lib/fwd/forwarder-state.json",
-  );
-  assert.equal(
-    statePath(undefined, "/etc/fwd", { STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }),
-    "/var/lib/a/forwarder-state.json",
-  );
-  assert.equal(statePath(undefined, "/etc/fwd", {}), "/etc/fwd/forwarder-state.json");
-  assert.equal(statePath("state/fwd.json", "/etc/fwd", { STATE_DIRECTORY: "/x" }), "/etc/fwd/state/fwd.json");
-  assert.equal(statePath("/srv/fwd.json", "/etc/fwd", {}), "/srv/fwd.json");
+  const cases: [string | undefined, Record<string, string>, string][] = [
+    [undefined, { STATE_DIRECTORY: "/var/lib/fwd" }, "/var/lib/fwd/forwarder-state"],
+    [undefined, { STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }, "/var/lib/a/forwarder-state"],
+    [undefined, {}, "/etc/fwd/forwarder-state"],
+    ["state/fwd.db", { STATE_DIRECTORY: "/x" }, "/etc/fwd/state/fwd"],
+    ["/srv/fwd.db", {}, "/srv/fwd"],
+    // A config of an earlier version names its JSON file: the database goes beside it.
+    ["/srv/fwd.json", {}, "/srv/fwd"],
+  ];
+  for (const [stateFile, env, base] of cases) {
+    assert.deepEqual(statePath(stateFile, "/etc/fwd", env), { file: `${base}.db`, legacy: `${base}.json` });
+  }
 });
-
-const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fwd-state-")), "state.json");
-
-test("openStore() persists every update atomically and leaves no temporary file", async () => {
-  const file = tempFile();
-  const store = openStore(file);
-  await store.update(["a", "b"], (s) => intend(s, { start: 0, end: 60 }, T));
-  await store.update(["a"], (s) => commit(s, { start: 0, end: 60 }));
-  store.close();
-  assert.deepEqual(readState(file), { a: { first: 0, next: 60 }, b: { doubt: [[0, 60, T]] } });
-  assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.json"]);
-});
-
-test("openStore() refuses a second run while the first holds the lock, with a clear message", () => {
-  const file = tempFile();
-  const first = openStore(file);
-  assert.throws(() => openStore(file), (e: unknown) => {
-    assert.ok(e instanceof StateError);
-    assert.match(
-      e.message,
-      new RegExp(`^Cannot lock state file ".*": another run \\(pid ${process.pid} on .*\\) holds`),
-    );
-    return true;
-  });
-  first.close();
-  openStore(file).close();
-});
-
-test("openStore() takes over a lock left by a process that is gone", () => {
-  const file = tempFile();
-  // A process that has exited: its pid is free.
-  const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
-  fs.writeFileSync(
-    `${file}.lock`,
-    JSON.stringify({ pid: Number(dead), host: os.hostname(), started: "2026-01-01T00:00:00Z" }),
-  );
-  const store = openStore(file);
-  assert.equal(JSON.parse(fs.readFileSync(`${file}.lock`, "utf8")).pid, process.pid);
-  store.close();
-  assert.equal(fs.existsSync(`${file}.lock`), false);
-});
-
-const badFiles: [string, string][] = [
-  ["corrupt", "{ not json"],
-  ["truncated", '{"version":1,"streams":{"a":{"next":6'],
-  ["foreign", '{"version":7}'],
-  ["malformed", '{"version":1,"streams":{"a":{"next":"x"}}}'],
-];
-for (const [name, text] of badFiles) {
-  test(`openStore() refuses a ${name} state file, keeps it as it was, and releases the lock`, () => {
-    const file = tempFile();
-    fs.writeFileSync(file, text);
-    assert.throws(() => openStore(file), (e: unknown) => {
-      assert.ok(e instanceof StateError);
-      assert.match(
-        e.message,
-        /^Cannot read state file ".*state\.json": .*; it was left as it is: repair it, or move it away to start afresh$/,
-      );
-      return true;
-    });
-    assert.equal(fs.readFileSync(file, "utf8"), text);
-    assert.equal(fs.existsSync(`${file}.lock`), false);
-  });
-}
 
 test("resumeAt() is the checkpoint, or the first period tried by a stream that never completed a write", () => {
   assert.equal(resumeAt(undefined), undefined);
   assert.equal(resumeAt({}), undefined);
   assert.equal(resumeAt({ next: 120, doubt: [[60, 180, T]] }), 120);
   assert.equal(resumeAt({ doubt: [[60, 120, T], [300, 360, T]] }), 60);
-});
-
-test("openStore() takes over a lock untouched for longer than its lease, whoever holds it", () => {
-  const file = tempFile();
-  const lock = `${file}.lock`;
-  // A live process (this one) on another host: only the lease can tell that its run is over.
-  fs.writeFileSync(
-    lock,
-    JSON.stringify({ pid: process.pid, host: "elsewhere", started: "2026-01-01T00:00:00Z" }),
-  );
-  assert.throws(() => openStore(file), /another run \(pid \d+ on elsewhere/);
-  const old = new Date(Date.now() - LOCK_LEASE_MS - 1000);
-  fs.utimesSync(lock, old, old);
-  const store = openStore(file);
-  assert.equal(JSON.parse(fs.readFileSync(lock, "utf8")).host === "elsewhere", false);
-  store.close();
-});
-
-test("a store that lost its lock refuses to write", async () => {
-  const file = tempFile();
-  const store = openStore(file);
-  fs.writeFileSync(
-    `${file}.lock`,
-    JSON.stringify({ pid: 1, host: "elsewhere", started: "2026-01-01T00:00:00Z" }),
-  );
-  await assert.rejects(
-    store.update(["a"], (s) => intend(s, { start: 0, end: 60 }, T)),
-    /was taken over while this run held it/,
-  );
-  assert.equal(fs.existsSync(file), false);
-  store.close();
 });
 
 test("status() gives each account-region its oldest checkpoint, the lag, and the streams in doubt", () => {
@@ -254,4 +153,30 @@ test("status() leaves streams that discovery no longer finds out of the lag, and
       "prod eu-west-1: forwarded up to 2026-11-24T11:57:00Z (3 min behind), 1 streams; 1 no longer found",
     ],
   );
+});
+
+test("parseLegacy() reads the JSON state of earlier versions and refuses anything else in one line", () => {
+  const key = JSON.stringify(["prod", "eu-west-1", "AWS/ECS", "CPUUtilization", [], 60]);
+  assert.deepEqual(parseLegacy(JSON.stringify({ version: 1, streams: { [key]: { next: 60 } } }), "s.json"), {
+    [key]: { next: 60 },
+  });
+  const bad: [string, string][] = [
+    ["{ not json", "not valid JSON"],
+    ['{"version":1,"streams":{"a":{"next":6', "not valid JSON"],
+    ['{"version":7}', "not a version 1 state file"],
+    ['{"version":1}', '"streams" is missing'],
+    [`{"version":1,"streams":{${JSON.stringify(key)}:{"next":"x"}}}`, "is malformed"],
+    ['{"version":1,"streams":{"not-a-key":{"next":60}}}', "is malformed"],
+  ];
+  for (const [text, why] of bad) {
+    assert.throws(() => parseLegacy(text, "s.json"), (e: unknown) => {
+      assert.ok(e instanceof StateError);
+      assert.match(
+        e.message,
+        new RegExp(`^Cannot import state file "s.json": .*${why}.*; it was left as it is`),
+      );
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+  }
 });

@@ -1,0 +1,531 @@
+/**
+ * The checkpoint store: SQLite through node:sqlite, which Bun and Deno both ship. One row per stream; an
+ * intent or a commit is one transaction over the rows a step touches, on disk (WAL, synchronous=FULL) before
+ * the call that follows it. The run's lease is a row in the same database: taken in a transaction, checked
+ * and renewed in the same transaction as every state change, and again right before every PutMetricData
+ * (`fence`), so a run that stalled past its lease learns it before it writes.
+ *
+ * Continuity: a checkpoint says what this store wrote. When the store was not used by the run just before
+ * (a new store, one restored from a backup, copied or moved, or last used longer ago than the timer's
+ * interval allows), something else may have written since, so `continuous` is false and the run reads the
+ * destination before writing the periods owed. A steady run (the previous tick used this same file) trusts
+ * its checkpoints and makes no extra call.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { DatabaseSync } from "node:sqlite";
+import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
+import { type Doubt, parseLegacy, type StreamState } from "./state.ts";
+import { iso } from "./window.ts";
+
+/** A run that makes no progress for this long loses its lease to the next run. */
+export const LEASE_MS = 60_000;
+/** Renewals on progress are spaced this far apart; every state change and fence renews regardless. */
+const RENEW_EVERY_MS = LEASE_MS / 4;
+/** "CWFW": marks a SQLite file as ours (PRAGMA application_id), so another program's database is refused. */
+const APPLICATION_ID = 0x43574657;
+const SCHEMA_VERSION = 1;
+/** A transaction waits this long for another process's transaction (SQLite's busy_timeout). */
+const BUSY_TIMEOUT_MS = 5_000;
+
+const SCHEMA = `
+CREATE TABLE streams (
+  key TEXT PRIMARY KEY,
+  account TEXT NOT NULL,
+  region TEXT NOT NULL,
+  first INTEGER,
+  next INTEGER,
+  doubt TEXT,
+  seen INTEGER
+) WITHOUT ROWID;
+CREATE INDEX streams_by_source ON streams (account, region);
+CREATE TABLE lease (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  holder TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  started TEXT NOT NULL,
+  expires INTEGER NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+export interface Store {
+  /** The database file; undefined for a store kept in memory (no checkpoints). */
+  readonly file: string | undefined;
+  /** Whether the checkpoints continue what this store wrote (see the top of this file). */
+  readonly continuous: boolean;
+  get(key: string): StreamState | undefined;
+  /** The keys of one account-region's streams. */
+  keys(account: string, region: string): string[];
+  /** Applies a transition to streams (undefined removes one) in one transaction, under the lease. */
+  update(keys: string[], f: (s: StreamState) => StreamState | undefined): Promise<void>;
+  /** Checks and renews the lease; returns when it expires (epoch ms). A write must be sent well before. */
+  fence(): number;
+  /** Renews the lease if the last renewal is a while ago: the run is making progress. */
+  touch(): void;
+  close(): void;
+}
+
+/** The account and region a stream key names (keys are JSON arrays that begin with them). */
+export function sourceOf(key: string): [account: string, region: string] {
+  const [account, region] = JSON.parse(key) as [string, string];
+  return [account, region];
+}
+
+/** A store kept in memory: each run forwards the newest complete period and remembers nothing. */
+export function memoryStore(initial: Record<string, StreamState> = {}): Store {
+  const streams = new Map(Object.entries(initial));
+  return {
+    file: undefined,
+    continuous: false,
+    get: (k) => streams.get(k),
+    keys: (account, region) => {
+      const prefix = JSON.stringify([account, region]).slice(0, -1);
+      return [...streams.keys()].filter((k) => k.startsWith(prefix));
+    },
+    update(keys, f) {
+      for (const k of keys) {
+        const next = f(streams.get(k) ?? {});
+        if (next) streams.set(k, next);
+        else streams.delete(k);
+      }
+      return Promise.resolve();
+    },
+    fence: () => Infinity,
+    touch() {},
+    close() {},
+  };
+}
+
+/** Every stream's state, read without taking the lease: for --status and --dry-run. */
+export function readStore(file: string): Record<string, StreamState> {
+  if (!fs.existsSync(file)) return {};
+  checkPath(file);
+  // Read-write where allowed, though nothing is written: the last connection to close folds the log away.
+  let db: DatabaseSync;
+  try {
+    db = openDatabase(file, false);
+  } catch {
+    db = openDatabase(file, true);
+  }
+  try {
+    checkOurs(db, file);
+    const out: Record<string, StreamState> = {};
+    for (const row of db.prepare("SELECT * FROM streams").iterate()) {
+      out[(row as unknown as Row).key] = fromRow(row as unknown as Row, file);
+    }
+    return out;
+  } catch (e) {
+    throw unusable(file, e);
+  } finally {
+    db.close();
+  }
+}
+
+export interface OpenOptions {
+  /** Wall clock, epoch ms: the lease's time. */
+  clock: () => number;
+  /** The run's "now", epoch seconds: the time checkpoints are measured in. */
+  nowSeconds: number;
+  /** Seconds between runs: a store last used longer ago than this allows is not trusted to be continuous. */
+  interval: number;
+  /** The pre-SQLite JSON state to import once, if it exists. */
+  legacyFile: string | undefined;
+  info: (line: string) => void;
+}
+
+/** Opens (or creates) the store and takes its lease. */
+export function openStore(file: string, o: OpenOptions): Store {
+  checkPath(file);
+  createExclusively(file);
+  const db = openDatabase(file, false);
+  let lease: Lease | undefined;
+  try {
+    const identity = identityOf(file);
+    const imported = initialise(db, file, identity, o);
+    checkOurs(db, file);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
+    lease = takeLease(db, file, o.clock);
+    if (imported !== undefined) {
+      fs.renameSync(o.legacyFile!, `${o.legacyFile}.imported`);
+      o.info(`Imported ${imported} checkpoints from "${o.legacyFile}", kept as "${o.legacyFile}.imported"`);
+    }
+    const continuous = continuity(db, file, identity, o);
+    return sqliteStore(db, file, lease, continuous, o.clock);
+  } catch (e) {
+    if (lease) releaseLease(db, lease);
+    db.close();
+    throw e instanceof StateError || isPermissionError(e) ? e : unusable(file, e);
+  }
+}
+
+interface Row {
+  key: string;
+  account: string;
+  region: string;
+  first: number | null;
+  next: number | null;
+  doubt: string | null;
+  seen: number | null;
+}
+
+interface Lease {
+  holder: string;
+  renewed: number;
+  expires: number;
+}
+
+function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: boolean, clock: () => number) {
+  const cache = new Map<string, StreamState>();
+  const loaded = new Set<string>();
+  const load = (account: string, region: string) => {
+    const id = JSON.stringify([account, region]);
+    if (loaded.has(id)) return;
+    loaded.add(id);
+    const rows = db.prepare("SELECT * FROM streams WHERE account = ? AND region = ?").iterate(
+      account,
+      region,
+    );
+    for (const row of rows) cache.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
+  };
+  const upsert = db.prepare(
+    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const remove = db.prepare("DELETE FROM streams WHERE key = ?");
+  const renew = () => {
+    const holder = db.prepare("SELECT holder FROM lease WHERE id = 1").get() as
+      | { holder: string }
+      | undefined;
+    if (holder?.holder !== lease.holder) {
+      throw new StateError(
+        `Cannot write state file "${file}": another run took over its lease while this run was stalled; this run stops without writing`,
+      );
+    }
+    lease.renewed = clock();
+    lease.expires = lease.renewed + LEASE_MS;
+    db.prepare("UPDATE lease SET expires = ? WHERE id = 1").run(lease.expires);
+  };
+  const store: Store = {
+    file,
+    continuous,
+    get(key) {
+      load(...sourceOf(key));
+      return cache.get(key);
+    },
+    keys(account, region) {
+      load(account, region);
+      const prefix = JSON.stringify([account, region]).slice(0, -1);
+      return [...cache.keys()].filter((k) => k.startsWith(prefix));
+    },
+    async update(keys, f) {
+      const changed = keys.map((k) => [k, f(store.get(k) ?? {})] as const);
+      transaction(db, file, () => {
+        renew();
+        for (const [k, s] of changed) {
+          if (s === undefined) remove.run(k);
+          else upsert.run(k, ...sourceOf(k), ...toColumns(s));
+        }
+      });
+      for (const [k, s] of changed) {
+        if (s === undefined) cache.delete(k);
+        else cache.set(k, s);
+      }
+    },
+    fence() {
+      transaction(db, file, renew);
+      return lease.expires;
+    },
+    touch() {
+      if (clock() - lease.renewed >= RENEW_EVERY_MS) transaction(db, file, renew);
+    },
+    close() {
+      releaseLease(db, lease);
+      try {
+        // An empty write-ahead log after each run: the file alone is the whole state, for backups and copies.
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch {
+        // Another process reading it: the log is folded in by whoever closes last.
+      }
+      db.close();
+    },
+  };
+  return store;
+}
+
+const toColumns = (s: StreamState) =>
+  [
+    s.first ?? null,
+    s.next ?? null,
+    s.doubt?.length ? JSON.stringify(s.doubt) : null,
+    s.seen ?? null,
+  ] as const;
+
+function fromRow(row: Row, file: string): StreamState {
+  const s: StreamState = {};
+  if (row.first !== null) s.first = Number(row.first);
+  if (row.next !== null) s.next = Number(row.next);
+  if (row.seen !== null) s.seen = Number(row.seen);
+  if (row.doubt !== null) {
+    let doubt: unknown;
+    try {
+      doubt = JSON.parse(row.doubt);
+    } catch {
+      // Reported below, with the key.
+    }
+    const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
+    if (!Array.isArray(doubt) || !doubt.every((r) => Array.isArray(r) && r.length === 3 && r.every(isTime))) {
+      throw new StateError(
+        `Cannot read state file "${file}": the doubt of stream ${row.key} is malformed; it was left as it is`,
+      );
+    }
+    s.doubt = doubt as Doubt[];
+  }
+  return s;
+}
+
+/** Runs `f` in a write transaction (BEGIN IMMEDIATE: waits for, and then excludes, other writers). */
+function transaction(db: DatabaseSync, file: string, f: () => void) {
+  try {
+    db.exec("BEGIN IMMEDIATE");
+  } catch (e) {
+    throw unusable(file, e);
+  }
+  try {
+    f();
+    db.exec("COMMIT");
+  } catch (e) {
+    db.exec("ROLLBACK");
+    throw e instanceof StateError ? e : unusable(file, e);
+  }
+}
+
+function unusable(file: string, e: unknown): Error {
+  if (e instanceof StateError || isPermissionError(e)) return e as Error;
+  return new StateError(
+    `Cannot use state file "${file}": ${
+      describe(e)
+    }; it was left as it is: repair it, or move it away to start afresh`,
+  );
+}
+
+/** Refuses links and anything but a regular file where the database and its companions go. */
+function checkPath(file: string) {
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(f);
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") continue;
+      throw isPermissionError(e) ? e : unusable(file, e);
+    }
+    if (st.isSymbolicLink()) {
+      throw new StateError(
+        `Cannot use state file "${file}": "${f}" is a symbolic link, which the forwarder does not follow`,
+      );
+    }
+    if (!st.isFile()) throw new StateError(`Cannot use state file "${file}": "${f}" is not a regular file`);
+  }
+}
+
+/** Creates the database file private to this user, refusing to follow a link planted there meanwhile. */
+function createExclusively(file: string) {
+  try {
+    fs.closeSync(fs.openSync(file, "wx", 0o600));
+  } catch (e) {
+    if ((e as { code?: string }).code === "EEXIST") return;
+    throw isPermissionError(e) ? e : unusable(file, e);
+  }
+}
+
+function openDatabase(file: string, readOnly: boolean): DatabaseSync {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file, { readOnly });
+  } catch (e) {
+    throw isPermissionError(e) ? e : unusable(file, e);
+  }
+  try {
+    // Nothing that writes: a database that is not ours must be left exactly as it is.
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  } catch (e) {
+    db.close();
+    throw unusable(file, e);
+  }
+  return db;
+}
+
+/**
+ * Gives a blank database (new, or left empty by a first run stopped right after creating it) its tables, and
+ * the JSON state of earlier versions, all in one transaction: a failed import leaves it blank, to be tried
+ * again. Returns how many checkpoints were imported, or undefined when there was nothing to import.
+ */
+function initialise(db: DatabaseSync, file: string, identity: string, o: OpenOptions): number | undefined {
+  let imported: number | undefined;
+  transaction(db, file, () => {
+    const id = (db.prepare("PRAGMA application_id").get() as { application_id: number }).application_id;
+    const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+    if (Number(id) !== 0 || Number(tables) > 0) return;
+    db.exec(SCHEMA);
+    db.exec(`PRAGMA application_id = ${APPLICATION_ID}; PRAGMA user_version = ${SCHEMA_VERSION}`);
+    if (o.legacyFile !== undefined) imported = importLegacy(db, o.legacyFile, identity, o);
+  });
+  return imported;
+}
+
+/** Refuses a database that is not ours, or is from a newer version, before anything is written to it. */
+function checkOurs(db: DatabaseSync, file: string) {
+  const id = (db.prepare("PRAGMA application_id").get() as { application_id: number }).application_id;
+  const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (id !== APPLICATION_ID) {
+    throw new StateError(
+      `Cannot use state file "${file}": it is not a cloudwatch-forwarder state file; it was left as it is`,
+    );
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new StateError(
+      `Cannot use state file "${file}": it was written by a newer version (schema ${version}); it was left as it is`,
+    );
+  }
+  const check = db.prepare("PRAGMA quick_check(1)").get() as { quick_check: string };
+  if (check.quick_check !== "ok") {
+    throw new StateError(
+      `Cannot use state file "${file}": it is damaged (${
+        oneLine(check.quick_check)
+      }); it was left as it is: restore it from a backup, or move it away to start afresh`,
+    );
+  }
+}
+
+/** The host name tells a lease held on another machine (a shared state folder) from one held here. */
+function hostName(): string {
+  try {
+    return os.hostname();
+  } catch {
+    // Deno asks for --allow-sys here; the file tells the same to anyone who may read files.
+    try {
+      return fs.readFileSync("/etc/hostname", "utf8").trim();
+    } catch {
+      return "unknown";
+    }
+  }
+}
+
+/** Whether a process on this host is alive; undefined where the runtime will not tell (Deno without --allow-run). */
+function isAlive(pid: number): boolean | undefined {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ESRCH") return false;
+    if (code === "EPERM") return true;
+    return undefined;
+  }
+}
+
+interface LeaseRow {
+  holder: string;
+  pid: number;
+  host: string;
+  started: string;
+  expires: number;
+}
+
+/** Takes the lease: free, expired, or held by a process of this host that is gone. */
+function takeLease(db: DatabaseSync, file: string, clock: () => number): Lease {
+  const host = hostName();
+  const lease: Lease = { holder: crypto.randomUUID(), renewed: clock(), expires: clock() + LEASE_MS };
+  transaction(db, file, () => {
+    const other = db.prepare("SELECT * FROM lease WHERE id = 1").get() as LeaseRow | undefined;
+    const gone = other !== undefined && other.host === host && isAlive(Number(other.pid)) === false;
+    if (other !== undefined && Number(other.expires) > lease.renewed && !gone) {
+      throw new StateError(
+        `Cannot lock state file "${file}": another run (pid ${other.pid} on ${other.host}, since ${other.started}) holds its lease until ${
+          iso(Math.ceil(Number(other.expires) / 1000))
+        }`,
+      );
+    }
+    db.prepare(
+      "INSERT OR REPLACE INTO lease (id, holder, pid, host, started, expires) VALUES (1, ?, ?, ?, ?, ?)",
+    )
+      .run(lease.holder, process.pid, host, new Date(lease.renewed).toISOString(), lease.expires);
+  });
+  return lease;
+}
+
+function releaseLease(db: DatabaseSync, lease: Lease) {
+  try {
+    db.prepare("DELETE FROM lease WHERE holder = ?").run(lease.holder);
+  } catch {
+    // Taken over, or the database went away: nothing of ours to release.
+  }
+}
+
+/**
+ * Decides whether the checkpoints continue what this store wrote, and records this run: the file's identity
+ * (where it is, which file it is) and when it was last used, in the run's time.
+ */
+function continuity(db: DatabaseSync, file: string, identity: string, o: OpenOptions): boolean {
+  const meta = new Map(
+    (db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((
+      r,
+    ) => [r.key, r.value]),
+  );
+  const lastRun = meta.has("last_run") ? Number(meta.get("last_run")) : undefined;
+  const gap = lastRun === undefined ? Infinity : o.nowSeconds - lastRun;
+  const continuous = meta.get("identity") === identity && gap >= 0 && gap <= trustHorizon(o.interval);
+  if (!continuous && lastRun !== undefined) {
+    const why = meta.get("identity") !== identity
+      ? "it was moved, copied or restored since its last run"
+      : `its last run was at ${iso(lastRun)}`;
+    o.info(
+      `State file "${file}": ${why}, so the periods owed are read from the destination before they are written`,
+    );
+  }
+  transaction(db, file, () => {
+    const set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    set.run("identity", identity);
+    set.run("last_run", String(o.nowSeconds));
+  });
+  return continuous;
+}
+
+/** Which file this is, and where: a copy, a restored backup or a moved file differs from the original. */
+function identityOf(file: string): string {
+  const st = fs.statSync(file);
+  return `${st.dev}:${st.ino}:${path.resolve(file)}`;
+}
+
+/** The longest gap between runs over which checkpoints are trusted: two timer intervals. */
+export const trustHorizon = (interval: number) => 2 * interval;
+
+/** Copies the JSON state of earlier versions into a new database; undefined when there is none. */
+function importLegacy(
+  db: DatabaseSync,
+  legacyFile: string,
+  identity: string,
+  o: OpenOptions,
+): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(legacyFile, "utf8");
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") return undefined;
+    throw e;
+  }
+  const streams = parseLegacy(text, legacyFile);
+  const upsert = db.prepare(
+    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  for (const [key, s] of Object.entries(streams)) upsert.run(key, ...sourceOf(key), ...toColumns(s));
+  // The JSON file was last written by its last run, and is continued by this database: continuity is judged
+  // by how long ago that was, in the run's time.
+  const age = Math.max(0, Math.round((o.clock() - fs.statSync(legacyFile).mtimeMs) / 1000));
+  const set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+  set.run("last_run", String(o.nowSeconds - age));
+  set.run("identity", identity);
+  return Object.keys(streams).length;
+}

@@ -1,0 +1,309 @@
+/** lib/store.ts: checkpoints in SQLite, the lease, the one-time import, and continuity. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { DatabaseSync } from "node:sqlite";
+import { StateError } from "../lib/errors.ts";
+import { commit, intend } from "../lib/state.ts";
+import { LEASE_MS, type OpenOptions, openStore, readStore } from "../lib/store.ts";
+
+const NOW = Date.UTC(2026, 10, 24, 12);
+const T = NOW / 1000;
+const key = (name: string, account = "prod", region = "eu-west-1") =>
+  JSON.stringify([account, region, "AWS/ECS", name, [], 60]);
+
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "fwd-store-"));
+const tempFile = () => path.join(tempDir(), "state.db");
+
+function open(file: string, over: Partial<OpenOptions> = {}) {
+  return openStore(file, {
+    clock: () => NOW,
+    nowSeconds: T,
+    interval: 60,
+    legacyFile: undefined,
+    info: () => {},
+    ...over,
+  });
+}
+
+/** Changes the lease row directly, as another process would have left it. */
+function setLease(file: string, columns: Record<string, string | number>) {
+  const db = new DatabaseSync(file);
+  for (const [k, v] of Object.entries(columns)) db.prepare(`UPDATE lease SET ${k} = ? WHERE id = 1`).run(v);
+  db.close();
+}
+
+const digest = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+test("openStore() keeps every update, one row a stream, in a file private to its user", async () => {
+  const file = tempFile();
+  const store = open(file);
+  await store.update([key("a"), key("b")], (s) => intend(s, { start: 0, end: 60 }, T));
+  await store.update([key("a")], (s) => commit(s, { start: 0, end: 60 }));
+  await store.update([key("c", "acc")], () => ({ seen: T }));
+  await store.update([key("c", "acc")], () => undefined);
+  assert.deepEqual(store.keys("prod", "eu-west-1").sort(), [key("a"), key("b")]);
+  store.close();
+  assert.deepEqual(readStore(file), {
+    [key("a")]: { first: 0, next: 60 },
+    [key("b")]: { doubt: [[0, 60, T]] },
+  });
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  // The write-ahead log is folded in at the end of a run: the file alone is the whole state.
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.db"]);
+  const again = open(file, { clock: () => NOW + 60_000, nowSeconds: T + 60 });
+  assert.deepEqual(again.get(key("b")), { doubt: [[0, 60, T]] });
+  again.close();
+});
+
+test("update() applies every transition or none", async () => {
+  const file = tempFile();
+  const store = open(file);
+  await store.update([key("a")], () => ({ next: 60 }));
+  await assert.rejects(
+    store.update([key("a"), key("b")], (s) => {
+      if (s.next === undefined) throw new Error("refused");
+      return { next: 120 };
+    }),
+    /refused/,
+  );
+  assert.deepEqual(store.get(key("a")), { next: 60 });
+  store.close();
+  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+});
+
+test("openStore() refuses a second run while the first holds the lease, with a clear message", () => {
+  const file = tempFile();
+  const first = open(file);
+  assert.throws(() => open(file), (e: unknown) => {
+    assert.ok(e instanceof StateError);
+    assert.match(
+      e.message,
+      new RegExp(
+        `^Cannot lock state file ".*state\\.db": another run \\(pid ${process.pid} on .*, since .*\\) holds its lease until 2026-11-24T12:01:00Z$`,
+      ),
+    );
+    return true;
+  });
+  first.close();
+  open(file).close();
+});
+
+test("openStore() takes over a lease whose process is gone", () => {
+  const file = tempFile();
+  open(file); // never closed: its lease stays, as after a SIGKILL
+  const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+  setLease(file, { pid: Number(dead) });
+  open(file).close();
+});
+
+test("openStore() takes over a lease that has not been renewed for its length, whoever holds it", () => {
+  const file = tempFile();
+  open(file);
+  // A live process (this one) on another host: only the lease's end can tell that its run is over.
+  setLease(file, { host: "elsewhere" });
+  assert.throws(() => open(file, { clock: () => NOW + LEASE_MS - 1 }), /another run \(pid \d+ on elsewhere/);
+  open(file, { clock: () => NOW + LEASE_MS + 1 }).close();
+});
+
+test("a store whose lease was taken over writes nothing more and lets no PutMetricData through", async () => {
+  const file = tempFile();
+  const stalled = open(file);
+  await stalled.update([key("a")], () => ({ next: 60 }));
+  setLease(file, { host: "elsewhere" });
+  const next = open(file, { clock: () => NOW + LEASE_MS + 1 });
+  await assert.rejects(
+    stalled.update([key("a")], () => ({ next: 120 })),
+    /^StateError: Cannot write state file ".*": another run took over its lease while this run was stalled/,
+  );
+  assert.throws(() => stalled.fence(), StateError);
+  stalled.close(); // releases nothing of the other run's
+  await next.update([key("b")], () => ({ next: 60 }));
+  next.close();
+  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 }, [key("b")]: { next: 60 } });
+});
+
+test("fence() renews the lease and gives its end; touch() renews it only now and then", () => {
+  const file = tempFile();
+  const clock = { now: NOW };
+  const store = open(file, { clock: () => clock.now });
+  const leaseEnd = () => {
+    const db = new DatabaseSync(file, { readOnly: true });
+    const row = db.prepare("SELECT expires FROM lease").get() as { expires: number };
+    db.close();
+    return Number(row.expires);
+  };
+  clock.now += 1_000;
+  assert.equal(store.fence(), NOW + 1_000 + LEASE_MS);
+  assert.equal(leaseEnd(), NOW + 1_000 + LEASE_MS);
+  clock.now += 1_000;
+  store.touch();
+  assert.equal(leaseEnd(), NOW + 1_000 + LEASE_MS);
+  clock.now += LEASE_MS / 4;
+  store.touch();
+  assert.equal(leaseEnd(), clock.now + LEASE_MS);
+  store.close();
+});
+
+const foreign: [string, (file: string) => void, RegExp][] = [
+  ["a text file", (f) => fs.writeFileSync(f, "hello\n".repeat(200)), /file is not a database/],
+  ["another program's SQLite database", (f) => {
+    const db = new DatabaseSync(f);
+    db.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
+    db.close();
+  }, /it is not a cloudwatch-forwarder state file/],
+  ["a state file of a newer version", (f) => {
+    open(f).close();
+    const db = new DatabaseSync(f);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+  }, /it was written by a newer version \(schema 99\)/],
+  ["a damaged state file", (f) => {
+    const store = open(f);
+    void store.update(Array.from({ length: 2000 }, (_, i) => key(`m${i}`)), () => ({ next: 60 }));
+    store.close();
+    const fd = fs.openSync(f, "r+");
+    fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 8192);
+    fs.closeSync(fd);
+  }, /damaged|malformed/],
+];
+for (const [name, make, why] of foreign) {
+  test(`openStore() and readStore() refuse ${name} in one line, and leave it as it was`, () => {
+    const file = tempFile();
+    make(file);
+    const before = digest(file);
+    for (const attempt of [() => open(file), () => readStore(file)]) {
+      assert.throws(attempt, (e: unknown) => {
+        assert.ok(e instanceof StateError, String(e));
+        assert.match(e.message, /^Cannot (use|read) state file ".*state\.db": .*; it was left as it is/);
+        assert.match(e.message, why);
+        assert.doesNotMatch(e.message, /\n/);
+        return true;
+      });
+    }
+    assert.equal(digest(file), before);
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ["state.db"]);
+  });
+}
+
+test("openStore() refuses a folder where the state file goes", () => {
+  const file = tempFile();
+  fs.mkdirSync(file);
+  assert.throws(
+    () => open(file),
+    /^StateError: Cannot use state file ".*": ".*state\.db" is not a regular file$/,
+  );
+});
+
+test("openStore() makes a store of an empty file, as a first run stopped right after creating it leaves", async () => {
+  const file = tempFile();
+  fs.writeFileSync(file, "");
+  const store = open(file);
+  await store.update([key("a")], () => ({ next: 60 }));
+  store.close();
+  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+});
+
+test("openStore() follows no symbolic link at the database or its log, and creates nothing through one", () => {
+  const dir = tempDir();
+  const target = path.join(dir, "elsewhere");
+  fs.writeFileSync(target, "not yours");
+  const file = path.join(dir, "state.db");
+  const cases: [string, () => void][] = [
+    ["to a file", () => fs.symlinkSync(target, file)],
+    ["dangling", () => fs.symlinkSync(path.join(dir, "missing"), file)],
+    ["at the log", () => {
+      open(file).close();
+      fs.symlinkSync(target, `${file}-wal`);
+    }],
+  ];
+  for (const [name, plant] of cases) {
+    for (const f of [file, `${file}-wal`]) fs.rmSync(f, { force: true });
+    plant();
+    assert.throws(() => open(file), /is a symbolic link, which the forwarder does not follow/, name);
+    assert.equal(fs.readFileSync(target, "utf8"), "not yours", name);
+    assert.equal(fs.existsSync(path.join(dir, "missing")), false, name);
+  }
+});
+
+test("openStore() imports the JSON state of earlier versions once, and keeps the file aside", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "forwarder-state.db");
+  const legacy = path.join(dir, "forwarder-state.json");
+  const streams = { [key("a")]: { first: 0, next: 60, seen: T }, [key("b")]: { doubt: [[0, 60, T]] } };
+  fs.writeFileSync(legacy, JSON.stringify({ version: 1, streams }));
+  const said: string[] = [];
+  const store = open(file, { legacyFile: legacy, info: (l) => said.push(l) });
+  // Written just now by the earlier version: its checkpoints are continued.
+  assert.equal(store.continuous, true);
+  store.close();
+  assert.deepEqual(said, [`Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`]);
+  assert.deepEqual(readStore(file), streams);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ["forwarder-state.db", "forwarder-state.json.imported"]);
+});
+
+test("openStore() leaves a store blank when the JSON state cannot be imported, so a later run tries again", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "forwarder-state.db");
+  const legacy = path.join(dir, "forwarder-state.json");
+  fs.writeFileSync(legacy, '{"version":1,"streams":{"a":');
+  assert.throws(
+    () => open(file, { legacyFile: legacy }),
+    /^StateError: Cannot import state file .*not valid JSON/,
+  );
+  fs.writeFileSync(legacy, JSON.stringify({ version: 1, streams: { [key("a")]: { next: 60 } } }));
+  open(file, { legacyFile: legacy }).close();
+  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+});
+
+test("openStore() trusts checkpoints only where the previous tick used this same file", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "state.db");
+  const at = (seconds: number, f = file) => {
+    const said: string[] = [];
+    const s = open(f, {
+      nowSeconds: T + seconds,
+      clock: () => NOW + seconds * 1000,
+      info: (l) => said.push(l),
+    });
+    s.close();
+    return { continuous: s.continuous, said };
+  };
+  assert.deepEqual(at(0), { continuous: false, said: [] }); // new: nothing to continue
+  assert.equal(at(60).continuous, true); // the next tick
+  assert.equal(at(120).continuous, true);
+  const backup = fs.readFileSync(file);
+  const late = at(120 + 121);
+  assert.deepEqual(late, {
+    continuous: false,
+    said: [
+      `State file "${file}": its last run was at 2026-11-24T12:02:00Z, so the periods owed are read from the destination before they are written`,
+    ],
+  });
+  // Restored from a backup in place (the same file, older content): its last run is too long ago.
+  fs.writeFileSync(file, backup);
+  assert.equal(at(300).continuous, false);
+  assert.equal(at(360).continuous, true);
+  // Copied or moved: another file, or the same file elsewhere, may not continue what the original wrote.
+  const copy = path.join(dir, "copy.db");
+  fs.copyFileSync(file, copy);
+  assert.match(at(420, copy).said[0]!, /it was moved, copied or restored since its last run/);
+  assert.equal(at(480, copy).continuous, true);
+  const moved = path.join(dir, "moved.db");
+  fs.renameSync(file, moved);
+  assert.equal(at(540, moved).continuous, false);
+});
+
+test("readStore() reads while a run holds the lease, and finds nothing where there is no file", async () => {
+  const file = tempFile();
+  const store = open(file);
+  await store.update([key("a")], () => ({ next: 60 }));
+  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+  store.close();
+  assert.deepEqual(readStore(path.join(tempDir(), "none.db")), {});
+});
