@@ -24,6 +24,7 @@ export function errorCode(e: unknown): string {
 }
 
 /** Text on one line: line breaks and other control characters become spaces. */
+// deno-lint-ignore no-control-regex -- control characters are what it takes out
 export const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
 
 /** Deno refused a permission the command did not grant (--allow-read, --allow-env, ...). */

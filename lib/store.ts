@@ -220,18 +220,23 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
       const prefix = JSON.stringify([account, region]).slice(0, -1);
       return [...cache.keys()].filter((k) => k.startsWith(prefix));
     },
-    async update(keys, f) {
-      const changed = keys.map((k) => [k, f(store.get(k) ?? {})] as const);
-      transaction(db, file, () => {
-        renew();
+    update(keys, f) {
+      try {
+        const changed = keys.map((k) => [k, f(store.get(k) ?? {})] as const);
+        transaction(db, file, () => {
+          renew();
+          for (const [k, s] of changed) {
+            if (s === undefined) remove.run(k);
+            else upsert.run(k, ...sourceOf(k), ...toColumns(s));
+          }
+        });
         for (const [k, s] of changed) {
-          if (s === undefined) remove.run(k);
-          else upsert.run(k, ...sourceOf(k), ...toColumns(s));
+          if (s === undefined) cache.delete(k);
+          else cache.set(k, s);
         }
-      });
-      for (const [k, s] of changed) {
-        if (s === undefined) cache.delete(k);
-        else cache.set(k, s);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e);
       }
     },
     fence() {
