@@ -71,8 +71,12 @@ export function isDataRefused(e: unknown): boolean {
  */
 export class WriteInDoubt extends Error {
   override name = "WriteInDoubt";
+  /** No answer came in time, as opposed to an answer that was an error or a connection that broke. */
+  readonly timedOut: boolean;
   constructor(override readonly cause: unknown) {
     super(`the answer to a PutMetricData was lost (${describe(cause)}); it may have been applied`);
+    const c = cause as { name?: unknown; code?: unknown };
+    this.timedOut = c?.name === "AbortError" || c?.code === "ETIMEDOUT";
   }
 }
 

@@ -36,7 +36,9 @@ export const SETTLE_WAIT_MS = 15_000;
 /**
  * Runs one account-region, pooled with the others' writes. A write whose answer was lost is settled once in
  * this run, after a short wait: the source's steps are taken again, and the step in doubt reads the
- * destination first. A failure is reported in one line and leaves the other account-regions going.
+ * destination first. Not after a timeout, though: an endpoint that did not answer a write would hold the reads
+ * as long, so the next run settles it. A failure is reported in one line and leaves the other account-regions
+ * going.
  */
 export async function runSource(
   src: SourcePlan,
@@ -55,7 +57,7 @@ export async function runSource(
     try {
       return await attempt();
     } catch (e) {
-      if (!(e instanceof WriteInDoubt)) throw e;
+      if (!(e instanceof WriteInDoubt) || e.timedOut) throw e;
       run.warn(
         `Cannot be sure of a write for account "${src.account}" in ${src.region}: ${e.message}; reading the destination in ${
           SETTLE_WAIT_MS / 1000
