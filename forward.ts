@@ -12,12 +12,13 @@ import { fileURLToPath } from "node:url";
 import * as path from "node:path";
 import bundled from "./forwarder.yaml" with { type: "text" };
 import type { CloudWatchApi, Role } from "./lib/aws.ts";
-import { mapLimit } from "./lib/batch.ts";
+import { budget, mapLimit } from "./lib/batch.ts";
 import { EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
 import type { SourcePlan } from "./lib/config.ts";
 import { discover } from "./lib/discover.ts";
 import { fetchStats } from "./lib/fetch.ts";
-import { publisher, settle, targetOf } from "./lib/publish.ts";
+import { GMD_MAX_DATAPOINTS } from "./lib/limits.ts";
+import { type Producer, publisher, settle, targetOf } from "./lib/publish.ts";
 import {
   checkReplay,
   countDatums,
@@ -33,12 +34,17 @@ import {
 } from "./lib/run.ts";
 import * as state from "./lib/state.ts";
 import { readStore, type Store } from "./lib/store.ts";
-import { recentOnly, steps } from "./lib/step.ts";
+import { forEachCall, recentOnly, steps } from "./lib/step.ts";
 
 export { EXIT };
 
-/** Account-regions forwarded at once: enough to overlap latency, few enough to stay clear of API quotas. */
-const SOURCE_CONCURRENCY = 4;
+/**
+ * Account-regions forwarded at once. Each has quotas of its own, and what they hold together is bounded by
+ * the datapoints budget: this only keeps the number of open connections sensible.
+ */
+const SOURCE_CONCURRENCY = 64;
+/** Datapoints of GetMetricData answers held at once: eight full answers (about 30 MB). */
+const MAX_POINTS_HELD = 8 * GMD_MAX_DATAPOINTS;
 
 export interface Deps {
   env: Record<string, string | undefined>;
@@ -80,6 +86,7 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
       out: deps.out,
       warn: deps.err,
       sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+      held: budget(MAX_POINTS_HELD),
     };
     const started = deps.now();
     const results = await mapLimit(
@@ -96,23 +103,23 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
 }
 
 /** One account-region: its streams, then every step of periods they owe, oldest first. */
-async function forwardSource(src: SourcePlan, run: Run): Promise<SourceTotals> {
+async function forwardSource(src: SourcePlan, run: Run, out: Producer): Promise<SourceTotals> {
   const api = run.cloudWatch(src.region, roleOf(src)); // AssumeRole, once per role and run
-  const streams = await discover(api, src.metrics, recentOnly(src, run)); // ListMetrics, every page
-  await remember(src, streams, run);
+  const streams = await streamsOf(api, src, run); // ListMetrics every discovery_interval, else the kept listing
   const totals = { streams: streams.length, datums: 0, refused: 0 };
   const target = targetOf(run.plan, src);
   for await (const step of steps(src, streams, run)) {
-    const stats = await fetchStats(api, step.streams, step.window, step.period); // GetMetricData, source
-    // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
-    const datums = await settle(run.destination, step, stats, target);
-    totals.datums += countDatums(datums);
-    if (run.dryRun) {
-      printDatums(datums, run.out);
-      continue;
-    }
-    await run.store.update(step.keys, (st) => state.intend(st, step.window, run.nowSeconds));
-    await run.publisher.write(datums, refusedFrom(src, run, totals)); // PutMetricData, pooled
+    if (!run.dryRun) await run.store.update(step.keys, (st) => state.intend(st, step.window, run.nowSeconds));
+    await forEachCall(run, step, async (part) => {
+      const stats = await fetchStats(api, part.streams, part.window, part.period); // GetMetricData, source
+      // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
+      const datums = await settle(run.destination, part, stats, target);
+      totals.datums += countDatums(datums);
+      if (run.dryRun) printDatums(datums, run.out);
+      else out.write(datums, refusedFrom(src, run, totals)); // PutMetricData, pooled over account-regions
+    });
+    if (run.dryRun) continue;
+    await out.flush(); // every datum of the step accepted, or refused and reported
     await run.store.update(step.keys, (st) => state.commit(st, step.window));
   }
   return totals;

@@ -10,7 +10,9 @@ import {
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { pacer } from "./batch.ts";
 import { isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
+import { QUOTA_TPS } from "./limits.ts";
 
 export interface Dimension {
   Name: string;
@@ -52,7 +54,8 @@ export interface Datum {
 
 export interface ListMetricsInput {
   Namespace: string;
-  MetricName: string;
+  /** Absent: every metric name of the namespace (with these dimensions). */
+  MetricName?: string;
   Dimensions: { Name: string; Value?: string }[];
   RecentlyActive?: "PT3H";
   NextToken?: string;
@@ -92,6 +95,11 @@ const REQUEST_TIMEOUT_MS = 15_000;
  * half a minute, not six attempts of a full timeout each. Well under the lease (lib/store.ts).
  */
 const CALL_DEADLINE_MS = 2 * REQUEST_TIMEOUT_MS + 5_000;
+/**
+ * The share of each quota the forwarder uses: calls leave at most this fast, so that differences in network
+ * delay between calls, which can bunch their arrival, do not push an account-region over its quota.
+ */
+const QUOTA_SHARE = 0.9;
 /** Backoff between write attempts: full jitter up to this base doubled per attempt (as the SDK's). */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 20_000;
@@ -150,12 +158,22 @@ export function connector(options: ConnectorOptions) {
     random: options.random ?? Math.random,
   };
   const answered = options.onAnswer ?? (() => {});
+  // One pacer per account (as its role, or the default credentials), region and operation: the quotas' unit.
+  const pacers = new Map<string, () => Promise<void>>();
+  const paced = (role: Role | undefined, region: string) => (op: keyof typeof QUOTA_TPS) => {
+    const key = `${role?.roleArn ?? "default"}|${region}|${op}`;
+    let acquire = pacers.get(key);
+    if (!acquire) {
+      pacers.set(key, acquire = pacer(Math.floor(QUOTA_TPS[op] * QUOTA_SHARE), { now, sleep: writes.sleep }));
+    }
+    return acquire();
+  };
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
     const credentials = role ? { credentials: assumed(role) } : {};
     // Writes go through a client of their own that never retries: lib/aws.ts decides what may be sent again.
     const reader = new CloudWatchClient({ region, ...common, ...credentials });
     const writer = new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 });
-    return adapt(reader, writer, writes, answered, deadline);
+    return adapt(reader, writer, writes, { answered, deadline, pace: paced(role, region) });
   };
 }
 
@@ -207,11 +225,18 @@ function adapt(
   reader: CloudWatchClient,
   writer: CloudWatchClient,
   writes: WriteOptions,
-  answered: () => void,
-  deadline: number,
+  { answered, deadline, pace }: {
+    answered: () => void;
+    deadline: number;
+    pace: (op: keyof typeof QUOTA_TPS) => Promise<void>;
+  },
 ): CloudWatchApi {
   // A read keeps the SDK's retries, within a deadline of about two request timeouts.
-  const read = async <T>(send: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => {
+  const read = async <T>(
+    op: keyof typeof QUOTA_TPS,
+    send: (o: { abortSignal: AbortSignal }) => Promise<T>,
+  ): Promise<T> => {
+    await pace(op);
     const r = await send({ abortSignal: AbortSignal.timeout(deadline) }).catch((e) => {
       throw (e as Error)?.name === "AbortError" ? timedOut(deadline) : e;
     });
@@ -220,16 +245,16 @@ function adapt(
   };
   return {
     async listMetrics(input) {
-      const r = await read((o) => reader.send(new ListMetricsCommand(input), o));
+      const r = await read("ListMetrics", (o) => reader.send(new ListMetricsCommand(input), o));
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
-        MetricName: m.MetricName ?? input.MetricName,
+        MetricName: m.MetricName ?? input.MetricName ?? "",
         Dimensions: (m.Dimensions ?? []).map((d) => ({ Name: d.Name ?? "", Value: d.Value ?? "" })),
       }));
       return { metrics, nextToken: r.NextToken };
     },
     async getMetricData(input) {
-      const r = await read((o) =>
+      const r = await read("GetMetricData", (o) =>
         reader.send(
           new GetMetricDataCommand({
             MetricDataQueries: input.queries.map((q) => ({
@@ -249,8 +274,7 @@ function adapt(
             ...(input.nextToken ? { NextToken: input.nextToken } : {}),
           }),
           o,
-        )
-      );
+        ));
       const results = (r.MetricDataResults ?? []).map((m) => ({
         Id: m.Id ?? "",
         Timestamps: (m.Timestamps ?? []).map((t) => t.getTime() / 1000),
@@ -268,7 +292,10 @@ function adapt(
           Unit: d.Unit as never,
         })),
       };
-      await write(writer, () => new PutMetricDataCommand(input), leaseEnds, writes);
+      await write(writer, () => new PutMetricDataCommand(input), leaseEnds, {
+        ...writes,
+        pace: () => pace("PutMetricData"),
+      });
       answered();
     },
   };
@@ -281,6 +308,7 @@ const timedOut = (ms: number) =>
   });
 
 interface WriteOptions {
+  pace?: () => Promise<void>;
   now: () => number;
   requestTimeout: number;
   sleep: (ms: number) => Promise<void>;
@@ -299,6 +327,7 @@ async function write(
   o: WriteOptions,
 ) {
   for (let attempt = 1;; attempt++) {
+    await o.pace?.();
     const c = command();
     c.middlewareStack.add(
       (next) => (args) => {

@@ -41,3 +41,9 @@ export const UNITS = [
 export function isValidPeriod(period: number): boolean {
   return Number.isInteger(period) && period > 0 && (period % 60 === 0 || [1, 5, 10, 30].includes(period));
 }
+
+/**
+ * Calls per second per account and region (CloudWatch User Guide, "CloudWatch service quotas"; adjustable in
+ * Service Quotas, service code "monitoring"). A throttled call costs a round trip and a backoff.
+ */
+export const QUOTA_TPS = { GetMetricData: 50, ListMetrics: 25, PutMetricData: 500 } as const;

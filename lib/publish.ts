@@ -168,66 +168,71 @@ export async function putBatch(
   }
 }
 
-export interface Publisher {
-  /** A producer starts: flushes wait for it to write or leave. */
-  join(): void;
-  leave(): void;
+/** One producer's side of the pool: an account-region of the run. */
+export interface Producer {
   /**
-   * Queues datums by target namespace; resolves once every one of them is accepted (or refused, and reported
-   * through `refused`), rejects when a call fails.
+   * Queues datums by target namespace; full batches go at once. Datums CloudWatch refuses for their data are
+   * reported through `refused`; any other failure is given by the next flush().
    */
-  write(byNamespace: Map<string, Datum[]>, refused: (datum: Datum, reason: string) => void): Promise<void>;
+  write(byNamespace: Map<string, Datum[]>, refused: (datum: Datum, reason: string) => void): void;
+  /** Waits until everything this producer queued is written; rejects with the first failure. */
+  flush(): Promise<void>;
+  /** Done: the pool no longer waits for this producer before sending what is queued. */
+  leave(): void;
+}
+
+export interface Publisher {
+  join(): Producer;
 }
 
 /**
  * Pools the datums of concurrent producers (account-regions) into shared PutMetricData calls, so a run makes
  * ceil(datums / 1,000) calls rather than one or more per account-region. Full batches go at once; the rest
- * goes when every producer that has joined is waiting on a write or has left, which keeps the number of calls
- * the same from run to run.
+ * goes when every producer that has joined is waiting in flush() or has left, which keeps the number of calls
+ * the same from run to run. `fence` gives the end of the run's lease, checked before each call leaves.
  */
 export function publisher(
   api: Pick<CloudWatchApi, "putMetricData">,
   fence: () => number = () => Infinity,
 ): Publisher {
-  interface Waiter {
+  interface Member {
+    waiting: boolean;
+    /** Datums queued or being written. */
     pending: number;
-    settled: boolean;
-    resolve(): void;
-    reject(e: unknown): void;
-    refused(datum: Datum, reason: string): void;
+    failure: { error: unknown } | undefined;
+    wake: (() => void) | undefined;
   }
-  const queues = new Map<string, { datum: Datum; waiter: Waiter }[]>();
-  let active = 0;
-  let waiting = 0;
+  interface Entry {
+    datum: Datum;
+    owner: Member;
+    refused: (datum: Datum, reason: string) => void;
+  }
+  const queues = new Map<string, Entry[]>();
+  const members = new Set<Member>();
 
-  const settle = (w: Waiter, error?: unknown) => {
-    if (w.settled) return;
-    if (error === undefined && --w.pending > 0) return;
-    w.settled = true;
-    waiting--;
-    if (error === undefined) w.resolve();
-    else w.reject(error);
+  const settled = (m: Member, count: number, error?: unknown) => {
+    m.pending -= count;
+    if (error !== undefined) m.failure ??= { error };
+    if (m.pending === 0) m.wake?.();
   };
 
-  const send = (namespace: string, entries: { datum: Datum; waiter: Waiter }[]) => {
-    const owner = new Map(entries.map((e) => [e.datum, e.waiter]));
-    putBatch(api, namespace, entries.map((e) => e.datum), (d, why) => owner.get(d)!.refused(d, why), fence)
+  const send = (namespace: string, entries: Entry[]) => {
+    const byDatum = new Map(entries.map((e) => [e.datum, e]));
+    const counts = new Map<Member, number>();
+    for (const e of entries) counts.set(e.owner, (counts.get(e.owner) ?? 0) + 1);
+    putBatch(api, namespace, entries.map((e) => e.datum), (d, why) => byDatum.get(d)!.refused(d, why), fence)
       .then(
-        () => entries.forEach((e) => settle(e.waiter)),
-        (error) => entries.forEach((e) => settle(e.waiter, error)),
+        () => counts.forEach((n, m) => settled(m, n)),
+        (error) => counts.forEach((n, m) => settled(m, n, error)),
       );
   };
 
-  const flush = (all: boolean) => {
+  const flushQueues = (all: boolean) => {
     for (const [namespace, queue] of queues) {
-      const batches = putBatches(queue.map((e) => e.datum));
-      const keep = all
-        ? 0
-        : batches.length > 0 && batches[batches.length - 1]!.length < PUT_MAX_DATUMS
-        ? 1
-        : 0;
+      const calls = putBatches(queue.map((e) => e.datum));
+      const keep = !all && calls.length > 0 && calls[calls.length - 1]!.length < PUT_MAX_DATUMS ? 1 : 0;
       let taken = 0;
-      for (const b of batches.slice(0, batches.length - keep)) {
+      for (const b of calls.slice(0, calls.length - keep)) {
         send(namespace, queue.slice(taken, taken + b.length));
         taken += b.length;
       }
@@ -235,27 +240,44 @@ export function publisher(
       if (queue.length === 0) queues.delete(namespace);
     }
   };
-  const maybeFlush = () => flush(waiting >= active);
+  const sendIfAllWait = () => {
+    for (const m of members) if (!m.waiting) return;
+    flushQueues(true);
+  };
 
   return {
-    join: () => void active++,
-    leave() {
-      active--;
-      maybeFlush();
-    },
-    write(byNamespace, refused) {
-      const count = [...byNamespace.values()].reduce((a, d) => a + d.length, 0);
-      if (count === 0) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const waiter: Waiter = { pending: count, settled: false, resolve, reject, refused };
-        waiting++;
-        for (const [namespace, datums] of byNamespace) {
-          const queue = queues.get(namespace) ?? [];
-          queues.set(namespace, queue);
-          for (const datum of datums) queue.push({ datum, waiter });
-        }
-        maybeFlush();
-      });
+    join() {
+      const me: Member = { waiting: false, pending: 0, failure: undefined, wake: undefined };
+      members.add(me);
+      return {
+        write(byNamespace, refused) {
+          for (const [namespace, datums] of byNamespace) {
+            if (datums.length === 0) continue;
+            let queue = queues.get(namespace);
+            if (!queue) queues.set(namespace, queue = []);
+            for (const datum of datums) queue.push({ datum, owner: me, refused });
+            me.pending += datums.length;
+          }
+          flushQueues(false);
+        },
+        async flush() {
+          me.waiting = true;
+          try {
+            sendIfAllWait();
+            if (me.pending > 0) await new Promise<void>((resolve) => (me.wake = resolve));
+          } finally {
+            me.waiting = false;
+            me.wake = undefined;
+          }
+          const failure = me.failure;
+          me.failure = undefined;
+          if (failure) throw failure.error;
+        },
+        leave() {
+          members.delete(me);
+          sendIfAllWait();
+        },
+      };
     },
   };
 }

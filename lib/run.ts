@@ -6,11 +6,11 @@
 import type { CloudWatchApi, Datum, Role } from "./aws.ts";
 import { EXIT } from "./cli.ts";
 import type { Plan, SourcePlan } from "./config.ts";
-import type { Stream } from "./discover.ts";
+import { discover, rebuild, staticStreams, type Stream } from "./discover.ts";
 import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
-import { describeDatum, type Publisher } from "./publish.ts";
+import { describeDatum, type Producer, type Publisher } from "./publish.ts";
 import * as state from "./state.ts";
-import { keyOf, type StepContext } from "./step.ts";
+import { identityOf, keyOf, recentOnly, type StepContext } from "./step.ts";
 import { memoryStore, type OpenOptions, openStore as openSqlite, readStore, type Store } from "./store.ts";
 import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
 
@@ -43,14 +43,14 @@ export const SETTLE_WAIT_MS = 15_000;
 export async function runSource(
   src: SourcePlan,
   run: Run,
-  forward: (src: SourcePlan, run: Run) => Promise<SourceTotals>,
+  forward: (src: SourcePlan, run: Run, out: Producer) => Promise<SourceTotals>,
 ): Promise<SourceTotals | undefined> {
   const attempt = async () => {
-    run.publisher.join();
+    const out = run.publisher.join();
     try {
-      return await forward(src, run);
+      return await forward(src, run, out);
     } finally {
-      run.publisher.leave();
+      out.leave();
     }
   };
   try {
@@ -120,11 +120,47 @@ export function openStore(
   }
 }
 
-/** Records that discovery found these streams, and forgets the source's streams it has not found for long. */
-export async function remember(src: SourcePlan, streams: Stream[], run: Run) {
-  if (run.dryRun) return;
+/** ListMetrics may list a new metric up to 15 minutes after its first datum (API reference, PutMetricData). */
+const LIST_DELAY_SECONDS = 15 * 60;
+
+/**
+ * The streams of an account-region: ListMetrics when the last listing is older than `discovery_interval` or
+ * was made for another config, else the streams that listing found (ListMetrics shows a new metric up to 15
+ * minutes late anyway).
+ */
+export async function streamsOf(api: Pick<CloudWatchApi, "listMetrics">, src: SourcePlan, run: Run) {
+  const last = run.store.listing(src.account, src.region);
+  const fingerprint = JSON.stringify(src.metrics);
+  const age = last === undefined ? Infinity : run.nowSeconds - last.listedAt;
+  if (last?.fingerprint === fingerprint && age >= 0 && age < run.plan.discoveryInterval) {
+    const found = run.store.keys(src.account, src.region)
+      .filter((k) => (run.store.get(k)?.seen ?? -Infinity) >= last.listedAt).map(identityOf);
+    return [...rebuild(src.metrics, found), ...staticStreams(src.metrics)];
+  }
+  const { streams, counts } = await discover(api, src.metrics, recentOnly(src, run), last?.counts);
+  if (!run.dryRun) {
+    await remember(src, streams, run, last?.listedAt);
+    run.store.setListing(src.account, src.region, { listedAt: run.nowSeconds, fingerprint, counts });
+  }
+  return streams;
+}
+
+/**
+ * Records that a listing found these streams, and forgets the source's streams none has found for long. A
+ * stream found for the first time owes its periods from where the previous listing ended (less the time
+ * ListMetrics may take to show it), so a new service's first minutes are not lost.
+ */
+async function remember(src: SourcePlan, streams: Stream[], run: Run, lastListed: number | undefined) {
   const found = new Set(streams.map((s) => keyOf(src, s)));
-  await run.store.update([...found], (st) => ({ ...st, seen: run.nowSeconds }));
+  const since = lastListed === undefined
+    ? undefined
+    : Math.max(lastListed - LIST_DELAY_SECONDS, run.nowSeconds - MAX_BACKFILL_SECONDS);
+  await run.store.update([...found], (st, key) => {
+    const seen = { ...st, seen: run.nowSeconds };
+    if (since === undefined || state.resumeAt(st) !== undefined) return seen;
+    const period = identityOf(key)[3];
+    return { ...seen, since: Math.ceil(since / period) * period };
+  });
   const known = run.store.keys(src.account, src.region).map((
     k,
   ): [string, state.StreamState | undefined] => [k, run.store.get(k)]);

@@ -30,6 +30,11 @@ export interface StreamState {
   doubt?: Doubt[];
   /** When discovery last found the stream (ListMetrics, or the config for static streams). */
   seen?: number;
+  /**
+   * For a stream discovery found that has no checkpoint yet: its first period owed (where the previous
+   * listing ended, so a new service's first minutes are not lost).
+   */
+  since?: number;
 }
 
 /**
@@ -68,7 +73,7 @@ export function commit(s: StreamState, w: { start: number; end: number }): Strea
   const doubt = (s.doubt ?? []).flatMap(([a, b, at]): Doubt[] =>
     [[a, Math.min(b, first), at], [Math.max(a, next), b, at]].filter(([x, y]) => x! < y!) as Doubt[]
   );
-  const { doubt: _, ...rest } = s;
+  const { doubt: _, since: __, ...rest } = s;
   return doubt.length > 0 ? { ...rest, first, next, doubt } : { ...rest, first, next };
 }
 
@@ -102,7 +107,7 @@ export function forgotten(
  * period it tried, so that a failure on the first run loses nothing.
  */
 export function resumeAt(s: StreamState | undefined): number | undefined {
-  return s?.next ?? s?.doubt?.[0]?.[0];
+  return s?.next ?? s?.doubt?.[0]?.[0] ?? s?.since;
 }
 
 /** The part of [start, end) that is in doubt. */

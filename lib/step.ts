@@ -1,26 +1,31 @@
 /**
  * Steps: which periods each stream of an account-region owes, grouped so that one GetMetricData call serves
- * many streams, and cut into steps, the unit a crash can interrupt. A step knows which of its streams may
- * already be in the destination (in doubt), so the run reads those before writing.
+ * many streams, and cut into steps, the unit a crash can interrupt: intent, writes, commit. A step knows which
+ * of its streams may already be in the destination (in doubt), so the run reads those before writing, and
+ * splits into GetMetricData calls that run side by side.
  */
 import type { SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
-import { batches } from "./batch.ts";
+import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
-import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import * as state from "./state.ts";
 import type { Store } from "./store.ts";
 import { chunks, iso, owed, type Window } from "./window.ts";
 
-/** Periods fetched and written per chunk: bounds memory, and a crash loses at most one step's progress. */
+/** Periods per step of a backfill: a day of one-minute periods, so a crash costs at most a day's re-check. */
 const CHUNK_PERIODS = 1440;
-/** Datapoints held at once: a step takes as many streams as fit in five full GetMetricData answers. */
-const MAX_POINTS_IN_MEMORY = 5 * GMD_MAX_DATAPOINTS;
+/**
+ * GetMetricData calls of one account-region in flight at once: enough to hide the round trip while the pacer
+ * (lib/aws.ts) keeps them under the quota; few enough that the datapoints held stay small.
+ */
+const CALLS_IN_FLIGHT = 4;
 /** ListMetrics RecentlyActive=PT3H suffices while nothing older than this is owed (it is approximate). */
 const RECENT_SECONDS = 2 * 3600;
 
 /** What planning needs of a run. */
 export interface StepContext {
+  /** The datapoints GetMetricData answers may hold at once, over all account-regions (see lib/batch.ts). */
+  held: (points: number) => Promise<() => void>;
   store: Store;
   nowSeconds: number;
   replay: { start: number; end: number } | undefined;
@@ -28,26 +33,62 @@ export interface StepContext {
   warn: (line: string) => void;
 }
 
-export interface Step {
+/** Some streams and the periods [start, end) they owe; a step, or one GetMetricData call's worth of one. */
+export interface Part {
   streams: Stream[];
-  /** The streams' checkpoint keys, in the same order. */
-  keys: string[];
   window: { start: number; end: number };
   period: number;
   /** Per stream: whether some of the window may be in the destination already. */
   doubtful: boolean[];
 }
 
-/** A stream's checkpoint key: account, region, namespace, name, dimensions and period. */
+export interface Step extends Part {
+  /** The streams' checkpoint keys, in the same order. */
+  keys: string[];
+}
+
+/**
+ * Runs `f` over a step's GetMetricData calls (every statistic of a stream in the same call), a few side by
+ * side, each once its datapoints fit in what the run may hold.
+ */
+export async function forEachCall(run: StepContext, step: Step, f: (part: Part) => Promise<void>) {
+  const periods = (step.window.end - step.window.start) / step.period;
+  const indexed = step.streams.map((s, i) => ({ s, i }));
+  const calls = batches(indexed, Infinity, (x) => statsOf(x.s).length, queriesPerCall(periods));
+  await mapLimit(calls, CALLS_IN_FLIGHT, async (call) => {
+    const release = await run.held(call.reduce((n, x) => n + statsOf(x.s).length, 0) * periods);
+    try {
+      await f({
+        streams: call.map((x) => x.s),
+        doubtful: call.map((x) => step.doubtful[x.i]!),
+        window: step.window,
+        period: step.period,
+      });
+    } finally {
+      release();
+    }
+  });
+}
+
+/** A stream's checkpoint key: account, region, namespace, name, dimensions (name and value) and period. */
 export const keyOf = (src: SourcePlan, s: Stream) =>
   JSON.stringify([
     src.account,
     src.region,
     s.plan.namespace,
     s.name,
-    s.dims.map((d) => `${d.Name}=${d.Value}`),
+    s.dims.map((d) => [d.Name, d.Value]),
     s.plan.period,
   ]);
+
+/** What a key names, less the account and region: the identity a kept listing is rebuilt from. */
+export const identityOf = (key: string) =>
+  (JSON.parse(key) as [string, string, string, string, [string, string][], number]).slice(2) as [
+    string,
+    string,
+    [string, string][],
+    number,
+  ];
 
 /** Whether ListMetrics may ask for recently active metrics only: nothing older than a few hours is owed. */
 export function recentOnly(src: SourcePlan, run: StepContext): boolean {
@@ -93,18 +134,8 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
         );
         break;
       }
-      const perStep = queriesPerStep((c.end - c.start) / period);
-      for (
-        const part of batches(
-          group.map((s, i) => ({ s, k: keys[i]! })),
-          Infinity,
-          (x) => statsOf(x.s).length,
-          perStep,
-        )
-      ) {
-        const doubtful = part.map((x) => inDoubt(run.store.get(x.k), c, run));
-        yield { streams: part.map((x) => x.s), keys: part.map((x) => x.k), window: c, period, doubtful };
-      }
+      const doubtful = keys.map((k) => inDoubt(run.store.get(k), c, run));
+      yield { streams: group, keys, window: c, period, doubtful };
     }
   }
 }
@@ -115,7 +146,7 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
  * checkpoint yet (a run without checkpoints may have written it); and where an earlier write was left in doubt.
  */
 function inDoubt(s: state.StreamState | undefined, c: { start: number; end: number }, run: StepContext) {
-  return run.replay !== undefined || !run.store.continuous || state.resumeAt(s) === undefined ||
+  return run.replay !== undefined || !run.store.continuous || s?.next === undefined ||
     state.doubtIn(s, c).length > 0;
 }
 
@@ -126,12 +157,6 @@ function readableAt(keys: string[], c: { start: number; end: number }, store: St
     for (const d of state.doubtIn(store.get(k), c)) at = Math.max(at, state.readableFrom(d));
   }
   return at;
-}
-
-/** Queries per step: whole GetMetricData calls, as many as keep the datapoints held within bounds. */
-function queriesPerStep(periods: number): number {
-  const perCall = queriesPerCall(periods);
-  return perCall * Math.max(1, Math.floor(MAX_POINTS_IN_MEMORY / (periods * perCall)));
 }
 
 /** Streams that owe the same periods, so that one GetMetricData call can serve them together. */

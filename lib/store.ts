@@ -17,6 +17,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
+import type { ListingCounts } from "./discover.ts";
 import { type Doubt, parseLegacy, type StreamState } from "./state.ts";
 import { iso } from "./window.ts";
 
@@ -38,7 +39,8 @@ CREATE TABLE streams (
   first INTEGER,
   next INTEGER,
   doubt TEXT,
-  seen INTEGER
+  seen INTEGER,
+  since INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX streams_by_source ON streams (account, region);
 CREATE TABLE lease (
@@ -50,6 +52,14 @@ CREATE TABLE lease (
   expires INTEGER NOT NULL
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE listings (
+  account TEXT NOT NULL,
+  region TEXT NOT NULL,
+  listed_at INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  counts TEXT NOT NULL,
+  PRIMARY KEY (account, region)
+) WITHOUT ROWID;
 `;
 
 export interface Store {
@@ -61,12 +71,24 @@ export interface Store {
   /** The keys of one account-region's streams. */
   keys(account: string, region: string): string[];
   /** Applies a transition to streams (undefined removes one) in one transaction, under the lease. */
-  update(keys: string[], f: (s: StreamState) => StreamState | undefined): Promise<void>;
+  update(keys: string[], f: (s: StreamState, key: string) => StreamState | undefined): Promise<void>;
   /** Checks and renews the lease; returns when it expires (epoch ms). A write must be sent well before. */
   fence(): number;
   /** Renews the lease if the last renewal is a while ago: the run is making progress. */
   touch(): void;
+  /** The last listing of an account-region, undefined before the first. */
+  listing(account: string, region: string): Listing | undefined;
+  /** Records a listing (after the `seen` of the streams it found), under the lease. */
+  setListing(account: string, region: string, listing: Listing): void;
   close(): void;
+}
+
+/** A ListMetrics listing of an account-region: when, of which config, and what it returned. */
+export interface Listing {
+  listedAt: number;
+  /** The config the listing was made for: a listing of another config is not reused. */
+  fingerprint: string;
+  counts: ListingCounts;
 }
 
 /** The account and region a stream key names (keys are JSON arrays that begin with them). */
@@ -76,9 +98,14 @@ export function sourceOf(key: string): [account: string, region: string] {
 }
 
 /** A store kept in memory: each run forwards the newest complete period and remembers nothing. */
-export function memoryStore(initial: Record<string, StreamState> = {}): Store {
+export function memoryStore(
+  initial: Record<string, StreamState> = {},
+  listings = new Map<string, Listing>(),
+): Store {
   const streams = new Map(Object.entries(initial));
   return {
+    listing: (account, region) => listings.get(JSON.stringify([account, region])),
+    setListing: (account, region, listing) => void listings.set(JSON.stringify([account, region]), listing),
     file: undefined,
     continuous: false,
     get: (k) => streams.get(k),
@@ -88,7 +115,7 @@ export function memoryStore(initial: Record<string, StreamState> = {}): Store {
     },
     update(keys, f) {
       for (const k of keys) {
-        const next = f(streams.get(k) ?? {});
+        const next = f(streams.get(k) ?? {}, k);
         if (next) streams.set(k, next);
         else streams.delete(k);
       }
@@ -101,8 +128,10 @@ export function memoryStore(initial: Record<string, StreamState> = {}): Store {
 }
 
 /** Every stream's state, read without taking the lease: for --status and --dry-run. */
-export function readStore(file: string): Record<string, StreamState> {
-  if (!fs.existsSync(file)) return {};
+export function readStore(
+  file: string,
+): { streams: Record<string, StreamState>; listings: Map<string, Listing> } {
+  if (!fs.existsSync(file)) return { streams: {}, listings: new Map() };
   checkPath(file);
   // Read-write where allowed, though nothing is written: the last connection to close folds the log away.
   let db: DatabaseSync;
@@ -113,11 +142,16 @@ export function readStore(file: string): Record<string, StreamState> {
   }
   try {
     checkOurs(db, file);
-    const out: Record<string, StreamState> = {};
+    const streams: Record<string, StreamState> = {};
     for (const row of db.prepare("SELECT * FROM streams").iterate()) {
-      out[(row as unknown as Row).key] = fromRow(row as unknown as Row, file);
+      streams[(row as unknown as Row).key] = fromRow(row as unknown as Row, file);
     }
-    return out;
+    const listings = new Map<string, Listing>();
+    for (const row of db.prepare("SELECT * FROM listings").iterate()) {
+      const l = row as unknown as ListingRow;
+      listings.set(JSON.stringify([l.account, l.region]), listingOf(l, file));
+    }
+    return { streams, listings };
   } catch (e) {
     throw unusable(file, e);
   } finally {
@@ -170,6 +204,7 @@ interface Row {
   next: number | null;
   doubt: string | null;
   seen: number | null;
+  since: number | null;
 }
 
 interface Lease {
@@ -192,7 +227,7 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
     for (const row of rows) cache.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
   };
   const upsert = db.prepare(
-    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const remove = db.prepare("DELETE FROM streams WHERE key = ?");
   const renew = () => {
@@ -211,6 +246,18 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
   const store: Store = {
     file,
     continuous,
+    listing(account, region) {
+      const row = db.prepare("SELECT * FROM listings WHERE account = ? AND region = ?").get(account, region);
+      return row === undefined ? undefined : listingOf(row as unknown as ListingRow, file);
+    },
+    setListing(account, region, l) {
+      transaction(db, file, () => {
+        renew();
+        db.prepare(
+          "INSERT OR REPLACE INTO listings (account, region, listed_at, fingerprint, counts) VALUES (?, ?, ?, ?, ?)",
+        ).run(account, region, l.listedAt, l.fingerprint, JSON.stringify(l.counts));
+      });
+    },
     get(key) {
       load(...sourceOf(key));
       return cache.get(key);
@@ -222,7 +269,7 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
     },
     update(keys, f) {
       try {
-        const changed = keys.map((k) => [k, f(store.get(k) ?? {})] as const);
+        const changed = keys.map((k) => [k, f(store.get(k) ?? {}, k)] as const);
         transaction(db, file, () => {
           renew();
           for (const [k, s] of changed) {
@@ -260,12 +307,31 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
   return store;
 }
 
+interface ListingRow {
+  account: string;
+  region: string;
+  listed_at: number;
+  fingerprint: string;
+  counts: string;
+}
+
+function listingOf(row: ListingRow, file: string): Listing {
+  try {
+    return { listedAt: Number(row.listed_at), fingerprint: row.fingerprint, counts: JSON.parse(row.counts) };
+  } catch {
+    throw new StateError(
+      `Cannot read state file "${file}": the listing of ${row.account} ${row.region} is malformed; it was left as it is`,
+    );
+  }
+}
+
 const toColumns = (s: StreamState) =>
   [
     s.first ?? null,
     s.next ?? null,
     s.doubt?.length ? JSON.stringify(s.doubt) : null,
     s.seen ?? null,
+    s.since ?? null,
   ] as const;
 
 function fromRow(row: Row, file: string): StreamState {
@@ -273,6 +339,7 @@ function fromRow(row: Row, file: string): StreamState {
   if (row.first !== null) s.first = Number(row.first);
   if (row.next !== null) s.next = Number(row.next);
   if (row.seen !== null) s.seen = Number(row.seen);
+  if (row.since !== null) s.since = Number(row.since);
   if (row.doubt !== null) {
     let doubt: unknown;
     try {
@@ -507,6 +574,17 @@ function identityOf(file: string): string {
 /** The longest gap between runs over which checkpoints are trusted: two timer intervals. */
 export const trustHorizon = (interval: number) => 2 * interval;
 
+/** A key of the JSON state, which wrote dimensions as "Name=Value", as this store writes it: [Name, Value]. */
+function legacyKey(key: string): string {
+  const [account, region, namespace, name, dims, period] = JSON.parse(key) as unknown[];
+  const pairs = (dims as unknown[]).map((d) => {
+    if (typeof d !== "string") return d;
+    const at = d.indexOf("=");
+    return [d.slice(0, at), d.slice(at + 1)];
+  });
+  return JSON.stringify([account, region, namespace, name, pairs, period]);
+}
+
 /** Copies the JSON state of earlier versions into a new database; undefined when there is none. */
 function importLegacy(
   db: DatabaseSync,
@@ -523,9 +601,11 @@ function importLegacy(
   }
   const streams = parseLegacy(text, legacyFile);
   const upsert = db.prepare(
-    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
-  for (const [key, s] of Object.entries(streams)) upsert.run(key, ...sourceOf(key), ...toColumns(s));
+  for (const [key, s] of Object.entries(streams)) {
+    upsert.run(legacyKey(key), ...sourceOf(key), ...toColumns(s));
+  }
   // The JSON file was last written by its last run, and is continued by this database: continuity is judged
   // by how long ago that was, in the run's time.
   const age = Math.max(0, Math.round((o.clock() - fs.statSync(legacyFile).mtimeMs) / 1000));

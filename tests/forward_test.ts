@@ -178,7 +178,7 @@ test("main() --dry-run prints what it would write and writes nothing", async () 
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
-test("main() backfills a large fleet in steps that hold a bounded number of datapoints, in whole calls", async () => {
+test("main() backfills a large fleet in whole GetMetricData calls, a few at a time, so the datapoints held stay bounded", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
   const config = path.join(dir, "forwarder.yaml");
   const streams = Array.from({ length: 200 }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
@@ -188,18 +188,23 @@ test("main() backfills a large fleet in steps that hold a bounded number of data
   );
   const calls: { queries: number; periods: number }[] = [];
   let puts = 0;
+  let inFlight = 0;
+  let mostInFlight = 0;
   const api: CloudWatchApi = {
     listMetrics: () => assert.fail("static streams need no ListMetrics"),
-    getMetricData: (input) => {
+    getMetricData: async (input) => {
       // The source's calls; a run a day after the last one also reads the destination, which is empty here.
       if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
-        return Promise.resolve({ nextToken: undefined, results: [] });
+        return { nextToken: undefined, results: [] };
       }
       calls.push({ queries: input.queries.length, periods: (input.end - input.start) / 60 });
-      return Promise.resolve({
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return {
         nextToken: undefined,
         results: input.queries.map((q) => ({ Id: q.Id, Timestamps: [input.start], Values: [1] })),
-      });
+      };
     },
     putMetricData: () => Promise.resolve(void puts++),
   };
@@ -215,16 +220,17 @@ test("main() backfills a large fleet in steps that hold a bounded number of data
   calls.length = 0;
   const r = await run(["--config", config], {}, () => api);
   assert.equal(r.code, EXIT.ok, r.err.join("\n"));
-  // 1,440 periods a call: 70 queries each (100,800 datapoints); 800 queries in 12 calls, in steps of at most
-  // 5 calls (87 streams), so no more than 504,000 datapoints are held at once.
+  // 1,440 periods a call: 68 queries each (17 streams, every statistic of a stream in the same call, within
+  // 100,800 datapoints); 800 queries in 12 calls, at most 4 in flight, so no more than 4 full answers
+  // (403,200 datapoints) are held at once.
   assert.deepEqual(calls.map((c) => c.periods), Array(12).fill(1440));
   assert.equal(calls.reduce((a, c) => a + c.queries, 0), 800);
   assert.ok(calls.every((c) => c.queries <= 70));
-  assert.equal(calls.length, Math.ceil(800 / 70));
+  assert.equal(calls.length, Math.ceil(200 / 17));
+  assert.equal(mostInFlight, 4);
   assert.match(r.out[0]!, /^Forwarded 200 datums of 200 streams/);
-  // The first run wrote one datum a stream in one call; the backfill writes each of its three steps before
-  // the next (a step is committed whole), so it ends each step with a call that is not full: here, three.
-  assert.equal(puts, 1 + 3);
+  // The first run wrote one datum a stream in one call; the backfill, a day in one step, one more call.
+  assert.equal(puts, 1 + 1);
 });
 
 test("main() forgets a stream that discovery has not found for 15 days, and says so", async () => {

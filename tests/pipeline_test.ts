@@ -3,7 +3,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { CloudWatchApi, Datum, ListMetricsInput, Metric } from "../lib/aws.ts";
 import type { MetricPlan } from "../lib/config.ts";
-import { discover, globToRegExp, listFilters, selects, type Stream } from "../lib/discover.ts";
+import {
+  discover,
+  globToRegExp,
+  listFilters,
+  listsWide,
+  type PlanCounts,
+  planId,
+  rebuild,
+  selects,
+  type Stream,
+} from "../lib/discover.ts";
 import { fetchStats, queriesPerCall } from "../lib/fetch.ts";
 import { GMD_MAX_QUERIES, PUT_MAX_BYTES, PUT_MAX_DATUMS } from "../lib/limits.ts";
 import { datumBytes, publisher, putBatch, putBatches, toDatums } from "../lib/publish.ts";
@@ -83,12 +93,83 @@ test("discover() reads every page, keeps the selected streams once, and skips Li
     },
   };
   const statics = plan({ names: ["MemoryUtilization"], streams: [{ ClusterName: "c", ServiceName: "z" }] });
-  const streams = await discover(api, [plan(), statics], true);
+  const { streams, counts } = await discover(api, [plan(), statics], true);
   assert.deepEqual(streams.map((s) => [s.name, s.dims.map((d) => d.Value)]), [
-    ["CPUUtilization", ["c", "a"]],
     ["MemoryUtilization", ["c", "z"]],
+    ["CPUUtilization", ["c", "a"]],
   ]);
-  assert.deepEqual(calls.map((c) => [c.NextToken, c.RecentlyActive]), [[undefined, "PT3H"], ["2", "PT3H"]]);
+  assert.deepEqual(calls.map((c) => [c.MetricName, c.NextToken, c.RecentlyActive]), [
+    ["CPUUtilization", undefined, "PT3H"],
+    ["CPUUtilization", "2", "PT3H"],
+  ]);
+  // Three metrics listed under the name, selected or not: what a listing of that name alone returns.
+  assert.deepEqual(counts, { [planId(plan())]: { names: { CPUUtilization: 3 } } });
+});
+
+test("listsWide() lists a namespace once where that takes fewer pages than a listing per name", () => {
+  const two = plan({ names: ["CPUUtilization", "MemoryUtilization"] });
+  const cases: [string, MetricPlan, PlanCounts | undefined, boolean][] = [
+    ["one name: a listing per name is never more", plan(), undefined, false],
+    ["several names, no listing yet: namespace-wide", two, undefined, true],
+    ["wide was as cheap: 2 pages against 1 + 1", two, { wide: 1000, names: { CPUUtilization: 500 } }, true],
+    ["wide was dearer: 3 pages against 1 + 1", two, { wide: 1001, names: { CPUUtilization: 500 } }, false],
+    [
+      "the last listing was per name: stay",
+      two,
+      { names: { CPUUtilization: 5, MemoryUtilization: 5 } },
+      false,
+    ],
+  ];
+  for (const [name, p, last, wide] of cases) assert.equal(listsWide(p, last), wide, name);
+});
+
+test("discover() lists a namespace with several names once, and counts what each listing returned", async () => {
+  const names = ["CPUUtilization", "MemoryUtilization", "CPUReservation"];
+  const listed = names.flatMap((n) =>
+    Array.from({ length: 3 }, (_, i) => ({
+      Namespace: "AWS/ECS",
+      MetricName: n,
+      Dimensions: dims({ ClusterName: "c", ServiceName: `s${i}` }),
+    }))
+  );
+  const calls: ListMetricsInput[] = [];
+  const api = {
+    listMetrics(input: ListMetricsInput) {
+      calls.push(input);
+      const metrics = listed.filter((m) =>
+        input.MetricName === undefined || m.MetricName === input.MetricName
+      );
+      return Promise.resolve({ metrics, nextToken: undefined });
+    },
+  };
+  const two = plan({ names: ["CPUUtilization", "MemoryUtilization"] });
+  const first = await discover(api, [two], false);
+  assert.equal(first.streams.length, 6);
+  assert.deepEqual(calls.map((c) => c.MetricName), [undefined]);
+  assert.deepEqual(first.counts[planId(two)], {
+    wide: 9,
+    names: { CPUUtilization: 3, MemoryUtilization: 3 },
+  });
+  // The next listing, told what the last one returned, still takes one page either way: it stays wide.
+  calls.length = 0;
+  await discover(api, [two], false, first.counts);
+  assert.deepEqual(calls.map((c) => c.MetricName), [undefined]);
+});
+
+test("rebuild() gives each kept stream the plan that selects it, and leaves out what no plan selects", () => {
+  const p = plan({ names: ["CPUUtilization"], match: { ClusterName: "prod-*" } });
+  const statics = plan({ names: ["CPUUtilization"], streams: [{ ClusterName: "prod-a", ServiceName: "z" }] });
+  const kept = rebuild([statics, p], [
+    ["AWS/ECS", "CPUUtilization", [["ClusterName", "prod-a"], ["ServiceName", "x"]], 60],
+    ["AWS/ECS", "CPUUtilization", [["ClusterName", "test-a"], ["ServiceName", "x"]], 60],
+    ["AWS/ECS", "MemoryUtilization", [["ClusterName", "prod-a"], ["ServiceName", "x"]], 60],
+    ["AWS/ECS", "CPUUtilization", [["ClusterName", "prod-a"], ["ServiceName", "x"]], 300],
+  ]);
+  assert.deepEqual(kept, [{
+    plan: p,
+    name: "CPUUtilization",
+    dims: dims({ ClusterName: "prod-a", ServiceName: "x" }),
+  }]);
 });
 
 test("queriesPerCall() fits both 500 queries and 100,800 datapoints per call", () => {
@@ -293,25 +374,27 @@ test("publisher() pools the datums of producers into full calls and sends the re
     },
   };
   const pool = publisher(api);
-  pool.join();
-  pool.join();
+  const [a, b] = [pool.join(), pool.join()];
   const many = (k: number, from = 0) => Array.from({ length: k }, (_, i) => datum(from + i));
-  let firstDone = false;
-  const first = pool.write(new Map([["A", many(1200)]]), () => assert.fail("nothing refused")).then(
-    () => (firstDone = true),
-  );
+  const none = () => assert.fail("nothing refused");
+  // Producer a writes in two parts, as two GetMetricData calls of a step come back.
+  a.write(new Map([["A", many(700)]]), none);
+  a.write(new Map([["A", many(500, 700)]]), none);
+  let aDone = false;
+  const aFlushed = a.flush().then(() => (aDone = true));
   await new Promise((r) => setTimeout(r, 10));
-  // The full batch went at once; the 200 left wait for the other producer.
+  // The full batch went at once; the 200 left wait for the other producer, which is still fetching.
   assert.deepEqual(calls, [["A", "1000"]]);
-  assert.equal(firstDone, false);
-  const second = pool.write(
-    new Map([["A", many(300, 2000)], ["B", many(5)]]),
-    () => assert.fail("nothing refused"),
-  );
-  await Promise.all([first, second]);
+  assert.equal(aDone, false);
+  b.write(new Map([["A", many(300, 2000)], ["B", many(5)]]), none);
+  await Promise.all([aFlushed, b.flush()]);
   assert.deepEqual(calls, [["A", "1000"], ["A", "500"], ["B", "5"]]);
-  pool.leave();
-  pool.leave();
+  a.leave();
+  b.leave();
+  // A flush with nothing queued returns at once.
+  const c = pool.join();
+  await c.flush();
+  c.leave();
 });
 
 test("publisher() sends what is queued when a producer leaves, and fails every writer of a failed call", async () => {
@@ -319,9 +402,15 @@ test("publisher() sends what is queued when a producer leaves, and fails every w
     putMetricData: () => Promise.reject(Object.assign(new Error("Rate exceeded"), { name: "Throttling" })),
   };
   const pool = publisher(api);
-  pool.join();
-  pool.join();
-  const written = pool.write(new Map([["A", [datum(1)]]]), () => assert.fail("not a refusal"));
-  pool.leave(); // the other producer failed before it wrote anything
-  await assert.rejects(written, /Rate exceeded/);
+  const [a, b, c] = [pool.join(), pool.join(), pool.join()];
+  a.write(new Map([["A", [datum(1)]]]), () => assert.fail("not a refusal"));
+  c.write(new Map([["A", [datum(2)]]]), () => assert.fail("not a refusal"));
+  const flushed = a.flush();
+  b.leave(); // failed before it wrote anything
+  await Promise.all([
+    assert.rejects(flushed, /Rate exceeded/),
+    assert.rejects(c.flush(), /Rate exceeded/),
+  ]);
+  // The failure is reported once: the next flush of a producer with nothing queued succeeds.
+  await a.flush();
 });
