@@ -21,6 +21,7 @@ import type { CST, Document, Node } from "yaml";
 import { ConfigError, describe } from "./errors.ts";
 import {
   DIMENSION_NAME_MAX,
+  DIMENSION_VALUE_MAX,
   isValidPeriod,
   METRIC_NAME_MAX,
   NAMESPACE_MAX,
@@ -32,6 +33,8 @@ import {
 const CONFIG_MAX_BYTES = 1_000_000;
 /** Far more levels than the config has, few enough that no stage recurses deeply on a hostile file. */
 const CONFIG_MAX_DEPTH = 32;
+/** Periods, delays and intervals longer than a day are mistakes, and far beyond that break date arithmetic. */
+const MAX_SECONDS = 86_400;
 /** Problems reported at once; past these, the rest are mostly the same mistake again. */
 const MAX_PROBLEMS = 50;
 /** How much of a value a message quotes. */
@@ -39,31 +42,80 @@ const QUOTE_MAX = 60;
 /** Keys that would reach an object's prototype: refused wherever they appear. */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
+// ---- Character rules ----
+
+/** ASCII without control characters (API reference, Dimension). */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+/** At least one character that is not whitespace (API reference, Dimension). */
+const NOT_BLANK = /\S/;
+/** Does not start with a colon (API reference, Dimension.Name; the Namespace pattern `[^:].*`). */
+const NO_LEADING_COLON = /^(?!:)/;
+/** Letters, digits, period, hyphen, underscore, slash, hash, colon and space (User Guide, Namespace). */
+const NAMESPACE_CHARACTERS = /^[A-Za-z0-9._\/#: -]*$/;
+
+/** A message that names what was expected and quotes, cut and escaped, what was given. */
+const expected = (what: string) => (issue: { input: unknown }) =>
+  `Expected ${what} but received ${shown(issue.input)}`;
+
+/** A string of 1 to `max` characters that every rule accepts; the first rule broken is the message. */
+const text = (what: string, max: number, rules: [[RegExp, string], ...[RegExp, string][]]) => {
+  const length = expected(`${what} of 1 to ${max} characters`);
+  return v.pipe(
+    v.string(),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const s = dataset.value;
+      const broken = rules.find(([rule]) => !rule.test(s));
+      if (s.length < 1 || s.length > max) addIssue({ message: length({ input: s }) });
+      else if (broken) addIssue({ message: expected(`${what} ${broken[1]}`)({ input: s }) });
+    }),
+    // The same rules again, for the JSON Schema that editors read.
+    v.minLength(1),
+    v.maxLength(max),
+    v.regex(rules[0][0]),
+  );
+};
+
+/** Dimension.Name: 1-255 ASCII characters, not all blank, not starting with a colon (API reference). */
+const DimensionName = text("a dimension name", DIMENSION_NAME_MAX, [
+  [PRINTABLE_ASCII, "of ASCII characters without control characters"],
+  [NOT_BLANK, "with a character other than a space"],
+  [NO_LEADING_COLON, "that does not start with a colon"],
+]);
+/** Dimension.Value: 1-1,024 ASCII characters, not all blank (API reference, Dimension). */
+const DimensionValue = text("a dimension value", DIMENSION_VALUE_MAX, [
+  [PRINTABLE_ASCII, "of ASCII characters without control characters"],
+  [NOT_BLANK, "with a character other than a space"],
+]);
+/** Namespace: 1-255 of the User Guide's characters, not starting with a colon (API reference). */
+const namespace = (what: string) =>
+  text(what, NAMESPACE_MAX, [
+    [NAMESPACE_CHARACTERS, "of letters, digits, spaces and . - _ / # :"],
+    [NO_LEADING_COLON, "that does not start with a colon"],
+  ]);
+const Namespace = namespace("a namespace");
+const TargetNamespace = namespace("a target namespace");
+
 const Region = v.pipe(
   v.string(),
-  v.regex(
-    /^[a-z]{2}(-[a-z]+)+-\d+$/,
-    (i) => `Expected an AWS region such as "eu-west-1" but received ${i.received}`,
-  ),
+  v.regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, expected(`an AWS region such as "eu-west-1"`)),
 );
 const Regions = v.pipe(v.array(Region), v.minLength(1, "Expected at least one region"));
 const Period = v.pipe(
   v.number(),
-  v.check(
-    isValidPeriod,
-    (i) => `Expected a period of 1, 5, 10, 30 or a multiple of 60 seconds but received ${i.received}`,
-  ),
+  v.check(isValidPeriod, expected("a period of 1, 5, 10, 30 or a multiple of 60 seconds")),
+  v.maxValue(MAX_SECONDS, expected(`a period of at most ${MAX_SECONDS} seconds (a day)`)),
 );
-const Delay = v.pipe(
-  v.number(),
-  v.integer(),
-  v.minValue(0, (i) => `Expected a delay of 0 seconds or more but received ${i.received}`),
-);
+/** Whole seconds from `min` to `max`, with one message for every way to miss. */
+const seconds = (what: string, min: number) => {
+  const message = expected(`${what} of ${min} to ${MAX_SECONDS} whole seconds`);
+  return v.pipe(v.number(), v.integer(message), v.minValue(min, message), v.maxValue(MAX_SECONDS, message));
+};
 const RoleArn = v.pipe(
   v.string(),
   v.regex(
     /^arn:aws[\w-]*:iam::\d{12}:role\/[\w+=,.@\/-]+$/,
-    (i) => `Expected a role ARN such as "arn:aws:iam::111111111111:role/reader" but received ${i.received}`,
+    expected(`a role ARN such as "arn:aws:iam::111111111111:role/reader"`),
   ),
 );
 /** AssumeRole.ExternalId: 2 to 1,224 characters of [\w+=,.@:\/-] (STS API reference). */
@@ -71,30 +123,40 @@ const ExternalId = v.pipe(
   v.string(),
   v.regex(/^[\w+=,.@:\/-]{2,1224}$/, "Expected 2 to 1224 characters of letters, digits and +=,.@:/-"),
 );
-const DimensionName = v.pipe(v.string(), v.minLength(1), v.maxLength(DIMENSION_NAME_MAX));
-const Namespace = v.pipe(
-  v.string(),
-  v.minLength(1),
-  v.maxLength(NAMESPACE_MAX),
-  v.check((s) => !s.includes(":"), "Expected a namespace without a colon"),
-);
 const Statistic = v.pipe(
   v.string(),
-  v.regex(
-    /^p(\d{1,2}(\.\d{1,2})?|100)$/,
-    (i) => `Expected a percentile such as "p99" or "p99.9" but received ${i.received}`,
-  ),
+  v.regex(/^p(\d{1,2}(\.\d{1,2})?|100)$/, expected(`a percentile such as "p99" or "p99.9"`)),
 );
 
 /** A description for editors, carried into the JSON Schema. */
 const about = <T extends v.GenericSchema>(schema: T, text: string) => v.pipe(schema, v.description(text));
 
+/** valibot reads a list as an object with keys "0", "1", ...; a mapping must be a mapping. */
+const mapping = <T extends v.GenericSchema>(schema: T) =>
+  v.pipe(
+    v.custom<v.InferInput<T>>(
+      (x) => typeof x === "object" && x !== null && !Array.isArray(x),
+      expected("a mapping"),
+    ),
+    schema,
+  );
+const strictMapping = <T extends v.ObjectEntries>(entries: T) =>
+  mapping(v.objectWithRest(entries, v.never()));
+
 const timing = {
   regions: v.optional(about(Regions, "Source regions")),
   period: v.optional(
-    about(Period, "Seconds per forwarded datapoint: 1, 5, 10, 30 or a multiple of 60 (default 60)"),
+    about(
+      Period,
+      "Seconds per forwarded datapoint: 1, 5, 10, 30 or a multiple of 60, at most 86400 (default 60)",
+    ),
   ),
-  delay: v.optional(about(Delay, "Seconds to wait after a period ends before reading it (default 120)")),
+  delay: v.optional(
+    about(
+      seconds("a delay", 0),
+      "Seconds to wait after a period ends before reading it, at most 86400 (default 120)",
+    ),
+  ),
 };
 
 const destinationEntries = {
@@ -102,7 +164,7 @@ const destinationEntries = {
   namespace: v.optional(
     v.pipe(
       v.string(),
-      v.minLength(1),
+      v.minLength(1, expected(`a target namespace of 1 to ${NAMESPACE_MAX} characters`)),
       v.check(
         (s) => !s.replaceAll("{namespace}", "X").startsWith("AWS/"),
         "Expected a namespace that does not begin with AWS/, which AWS reserves for its services",
@@ -144,13 +206,18 @@ const metricEntries = {
   dimensions: v.optional(
     about(v.array(DimensionName), "Forward metrics with exactly this set of dimension names"),
   ),
-  match: v.optional(about(v.record(DimensionName, v.string()), "Glob filters (* and ?) on dimension values")),
+  match: v.optional(
+    about(
+      mapping(v.record(DimensionName, DimensionValue)),
+      "Glob filters (* and ?) on dimension values; one without a wildcard is sent to ListMetrics as the value",
+    ),
+  ),
   streams: v.optional(
-    v.pipe(v.array(v.record(DimensionName, v.pipe(v.string(), v.minLength(1)))), v.minLength(1)),
+    v.pipe(v.array(mapping(v.record(DimensionName, DimensionValue))), v.minLength(1)),
   ),
   unit: v.optional(v.picklist(UNITS, (i) => {
     const hint = closest(String(i.input), [...UNITS]);
-    return `Expected a CloudWatch unit such as "Percent", "Count" or "Bytes/Second" but received ${i.received}${
+    return `${expected(`a CloudWatch unit such as "Percent", "Count" or "Bytes/Second"`)(i)}${
       hint ? `; did you mean "${hint}"?` : ""
     }`;
   })),
@@ -163,17 +230,17 @@ const metricEntries = {
 const defaultsEntries = timing;
 
 const configEntries = {
-  destination: v.optional(v.objectWithRest(destinationEntries, v.never()), {}),
-  defaults: v.optional(v.objectWithRest(defaultsEntries, v.never()), {}),
+  destination: v.optional(strictMapping(destinationEntries), {}),
+  defaults: v.optional(strictMapping(defaultsEntries), {}),
   state_file: v.optional(
     about(v.pipe(v.string(), v.minLength(1)), "Checkpoint file, relative to this file's folder"),
   ),
   accounts: v.pipe(
-    v.array(v.objectWithRest(accountEntries, v.never())),
+    v.array(strictMapping(accountEntries)),
     v.minLength(1, "Expected at least one account"),
   ),
   metrics: v.pipe(
-    v.array(v.objectWithRest(metricEntries, v.never())),
+    v.array(strictMapping(metricEntries)),
     v.minLength(1, "Expected at least one metrics entry"),
   ),
 };
@@ -259,20 +326,16 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
         at("dimensions"),
       );
     }
-    const target = c.destination.namespace.replaceAll("{namespace}", m.namespace);
-    if (target.startsWith("AWS/")) {
-      problem(`The target namespace ${quote(target)} begins with AWS/, which AWS reserves`, [
-        "destination",
-        "namespace",
-      ]);
-    }
-    if (target.length > NAMESPACE_MAX) {
-      problem(`The target namespace ${quote(target)} is longer than ${NAMESPACE_MAX} characters`, [
-        "destination",
-        "namespace",
-      ]);
-    }
   });
+  // One line for the target namespace, however many source namespaces share its problem.
+  for (const source of new Set(c.metrics.map((m) => m.namespace))) {
+    const target = c.destination.namespace.replaceAll("{namespace}", source);
+    const issue = v.safeParse(TargetNamespace, target).issues?.[0];
+    const message = target.startsWith("AWS/")
+      ? `The target namespace ${quote(target)} begins with AWS/, which AWS reserves`
+      : issue?.message;
+    if (message !== undefined) return problem(message, ["destination", "namespace"]);
+  }
 }
 
 /** valibot issue paths carry the input of each step; build one for a rawCheck issue. */
@@ -404,7 +467,7 @@ function check(text: string, file: string, env: Record<string, string | undefine
       `${at(0)}: Expected a mapping with the keys destination, defaults, accounts and metrics (at top level)`,
     ]);
   }
-  const result = v.safeParse(ConfigSchema, data);
+  const result = v.safeParse(ConfigSchema, data, { abortPipeEarly: true });
   for (const issue of result.issues ?? []) {
     if (report.full) break;
     const path = issue.path?.map((p) => p.key as string | number) ?? [];
@@ -419,12 +482,15 @@ function check(text: string, file: string, env: Record<string, string | undefine
 
 /** The checked config resolved into sources: one per account and region, settings inherited. */
 function resolve(c: Input, env: Record<string, string | undefined>, file: string): Plan {
-  const region = c.destination.region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"];
+  const variable = ["AWS_REGION", "AWS_DEFAULT_REGION"].find((name) => env[name]);
+  const region = c.destination.region ?? (variable ? env[variable] : undefined);
   if (region === undefined) {
     throw new ConfigError([
       `${file}:1:1: Cannot choose the destination region: set destination.region, AWS_REGION or AWS_DEFAULT_REGION (at destination.region)`,
     ]);
   }
+  const wrong = v.safeParse(Region, region).issues?.[0];
+  if (wrong) throw new ConfigError([`${file}:1:1: ${wrong.message} in ${variable} (at destination.region)`]);
   const sources: SourcePlan[] = [];
   for (const a of c.accounts) {
     const metrics = c.metrics.map((m) => ({
@@ -643,6 +709,14 @@ function quote(s: string, length = true): string {
 function quoteAll(names: string[]): string {
   const listed = names.slice(0, 5).map((n) => quote(n)).join(", ");
   return names.length > 5 ? `${listed} and ${names.length - 5} more` : listed;
+}
+
+/** Any value as a message shows what was received. */
+function shown(x: unknown): string {
+  if (typeof x === "string") return quote(x);
+  if (Array.isArray(x)) return "a list";
+  if (typeof x === "object" && x !== null) return "a mapping";
+  return String(x);
 }
 
 /** A dot path; a key that is empty, long, or holds spaces or control characters is quoted. */

@@ -88,6 +88,13 @@ test("loadConfig() needs a destination region from the config or the environment
     loadConfig(text, "f.yaml", { AWS_DEFAULT_REGION: "ap-south-1" }).destination.region,
     "ap-south-1",
   );
+  assert.equal(
+    loadConfig(text, "f.yaml", { AWS_REGION: "", AWS_DEFAULT_REGION: "ap-south-1" }).destination.region,
+    "ap-south-1",
+  );
+  assert.deepEqual(problems(text, "f.yaml", { AWS_REGION: "Ireland\n" }), [
+    'f.yaml:1:1: Expected an AWS region such as "eu-west-1" but received "Ireland\\n" in AWS_REGION (at destination.region)',
+  ]);
 });
 
 for (const name of fs.readdirSync(fixtures).filter((f) => f.endsWith(".bad.yaml")).sort()) {
@@ -113,6 +120,119 @@ function verdict(text: string, env: Record<string, string> = ENV): string {
 }
 
 const q = JSON.stringify;
+
+test("loadConfig() keeps to CloudWatch's namespace rules, in the source and the target", () => {
+  const cases: [string, string, string][] = [
+    // [destination.namespace, metrics[].namespace, verdict]
+    ["Fwd:{namespace}", "AWS/ECS", "OK"],
+    ["Forwarded/{namespace}", "My App/v1.2_x-y#z:w", "OK"],
+    ["Copy", "AWS/ECS", "OK"],
+    [`${"x".repeat(247)}/{namespace}`, "AWS/ECS", "OK"],
+    [
+      ":Fwd",
+      "AWS/ECS",
+      'Expected a target namespace that does not start with a colon but received ":Fwd" (at destination.namespace)',
+    ],
+    [
+      "Fwd/ÄÖ",
+      "AWS/ECS",
+      'Expected a target namespace of letters, digits, spaces and . - _ / # : but received "Fwd/ÄÖ" (at destination.namespace)',
+    ],
+    [
+      "Fwd/{namespace}",
+      ":X",
+      'Expected a namespace that does not start with a colon but received ":X" (at metrics.0.namespace)',
+    ],
+    [
+      "Fwd/{namespace}",
+      "Tab\tbed",
+      'Expected a namespace of letters, digits, spaces and . - _ / # : but received "Tab\\tbed" (at metrics.0.namespace)',
+    ],
+    [
+      "Fwd/{name}",
+      "AWS/ECS",
+      'Expected a target namespace of letters, digits, spaces and . - _ / # : but received "Fwd/{name}" (at destination.namespace)',
+    ],
+    [
+      "{namespace}",
+      "AWS/ECS",
+      'The target namespace "AWS/ECS" begins with AWS/, which AWS reserves (at destination.namespace)',
+    ],
+    [
+      `${"x".repeat(248)}/{namespace}`,
+      "AWS/ECS",
+      `Expected a target namespace of 1 to 255 characters but received "${
+        "x".repeat(60)
+      }…" (256 characters) (at destination.namespace)`,
+    ],
+  ];
+  for (const [target, source, expected] of cases) {
+    const text = config(`namespace: ${q(target)}`, `dimensions: [d]`).replace("AWS/ECS", source);
+    assert.equal(verdict(text.replace(`namespace: AWS/ECS`, `namespace: ${q(source)}`)), expected, target);
+  }
+});
+
+test("loadConfig() keeps to CloudWatch's dimension rules wherever the config names a dimension", () => {
+  // Every place whose text becomes a dimension name or value, in the destination or in a request.
+  const places: [string, (s: string) => string, string][] = [
+    ["name", (s) => config("", `dimensions: [${q(s)}]`), "metrics.0.dimensions.0"],
+    ["name", (s) => config("", `dimensions: [${q(s)}], match: { ${q(s)}: x }`), "metrics.0.match"],
+    ["name", (s) => config("", `streams: [{ ${q(s)}: x }]`), "metrics.0.streams.0"],
+    ["name", (s) => config(`account_dimension: ${q(s)}`, "dimensions: [d]"), "destination.account_dimension"],
+    ["name", (s) => config(`region_dimension: ${q(s)}`, "dimensions: [d]"), "destination.region_dimension"],
+    ["value", (s) => config("", `dimensions: [d], match: { d: ${q(s)} }`), "metrics.0.match.d"],
+    ["value", (s) => config("", `streams: [{ d: ${q(s)} }]`), "metrics.0.streams.0.d"],
+  ];
+  const valid: Record<string, string[]> = {
+    name: ["ClusterName", "aws:cloudformation:stack-name", "a b", "n".repeat(255)],
+    value: ["prod", " x ", ":x", "v".repeat(1024)],
+  };
+  const invalid: Record<string, [string, string][]> = {
+    name: [
+      ["", 'Expected a dimension name of 1 to 255 characters but received ""'],
+      [" ", 'Expected a dimension name with a character other than a space but received " "'],
+      [
+        "a\tb",
+        'Expected a dimension name of ASCII characters without control characters but received "a\\tb"',
+      ],
+      [":a", 'Expected a dimension name that does not start with a colon but received ":a"'],
+      [
+        "Größe",
+        'Expected a dimension name of ASCII characters without control characters but received "Größe"',
+      ],
+      [
+        "n".repeat(256),
+        `Expected a dimension name of 1 to 255 characters but received "${"n".repeat(60)}…" (256 characters)`,
+      ],
+    ],
+    value: [
+      ["  ", 'Expected a dimension value with a character other than a space but received "  "'],
+      [
+        "a\nb",
+        'Expected a dimension value of ASCII characters without control characters but received "a\\nb"',
+      ],
+      ["é", 'Expected a dimension value of ASCII characters without control characters but received "é"'],
+      [
+        "v".repeat(1025),
+        `Expected a dimension value of 1 to 1024 characters but received "${
+          "v".repeat(60)
+        }…" (1,025 characters)`,
+      ],
+    ],
+  };
+  for (const [kind, place, path] of places) {
+    for (const s of valid[kind]!) assert.equal(verdict(place(s)), "OK", `${kind} ${q(s)} at ${path}`);
+    for (const [s, message] of invalid[kind]!) {
+      const found = problems(place(s), "f.yaml");
+      assert.ok(
+        found.some((p) => p.includes(`: ${message} (at ${path}`)),
+        `${kind} ${q(s)} at ${path}: ${found}`,
+      );
+    }
+  }
+  // A match value without wildcards goes to ListMetrics as a dimension value; one with them is a pattern.
+  assert.equal(verdict(config("", 'dimensions: [d], match: { d: "prod-*" }')), "OK");
+});
 
 test("loadConfig() refuses __proto__, constructor and prototype as keys, and never changes a prototype", () => {
   const text = config("__proto__: { polluted: 1 }", "dimensions: [d], constructor: { polluted: 1 }")
