@@ -35,6 +35,10 @@ const CONFIG_MAX_BYTES = 1_000_000;
 const CONFIG_MAX_DEPTH = 32;
 /** Periods, delays and intervals longer than a day are mistakes, and far beyond that break date arithmetic. */
 const MAX_SECONDS = 86_400;
+/** A run a minute, the shortest period most metrics have. */
+const DEFAULT_INTERVAL = 60;
+/** New streams appear within ten minutes; listing more often costs ListMetrics calls for little. */
+const DEFAULT_DISCOVERY_INTERVAL = 600;
 /** Problems reported at once; past these, the rest are mostly the same mistake again. */
 const MAX_PROBLEMS = 50;
 /** How much of a value a message quotes. */
@@ -235,6 +239,27 @@ const configEntries = {
   state_file: v.optional(
     about(v.pipe(v.string(), v.minLength(1)), "Checkpoint file, relative to this file's folder"),
   ),
+  interval: v.optional(
+    about(
+      seconds("an interval", 10),
+      "Seconds between runs of the timer or loop, 10 to 86400: used for the cost estimate and for when the checkpoints may be trusted (default 60)",
+    ),
+    DEFAULT_INTERVAL,
+  ),
+  discovery_interval: v.optional(
+    about(
+      seconds("a discovery interval", 60),
+      "Seconds between ListMetrics listings of each account-region, 60 to 86400; in between, a run reuses the streams the last listing found (default 600)",
+    ),
+    DEFAULT_DISCOVERY_INTERVAL,
+  ),
+  self_metrics: v.optional(
+    about(
+      v.boolean(expected("true or false")),
+      "After each run, write metrics about the forwarder itself (datums forwarded, lag, errors) into the destination (default true)",
+    ),
+    true,
+  ),
   accounts: v.pipe(
     v.array(strictMapping(accountEntries)),
     v.minLength(1, "Expected at least one account"),
@@ -383,6 +408,12 @@ export interface Plan {
     externalId: string | undefined;
   };
   stateFile: string | undefined;
+  /** Seconds between runs: for the cost estimate and for when the checkpoints may be trusted. */
+  interval: number;
+  /** Seconds between ListMetrics listings of each account-region; runs in between reuse the last one. */
+  discoveryInterval: number;
+  /** Whether each run writes metrics about the forwarder itself into the destination. */
+  selfMetrics: boolean;
   sources: SourcePlan[];
 }
 
@@ -526,6 +557,9 @@ function resolve(c: Input, env: Record<string, string | undefined>, file: string
       externalId: c.destination.external_id,
     },
     stateFile: c.state_file,
+    interval: c.interval,
+    discoveryInterval: c.discovery_interval,
+    selfMetrics: c.self_metrics,
     sources,
   };
 }

@@ -79,6 +79,35 @@ metrics:
   assert.deepEqual(plan.sources[1]!.metrics[0]!.dimensions, ["d"]);
 });
 
+test("loadConfig() resolves interval, discovery_interval and self_metrics, each with its default", () => {
+  const plan = (top: string) => {
+    const { interval, discoveryInterval, selfMetrics } = loadConfig(
+      config("", "dimensions: [d]", top),
+      "f.yaml",
+      ENV,
+    );
+    return { interval, discoveryInterval, selfMetrics };
+  };
+  assert.deepEqual(plan(""), { interval: 60, discoveryInterval: 600, selfMetrics: true });
+  assert.deepEqual(plan("interval: 300\ndiscovery_interval: 3600\nself_metrics: false\n"), {
+    interval: 300,
+    discoveryInterval: 3600,
+    selfMetrics: false,
+  });
+  assert.deepEqual(plan("interval: 10\ndiscovery_interval: 86400\n"), {
+    interval: 10,
+    discoveryInterval: 86400,
+    selfMetrics: true,
+  });
+  assert.equal(
+    verdict(config("", "dimensions: [d]", "interval: 86401\ndiscovery_interval: 59\n")),
+    [
+      "Expected an interval of 10 to 86400 whole seconds but received 86401 (at interval)",
+      "Expected a discovery interval of 60 to 86400 whole seconds but received 59 (at discovery_interval)",
+    ].join("\n"),
+  );
+});
+
 test("loadConfig() needs a destination region from the config or the environment", () => {
   const text = "accounts: [{ name: a }]\nmetrics: [{ namespace: X, names: [m], dimensions: [d] }]\n";
   assert.deepEqual(problems(text, "f.yaml", {}), [
