@@ -2,13 +2,26 @@
  * forwarder.yaml: YAML text -> ${VAR} substitution -> valibot -> a resolved Plan.
  * Every problem is reported at once, one line each, as `file:line:col: message (at dot.path)`.
  */
+import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import * as v from "valibot";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
-import type { Document, Node } from "yaml";
+import {
+  Composer,
+  isCollection,
+  isMap,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  Parser,
+  visit,
+  YAMLParseError,
+} from "yaml";
+import type { CST, Document, Node } from "yaml";
 import { ConfigError, describe } from "./errors.ts";
 import {
   DIMENSION_NAME_MAX,
+  DIMENSION_VALUE_MAX,
   isValidPeriod,
   METRIC_NAME_MAX,
   NAMESPACE_MAX,
@@ -16,31 +29,97 @@ import {
   UNITS,
 } from "./limits.ts";
 
+/** A config is a page of settings; anything bigger is a mistake, refused before it is parsed. */
+const CONFIG_MAX_BYTES = 1_000_000;
+/** Far more levels than the config has, few enough that no stage recurses deeply on a hostile file. */
+const CONFIG_MAX_DEPTH = 32;
+/** Periods, delays and intervals longer than a day are mistakes, and far beyond that break date arithmetic. */
+const MAX_SECONDS = 86_400;
+/** A run a minute, the shortest period most metrics have. */
+const DEFAULT_INTERVAL = 60;
+/** New streams appear within ten minutes; listing more often costs ListMetrics calls for little. */
+const DEFAULT_DISCOVERY_INTERVAL = 600;
+/** Problems reported at once; past these, the rest are mostly the same mistake again. */
+const MAX_PROBLEMS = 50;
+/** How much of a value a message quotes. */
+const QUOTE_MAX = 60;
+/** Keys that would reach an object's prototype: refused wherever they appear. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+// ---- Character rules ----
+
+/** ASCII without control characters (API reference, Dimension). */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+/** At least one character that is not whitespace (API reference, Dimension). */
+const NOT_BLANK = /\S/;
+/** Does not start with a colon (API reference, Dimension.Name; the Namespace pattern `[^:].*`). */
+const NO_LEADING_COLON = /^(?!:)/;
+/** Letters, digits, period, hyphen, underscore, slash, hash, colon and space (User Guide, Namespace). */
+const NAMESPACE_CHARACTERS = /^[A-Za-z0-9._\/#: -]*$/;
+
+/** A message that names what was expected and quotes, cut and escaped, what was given. */
+const expected = (what: string) => (issue: { input: unknown }) =>
+  `Expected ${what} but received ${shown(issue.input)}`;
+
+/** A string of 1 to `max` characters that every rule accepts; the first rule broken is the message. */
+const text = (what: string, max: number, rules: [[RegExp, string], ...[RegExp, string][]]) => {
+  const length = expected(`${what} of 1 to ${max} characters`);
+  return v.pipe(
+    v.string(),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const s = dataset.value;
+      const broken = rules.find(([rule]) => !rule.test(s));
+      if (s.length < 1 || s.length > max) addIssue({ message: length({ input: s }) });
+      else if (broken) addIssue({ message: expected(`${what} ${broken[1]}`)({ input: s }) });
+    }),
+    // The same rules again, for the JSON Schema that editors read.
+    v.minLength(1),
+    v.maxLength(max),
+    v.regex(rules[0][0]),
+  );
+};
+
+/** Dimension.Name: 1-255 ASCII characters, not all blank, not starting with a colon (API reference). */
+const DimensionName = text("a dimension name", DIMENSION_NAME_MAX, [
+  [PRINTABLE_ASCII, "of ASCII characters without control characters"],
+  [NOT_BLANK, "with a character other than a space"],
+  [NO_LEADING_COLON, "that does not start with a colon"],
+]);
+/** Dimension.Value: 1-1,024 ASCII characters, not all blank (API reference, Dimension). */
+const DimensionValue = text("a dimension value", DIMENSION_VALUE_MAX, [
+  [PRINTABLE_ASCII, "of ASCII characters without control characters"],
+  [NOT_BLANK, "with a character other than a space"],
+]);
+/** Namespace: 1-255 of the User Guide's characters, not starting with a colon (API reference). */
+const namespace = (what: string) =>
+  text(what, NAMESPACE_MAX, [
+    [NAMESPACE_CHARACTERS, "of letters, digits, spaces and . - _ / # :"],
+    [NO_LEADING_COLON, "that does not start with a colon"],
+  ]);
+const Namespace = namespace("a namespace");
+const TargetNamespace = namespace("a target namespace");
+
 const Region = v.pipe(
   v.string(),
-  v.regex(
-    /^[a-z]{2}(-[a-z]+)+-\d+$/,
-    (i) => `Expected an AWS region such as "eu-west-1" but received ${i.received}`,
-  ),
+  v.regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, expected(`an AWS region such as "eu-west-1"`)),
 );
 const Regions = v.pipe(v.array(Region), v.minLength(1, "Expected at least one region"));
 const Period = v.pipe(
   v.number(),
-  v.check(
-    isValidPeriod,
-    (i) => `Expected a period of 1, 5, 10, 30 or a multiple of 60 seconds but received ${i.received}`,
-  ),
+  v.check(isValidPeriod, expected("a period of 1, 5, 10, 30 or a multiple of 60 seconds")),
+  v.maxValue(MAX_SECONDS, expected(`a period of at most ${MAX_SECONDS} seconds (a day)`)),
 );
-const Delay = v.pipe(
-  v.number(),
-  v.integer(),
-  v.minValue(0, (i) => `Expected a delay of 0 seconds or more but received ${i.received}`),
-);
+/** Whole seconds from `min` to `max`, with one message for every way to miss. */
+const seconds = (what: string, min: number) => {
+  const message = expected(`${what} of ${min} to ${MAX_SECONDS} whole seconds`);
+  return v.pipe(v.number(), v.integer(message), v.minValue(min, message), v.maxValue(MAX_SECONDS, message));
+};
 const RoleArn = v.pipe(
   v.string(),
   v.regex(
     /^arn:aws[\w-]*:iam::\d{12}:role\/[\w+=,.@\/-]+$/,
-    (i) => `Expected a role ARN such as "arn:aws:iam::111111111111:role/reader" but received ${i.received}`,
+    expected(`a role ARN such as "arn:aws:iam::111111111111:role/reader"`),
   ),
 );
 /** AssumeRole.ExternalId: 2 to 1,224 characters of [\w+=,.@:\/-] (STS API reference). */
@@ -48,30 +127,40 @@ const ExternalId = v.pipe(
   v.string(),
   v.regex(/^[\w+=,.@:\/-]{2,1224}$/, "Expected 2 to 1224 characters of letters, digits and +=,.@:/-"),
 );
-const DimensionName = v.pipe(v.string(), v.minLength(1), v.maxLength(DIMENSION_NAME_MAX));
-const Namespace = v.pipe(
-  v.string(),
-  v.minLength(1),
-  v.maxLength(NAMESPACE_MAX),
-  v.check((s) => !s.includes(":"), "Expected a namespace without a colon"),
-);
 const Statistic = v.pipe(
   v.string(),
-  v.regex(
-    /^p(\d{1,2}(\.\d{1,2})?|100)$/,
-    (i) => `Expected a percentile such as "p99" or "p99.9" but received ${i.received}`,
-  ),
+  v.regex(/^p(\d{1,2}(\.\d{1,2})?|100)$/, expected(`a percentile such as "p99" or "p99.9"`)),
 );
 
 /** A description for editors, carried into the JSON Schema. */
 const about = <T extends v.GenericSchema>(schema: T, text: string) => v.pipe(schema, v.description(text));
 
+/** valibot reads a list as an object with keys "0", "1", ...; a mapping must be a mapping. */
+const mapping = <T extends v.GenericSchema>(schema: T) =>
+  v.pipe(
+    v.custom<v.InferInput<T>>(
+      (x) => typeof x === "object" && x !== null && !Array.isArray(x),
+      expected("a mapping"),
+    ),
+    schema,
+  );
+const strictMapping = <T extends v.ObjectEntries>(entries: T) =>
+  mapping(v.objectWithRest(entries, v.never()));
+
 const timing = {
   regions: v.optional(about(Regions, "Source regions")),
   period: v.optional(
-    about(Period, "Seconds per forwarded datapoint: 1, 5, 10, 30 or a multiple of 60 (default 60)"),
+    about(
+      Period,
+      "Seconds per forwarded datapoint: 1, 5, 10, 30 or a multiple of 60, at most 86400 (default 60)",
+    ),
   ),
-  delay: v.optional(about(Delay, "Seconds to wait after a period ends before reading it (default 120)")),
+  delay: v.optional(
+    about(
+      seconds("a delay", 0),
+      "Seconds to wait after a period ends before reading it, at most 86400 (default 120)",
+    ),
+  ),
 };
 
 const destinationEntries = {
@@ -79,7 +168,7 @@ const destinationEntries = {
   namespace: v.optional(
     v.pipe(
       v.string(),
-      v.minLength(1),
+      v.minLength(1, expected(`a target namespace of 1 to ${NAMESPACE_MAX} characters`)),
       v.check(
         (s) => !s.replaceAll("{namespace}", "X").startsWith("AWS/"),
         "Expected a namespace that does not begin with AWS/, which AWS reserves for its services",
@@ -121,13 +210,18 @@ const metricEntries = {
   dimensions: v.optional(
     about(v.array(DimensionName), "Forward metrics with exactly this set of dimension names"),
   ),
-  match: v.optional(about(v.record(DimensionName, v.string()), "Glob filters (* and ?) on dimension values")),
+  match: v.optional(
+    about(
+      mapping(v.record(DimensionName, DimensionValue)),
+      "Glob filters (* and ?) on dimension values; one without a wildcard is sent to ListMetrics as the value",
+    ),
+  ),
   streams: v.optional(
-    v.pipe(v.array(v.record(DimensionName, v.pipe(v.string(), v.minLength(1)))), v.minLength(1)),
+    v.pipe(v.array(mapping(v.record(DimensionName, DimensionValue))), v.minLength(1)),
   ),
   unit: v.optional(v.picklist(UNITS, (i) => {
     const hint = closest(String(i.input), [...UNITS]);
-    return `Expected a CloudWatch unit such as "Percent", "Count" or "Bytes/Second" but received ${i.received}${
+    return `${expected(`a CloudWatch unit such as "Percent", "Count" or "Bytes/Second"`)(i)}${
       hint ? `; did you mean "${hint}"?` : ""
     }`;
   })),
@@ -140,17 +234,38 @@ const metricEntries = {
 const defaultsEntries = timing;
 
 const configEntries = {
-  destination: v.optional(v.objectWithRest(destinationEntries, v.never()), {}),
-  defaults: v.optional(v.objectWithRest(defaultsEntries, v.never()), {}),
+  destination: v.optional(strictMapping(destinationEntries), {}),
+  defaults: v.optional(strictMapping(defaultsEntries), {}),
   state_file: v.optional(
     about(v.pipe(v.string(), v.minLength(1)), "Checkpoint file, relative to this file's folder"),
   ),
+  interval: v.optional(
+    about(
+      seconds("an interval", 10),
+      "Seconds between runs of the timer or loop, 10 to 86400: used for the cost estimate and for when the checkpoints may be trusted (default 60)",
+    ),
+    DEFAULT_INTERVAL,
+  ),
+  discovery_interval: v.optional(
+    about(
+      seconds("a discovery interval", 60),
+      "Seconds between ListMetrics listings of each account-region, 60 to 86400; in between, a run reuses the streams the last listing found (default 600)",
+    ),
+    DEFAULT_DISCOVERY_INTERVAL,
+  ),
+  self_metrics: v.optional(
+    about(
+      v.boolean(expected("true or false")),
+      "After each run, write metrics about the forwarder itself (datums forwarded, lag, errors) into the destination (default true)",
+    ),
+    true,
+  ),
   accounts: v.pipe(
-    v.array(v.objectWithRest(accountEntries, v.never())),
+    v.array(strictMapping(accountEntries)),
     v.minLength(1, "Expected at least one account"),
   ),
   metrics: v.pipe(
-    v.array(v.objectWithRest(metricEntries, v.never())),
+    v.array(strictMapping(metricEntries)),
     v.minLength(1, "Expected at least one metrics entry"),
   ),
 };
@@ -182,7 +297,11 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
   const seen = new Set<string>();
   c.accounts.forEach((a, i) => {
     if (seen.has(a.name)) {
-      problem(`Account name "${a.name}" is used twice; names keep accounts apart`, ["accounts", i, "name"]);
+      problem(`Account name ${quote(a.name)} is used twice; names keep accounts apart`, [
+        "accounts",
+        i,
+        "name",
+      ]);
     }
     seen.add(a.name);
   });
@@ -190,7 +309,10 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
     typeof d === "string"
   );
   if (added.length === 2 && added[0] === added[1]) {
-    problem(`The account and region dimensions are both "${added[0]}"`, ["destination", "region_dimension"]);
+    problem(`The account and region dimensions are both ${quote(added[0]!)}`, [
+      "destination",
+      "region_dimension",
+    ]);
   }
   c.metrics.forEach((m, i) => {
     const at = (...p: (string | number)[]) => ["metrics", i, ...p];
@@ -205,21 +327,18 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
     m.streams?.forEach((s, j) => {
       const keys = Object.keys(s).sort().join(",");
       if (keys !== [...names].sort().join(",")) {
-        problem(
-          `Expected the dimensions ${names.map((n) => `"${n}"`).join(", ")} in every stream`,
-          at("streams", j),
-        );
+        problem(`Expected the dimensions ${quoteAll(names)} in every stream`, at("streams", j));
       }
     });
     for (const k of Object.keys(m.match ?? {})) {
       if (!names.includes(k)) {
-        problem(`Cannot match on "${k}": it is not one of the dimensions`, at("match", k));
+        problem(`Cannot match on ${quote(k)}: it is not one of the dimensions`, at("match", k));
       }
     }
     for (const d of added) {
       if (names.includes(d)) {
         problem(
-          `The dimension "${d}" is added by the forwarder and cannot also come from the source`,
+          `The dimension ${quote(d)} is added by the forwarder and cannot also come from the source`,
           at("dimensions"),
         );
       }
@@ -232,20 +351,16 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
         at("dimensions"),
       );
     }
-    const target = c.destination.namespace.replaceAll("{namespace}", m.namespace);
-    if (target.startsWith("AWS/")) {
-      problem(`The target namespace "${target}" begins with AWS/, which AWS reserves`, [
-        "destination",
-        "namespace",
-      ]);
-    }
-    if (target.length > NAMESPACE_MAX) {
-      problem(`The target namespace "${target}" is longer than ${NAMESPACE_MAX} characters`, [
-        "destination",
-        "namespace",
-      ]);
-    }
   });
+  // One line for the target namespace, however many source namespaces share its problem.
+  for (const source of new Set(c.metrics.map((m) => m.namespace))) {
+    const target = c.destination.namespace.replaceAll("{namespace}", source);
+    const issue = v.safeParse(TargetNamespace, target).issues?.[0];
+    const message = target.startsWith("AWS/")
+      ? `The target namespace ${quote(target)} begins with AWS/, which AWS reserves`
+      : issue?.message;
+    if (message !== undefined) return problem(message, ["destination", "namespace"]);
+  }
 }
 
 /** valibot issue paths carry the input of each step; build one for a rawCheck issue. */
@@ -293,6 +408,12 @@ export interface Plan {
     externalId: string | undefined;
   };
   stateFile: string | undefined;
+  /** Seconds between runs: for the cost estimate and for when the checkpoints may be trusted. */
+  interval: number;
+  /** Seconds between ListMetrics listings of each account-region; runs in between reuse the last one. */
+  discoveryInterval: number;
+  /** Whether each run writes metrics about the forwarder itself into the destination. */
+  selfMetrics: boolean;
   sources: SourcePlan[];
 }
 
@@ -309,9 +430,13 @@ export function loadConfigFile(
   let text = bundled;
   if (file !== undefined) {
     try {
+      const size = fs.statSync(file).size;
+      if (size > CONFIG_MAX_BYTES) throw new ConfigError([`${file}:1:1: ${tooBig(size)}`]);
       text = fs.readFileSync(file, "utf8");
     } catch (e) {
-      throw new ConfigError([`Cannot read config "${file}": ${describe(e)}`]);
+      throw escapedLines(
+        e instanceof ConfigError ? e : new ConfigError([`Cannot read config "${file}": ${describe(e)}`]),
+      );
     }
   }
   const name = file ?? "forwarder.yaml";
@@ -320,23 +445,37 @@ export function loadConfigFile(
 
 /**
  * Parses and checks a config, and resolves it into a Plan.
- * Throws ConfigError with every problem, each positioned in `file`.
+ * Throws ConfigError with every problem, each positioned in `file`, each one line.
  */
 export function loadConfig(text: string, file: string, env: Record<string, string | undefined>): Plan {
+  try {
+    return resolve(check(text, file, env), env, file);
+  } catch (e) {
+    if (e instanceof ConfigError) throw escapedLines(e);
+    throw e;
+  }
+}
+
+/** YAML text to a checked config, or a ConfigError with every problem. */
+function check(text: string, file: string, env: Record<string, string | undefined>): Input {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > CONFIG_MAX_BYTES) throw new ConfigError([`${file}:1:1: ${tooBig(bytes)}`]);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const at = (offset: number) => {
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${at(e.pos[0])}: ${e.message.split("\n")[0]}`));
+  const report = new Report(at);
+  const doc = parseYaml(text, lineCounter);
+  if (typeof doc === "number") {
+    throw new ConfigError([`${at(doc)}: Expected at most ${CONFIG_MAX_DEPTH} levels of nesting`]);
   }
-  const problems: string[] = [];
-  const unset = new Set<number>();
-  substituteEnv(doc, env, (message, offset, path) => {
-    problems.push(`${at(offset)}: ${message} (at ${path})`);
-    unset.add(offset);
+  for (const e of doc.errors) report.add(e.pos[0], cut(e.message.split("\n")[0]!));
+  if (report.lines.length > 0) throw new ConfigError(report.lines);
+  const reported = new Set<number>();
+  prepare(doc, env, (message, offset, path) => {
+    report.add(offset, message, path);
+    reported.add(offset);
   });
   let data: unknown;
   try {
@@ -350,35 +489,39 @@ export function loadConfig(text: string, file: string, env: Record<string, strin
         return visit.BREAK;
       },
     });
-    throw new ConfigError([`${at(offset)}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`]);
+    throw new ConfigError([
+      `${at(offset)}: ${cut(e instanceof Error ? e.message.split("\n")[0]! : String(e))}`,
+    ]);
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     throw new ConfigError([
       `${at(0)}: Expected a mapping with the keys destination, defaults, accounts and metrics (at top level)`,
     ]);
   }
-  const result = v.safeParse(ConfigSchema, data);
-  if (!result.success) {
-    for (const issue of result.issues) {
-      const path = issue.path?.map((p) => p.key as string | number) ?? [];
-      const offset = offsetOf(doc, path, issue);
-      // A value left as ${NAME} was already reported as an unset variable.
-      if (unset.has(offset)) continue;
-      problems.push(
-        `${at(offset)}: ${messageOf(issue, path)} (at ${path.join(".") || "top level"})`,
-      );
-    }
+  const result = v.safeParse(ConfigSchema, data, { abortPipeEarly: true });
+  for (const issue of result.issues ?? []) {
+    if (report.full) break;
+    const path = issue.path?.map((p) => p.key as string | number) ?? [];
+    const last = issue.path?.[issue.path.length - 1];
+    const offset = offsetOf(doc, path, issue.type === "never" || last?.origin === "key");
+    // Already reported: a value left as ${NAME}, or a key refused before valibot saw the data.
+    if (!reported.has(offset)) report.add(offset, messageOf(issue, path), path);
   }
-  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  const c = result.output;
-  const region = c.destination.region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"];
+  if (report.lines.length > 0 || !result.success) throw new ConfigError(report.lines);
+  return result.output;
+}
+
+/** The checked config resolved into sources: one per account and region, settings inherited. */
+function resolve(c: Input, env: Record<string, string | undefined>, file: string): Plan {
+  const variable = ["AWS_REGION", "AWS_DEFAULT_REGION"].find((name) => env[name]);
+  const region = c.destination.region ?? (variable ? env[variable] : undefined);
   if (region === undefined) {
     throw new ConfigError([
-      `${
-        at(0)
-      }: Cannot choose the destination region: set destination.region, AWS_REGION or AWS_DEFAULT_REGION (at destination.region)`,
+      `${file}:1:1: Cannot choose the destination region: set destination.region, AWS_REGION or AWS_DEFAULT_REGION (at destination.region)`,
     ]);
   }
+  const wrong = v.safeParse(Region, region).issues?.[0];
+  if (wrong) throw new ConfigError([`${file}:1:1: ${wrong.message} in ${variable} (at destination.region)`]);
   const sources: SourcePlan[] = [];
   for (const a of c.accounts) {
     const metrics = c.metrics.map((m) => ({
@@ -414,68 +557,223 @@ export function loadConfig(text: string, file: string, env: Record<string, strin
       externalId: c.destination.external_id,
     },
     stateFile: c.state_file,
+    interval: c.interval,
+    discoveryInterval: c.discovery_interval,
+    selfMetrics: c.self_metrics,
     sources,
   };
 }
 
-/** Replaces ${NAME} in every string scalar with the environment variable; an unset one is a problem. */
-function substituteEnv(
+/** The problems found, one line each; past MAX_PROBLEMS, a last line says that there are more. */
+class Report {
+  readonly lines: string[] = [];
+  constructor(private readonly at: (offset: number) => string) {}
+  get full(): boolean {
+    return this.lines.length > MAX_PROBLEMS;
+  }
+  add(offset: number, message: string, path?: (string | number)[]) {
+    if (this.full) return;
+    this.lines.push(
+      this.lines.length < MAX_PROBLEMS
+        ? `${this.at(offset)}: ${message}${path ? ` (at ${pathText(path)})` : ""}`
+        : `${
+          this.at(offset)
+        }: Cannot report more than ${MAX_PROBLEMS} problems at once: fix these and check again`,
+    );
+  }
+}
+
+// ---- YAML, guarded ----
+
+/**
+ * Parses YAML as `parseDocument` does, but watches the parser's stack and gives up, returning the offset,
+ * once collections nest deeper than CONFIG_MAX_DEPTH: building and walking a deeply nested document costs
+ * time and memory that grow faster than the text.
+ */
+function parseYaml(text: string, lineCounter: LineCounter): Document.Parsed | number {
+  const parser = new Parser(lineCounter.addNewLine);
+  lineCounter.addNewLine(0);
+  const tokens: CST.Token[] = [];
+  for (const lexeme of new Lexer().lex(text)) {
+    for (const token of parser.next(lexeme)) tokens.push(token);
+    if (parser.stack.length > CONFIG_MAX_DEPTH) {
+      const collections = parser.stack.filter((t) => COLLECTIONS.has(t.type));
+      if (collections.length > CONFIG_MAX_DEPTH) return collections[CONFIG_MAX_DEPTH]!.offset;
+    }
+  }
+  for (const token of parser.end()) tokens.push(token);
+  // "error" keeps yaml from printing warnings of its own, such as one about a list used as a key.
+  // uniqueKeys: yaml compares each key with every other (quadratic); prepare() checks them with a Set.
+  const docs = new Composer({ logLevel: "error", uniqueKeys: false }).compose(tokens, true, text.length);
+  const first = docs.next();
+  if (first.done) throw new Error("a YAML composer always ends with a document");
+  const second = docs.next();
+  if (!second.done) {
+    const start = second.value.range[0];
+    const message = "Expected one YAML document, not several separated by ---";
+    first.value.errors.push(new YAMLParseError([start, start + 1], "MULTIPLE_DOCS", message));
+  }
+  return first.value;
+}
+
+/** CST tokens that nest. */
+const COLLECTIONS = new Set(["block-map", "block-seq", "flow-collection"]);
+
+/**
+ * Walks the document once before it becomes data: replaces ${NAME} in every string with the environment
+ * variable (an unset one is a problem) and refuses keys given twice, keys that could reach a prototype, and
+ * keys that are lists or mappings. The nesting is bounded by then, so recursion is safe.
+ */
+function prepare(
   doc: Document,
   env: Record<string, string | undefined>,
-  problem: (m: string, offset: number, path: string) => void,
+  problem: (m: string, offset: number, path: (string | number)[]) => void,
 ) {
-  visit(doc, {
-    Scalar(key, node, ancestors) {
-      if (typeof node.value !== "string" || !node.value.includes("${")) return;
-      node.value = node.value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => {
-        const value = env[name];
-        if (value === undefined || value === "") {
-          problem(`Environment variable "${name}" is not set`, node.range?.[0] ?? 0, dotPath(ancestors, key));
-          return whole;
-        }
-        return value;
-      });
-    },
-  });
+  const substitute = (node: unknown, path: (string | number)[]) => {
+    if (!isScalar(node) || typeof node.value !== "string" || !node.value.includes("${")) return;
+    const offset = node.range?.[0] ?? 0;
+    node.value = node.value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => {
+      const value = Object.hasOwn(env, name) ? env[name] : undefined;
+      if (typeof value === "string" && value !== "") return value;
+      problem(`Environment variable ${quote(name)} is not set`, offset, path);
+      return whole;
+    });
+  };
+  const walk = (node: unknown, path: (string | number)[]) => {
+    if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i]));
+    if (!isMap(node)) return substitute(node, path);
+    const seen = new Set<string>();
+    const refused = new Set<unknown>();
+    for (const pair of node.items) {
+      const offset = (pair.key as Node | null)?.range?.[0] ?? node.range?.[0] ?? 0;
+      if (isCollection(pair.key)) {
+        problem(
+          `Expected a plain key but received ${isSeq(pair.key) ? "a list" : "a mapping"}`,
+          offset,
+          path,
+        );
+        refused.add(pair);
+        continue;
+      }
+      substitute(pair.key, path);
+      const name = keyText(pair.key);
+      const at = [...path, name];
+      if (seen.has(name)) problem(`Expected each key once, but ${quote(name)} is given again`, offset, at);
+      else if (FORBIDDEN_KEYS.has(name)) problem(unknownKey(name, path), offset, at);
+      else walk(pair.value, at);
+      if (seen.has(name) || FORBIDDEN_KEYS.has(name)) refused.add(pair);
+      seen.add(name);
+    }
+    // What was refused never becomes data: a key given twice, or one that could reach a prototype.
+    if (refused.size > 0) node.items = node.items.filter((pair) => !refused.has(pair));
+  };
+  walk(doc.contents, []);
 }
 
-/** The dot path of a node from the ancestors `visit` passes: map keys by name, sequence items by index. */
-function dotPath(ancestors: readonly unknown[], key: number | "key" | "value" | null): string {
-  const parts: (string | number)[] = [];
-  ancestors.forEach((a, i) => {
-    const child = ancestors[i + 1];
-    if (isPair(a) && isScalar(a.key)) parts.push(String(a.key.value));
-    if (isSeq(a)) parts.push(child === undefined ? Number(key) : a.items.indexOf(child as never));
-  });
-  return parts.join(".");
-}
-
-function messageOf(issue: v.BaseIssue<unknown>, path: (string | number)[]): string {
-  const key = path[path.length - 1];
-  if (issue.type === "never" && typeof key === "string") {
-    const pattern = path.slice(0, -1).map((p) => (typeof p === "number" ? "*" : p)).join(".");
-    const hint = closest(key, KNOWN_KEYS[pattern] ?? []);
-    return `Unknown key "${key}"${hint ? `; did you mean "${hint}"?` : ""}`;
+/** The key or value node at a path; keys compare as text, as they do once the document is data. */
+function nodeAt(doc: Document, path: (string | number)[]): { key?: Node; value?: Node } {
+  let node: unknown = doc.contents;
+  let key: Node | undefined;
+  for (const step of path) {
+    if (isSeq(node)) [key, node] = [undefined, node.items[Number(step)]];
+    else if (isMap(node)) {
+      const pair = node.items.find((p) => keyText(p.key) === String(step));
+      if (pair === undefined) return {};
+      [key, node] = [pair.key as Node, pair.value];
+    } else return {};
   }
-  if (issue.input === undefined && typeof key === "string") return `Missing key "${key}"`;
-  return issue.message;
+  return { ...(key && { key }), ...(node !== undefined && node !== null && { value: node as Node }) };
+}
+
+/** A key as it becomes a property name once the document is data. */
+function keyText(key: unknown): string {
+  return isScalar(key) && key.value !== null && key.value !== undefined ? String(key.value) : "";
 }
 
 /** The source offset of the key or value a problem is about: a missing key points at its parent. */
-function offsetOf(doc: Document, path: (string | number)[], issue: v.BaseIssue<unknown>): number {
+function offsetOf(doc: Document, path: (string | number)[], atKey: boolean): number {
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-    if (n === path.length && issue.type === "never") {
-      const parent = doc.getIn(path.slice(0, -1), true);
-      if (isMap(parent)) {
-        const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[n - 1]);
-        if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
-      }
-    }
+    const { key, value } = nodeAt(doc, path.slice(0, n));
+    const node = n === path.length && atKey ? key ?? value : value;
     if (node?.range) return node.range[0];
-    if (n === 0) return (doc.contents as Node | null)?.range?.[0] ?? 0;
   }
   return 0;
+}
+
+// ---- Messages ----
+
+function messageOf(issue: v.BaseIssue<unknown>, path: (string | number)[]): string {
+  const key = path[path.length - 1];
+  if (issue.type === "never" && typeof key === "string") return unknownKey(key, path.slice(0, -1));
+  if (issue.input === undefined && typeof key === "string") return `Missing key ${quote(key)}`;
+  // valibot's own messages quote a string whole; quote it cut and escaped instead.
+  if (typeof issue.input === "string" && issue.message.includes(issue.received)) {
+    return issue.message.replace(issue.received, () => quote(issue.input as string));
+  }
+  return issue.message;
+}
+
+function unknownKey(key: string, parent: (string | number)[]): string {
+  const pattern = parent.map((p) => (typeof p === "number" ? "*" : p)).join(".");
+  const hint = closest(key, KNOWN_KEYS[pattern] ?? []);
+  return `Unknown key ${quote(key)}${hint ? `; did you mean "${hint}"?` : ""}`;
+}
+
+/** Control characters (C0, DEL, C1) and the two Unicode line breaks: everything but these ranges. */
+const CONTROL = /[^ -~\u00a0-\u2027\u202a-\uffff]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+/** Control characters as JSON string escapes, so that text stays on one line. */
+const escapeControls = (s: string) =>
+  s.replace(CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+/** The first `max` characters, without half of a surrogate pair. */
+function head(s: string, max: number): string {
+  const h = s.slice(0, max);
+  return /[\ud800-\udbff]$/.test(h) ? h.slice(0, -1) : h;
+}
+
+/** A string as a message quotes it: in JSON quotes, escaped to one line, cut after QUOTE_MAX characters. */
+function quote(s: string, length = true): string {
+  if (s.length <= QUOTE_MAX) return escapeControls(JSON.stringify(s));
+  const shown = `${escapeControls(JSON.stringify(head(s, QUOTE_MAX))).slice(0, -1)}…"`;
+  return length ? `${shown} (${s.length.toLocaleString("en-US")} characters)` : shown;
+}
+
+/** Up to five quoted names, then how many more. */
+function quoteAll(names: string[]): string {
+  const listed = names.slice(0, 5).map((n) => quote(n)).join(", ");
+  return names.length > 5 ? `${listed} and ${names.length - 5} more` : listed;
+}
+
+/** Any value as a message shows what was received. */
+function shown(x: unknown): string {
+  if (typeof x === "string") return quote(x);
+  if (Array.isArray(x)) return "a list";
+  if (typeof x === "object" && x !== null) return "a mapping";
+  return String(x);
+}
+
+/** A dot path; a key that is empty, long, or holds spaces or control characters is quoted. */
+function pathText(path: (string | number)[]): string {
+  const keys = path.map((p) =>
+    typeof p === "number" ? String(p) : /^[!-~]+$/.test(p) && p.length <= QUOTE_MAX ? p : quote(p, false)
+  );
+  return keys.join(".") || "top level";
+}
+
+/** Text from elsewhere (a parser's message) escaped to one line and cut. */
+function cut(s: string, max = 100): string {
+  return s.length > max ? `${escapeControls(head(s, max))}…` : escapeControls(s);
+}
+
+/** A ConfigError whose every line is one line, whatever its parts held. */
+function escapedLines(e: ConfigError): ConfigError {
+  return new ConfigError(e.problems.map((p) => cut(p, 1000)));
+}
+
+function tooBig(bytes: number): string {
+  const mb = Math.ceil(bytes / 100_000) / 10;
+  return `Cannot read config: ${mb} MB is more than the ${CONFIG_MAX_BYTES / 1_000_000} MB a config may have`;
 }
 
 /** A misspelt key's nearest known key, when it is close enough to be what was meant. */
@@ -483,6 +781,8 @@ function closest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {
+    // The distance is at least the difference in length: skip what cannot be close (and huge words).
+    if (Math.abs(word.length - c.length) >= bestDistance) continue;
     const d = editDistance(word.toLowerCase(), c);
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }

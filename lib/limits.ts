@@ -23,6 +23,8 @@ export const LIST_MAX_DIMENSION_FILTERS = 10;
 
 /** Dimension.Name: 1 to 255 characters (API reference, Dimension). */
 export const DIMENSION_NAME_MAX = 255;
+/** Dimension.Value: 1 to 1,024 characters (API reference, Dimension). */
+export const DIMENSION_VALUE_MAX = 1024;
 /** Namespace: 1 to 255 characters (API reference, PutMetricData). */
 export const NAMESPACE_MAX = 255;
 /** MetricName: 1 to 255 characters (API reference, MetricDatum). */

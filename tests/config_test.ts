@@ -79,6 +79,35 @@ metrics:
   assert.deepEqual(plan.sources[1]!.metrics[0]!.dimensions, ["d"]);
 });
 
+test("loadConfig() resolves interval, discovery_interval and self_metrics, each with its default", () => {
+  const plan = (top: string) => {
+    const { interval, discoveryInterval, selfMetrics } = loadConfig(
+      config("", "dimensions: [d]", top),
+      "f.yaml",
+      ENV,
+    );
+    return { interval, discoveryInterval, selfMetrics };
+  };
+  assert.deepEqual(plan(""), { interval: 60, discoveryInterval: 600, selfMetrics: true });
+  assert.deepEqual(plan("interval: 300\ndiscovery_interval: 3600\nself_metrics: false\n"), {
+    interval: 300,
+    discoveryInterval: 3600,
+    selfMetrics: false,
+  });
+  assert.deepEqual(plan("interval: 10\ndiscovery_interval: 86400\n"), {
+    interval: 10,
+    discoveryInterval: 86400,
+    selfMetrics: true,
+  });
+  assert.equal(
+    verdict(config("", "dimensions: [d]", "interval: 86401\ndiscovery_interval: 59\n")),
+    [
+      "Expected an interval of 10 to 86400 whole seconds but received 86401 (at interval)",
+      "Expected a discovery interval of 60 to 86400 whole seconds but received 59 (at discovery_interval)",
+    ].join("\n"),
+  );
+});
+
 test("loadConfig() needs a destination region from the config or the environment", () => {
   const text = "accounts: [{ name: a }]\nmetrics: [{ namespace: X, names: [m], dimensions: [d] }]\n";
   assert.deepEqual(problems(text, "f.yaml", {}), [
@@ -88,6 +117,13 @@ test("loadConfig() needs a destination region from the config or the environment
     loadConfig(text, "f.yaml", { AWS_DEFAULT_REGION: "ap-south-1" }).destination.region,
     "ap-south-1",
   );
+  assert.equal(
+    loadConfig(text, "f.yaml", { AWS_REGION: "", AWS_DEFAULT_REGION: "ap-south-1" }).destination.region,
+    "ap-south-1",
+  );
+  assert.deepEqual(problems(text, "f.yaml", { AWS_REGION: "Ireland\n" }), [
+    'f.yaml:1:1: Expected an AWS region such as "eu-west-1" but received "Ireland\\n" in AWS_REGION (at destination.region)',
+  ]);
 });
 
 for (const name of fs.readdirSync(fixtures).filter((f) => f.endsWith(".bad.yaml")).sort()) {
@@ -98,6 +134,227 @@ for (const name of fs.readdirSync(fixtures).filter((f) => f.endsWith(".bad.yaml"
     assert.deepEqual(problems(text, name), expected);
   });
 }
+
+/** A config with one metrics entry; `destination` and `entry` are the flow-mapping entries to add. */
+function config(destination: string, entry: string, top = ""): string {
+  return `${top}destination: { region: eu-west-1, ${destination} }
+accounts: [{ name: production }]
+metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], ${entry} }]
+`;
+}
+
+/** What loadConfig() says about a config: "OK" or its problems without the file and position. */
+function verdict(text: string, env: Record<string, string> = ENV): string {
+  return problems(text, "f.yaml", env).map((p) => p.replace(/^f\.yaml:\d+:\d+: /, "")).join("\n") || "OK";
+}
+
+const q = JSON.stringify;
+
+test("loadConfig() keeps to CloudWatch's namespace rules, in the source and the target", () => {
+  const cases: [string, string, string][] = [
+    // [destination.namespace, metrics[].namespace, verdict]
+    ["Fwd:{namespace}", "AWS/ECS", "OK"],
+    ["Forwarded/{namespace}", "My App/v1.2_x-y#z:w", "OK"],
+    ["Copy", "AWS/ECS", "OK"],
+    [`${"x".repeat(247)}/{namespace}`, "AWS/ECS", "OK"],
+    [
+      ":Fwd",
+      "AWS/ECS",
+      'Expected a target namespace that does not start with a colon but received ":Fwd" (at destination.namespace)',
+    ],
+    [
+      "Fwd/ÄÖ",
+      "AWS/ECS",
+      'Expected a target namespace of letters, digits, spaces and . - _ / # : but received "Fwd/ÄÖ" (at destination.namespace)',
+    ],
+    [
+      "Fwd/{namespace}",
+      ":X",
+      'Expected a namespace that does not start with a colon but received ":X" (at metrics.0.namespace)',
+    ],
+    [
+      "Fwd/{namespace}",
+      "Tab\tbed",
+      'Expected a namespace of letters, digits, spaces and . - _ / # : but received "Tab\\tbed" (at metrics.0.namespace)',
+    ],
+    [
+      "Fwd/{name}",
+      "AWS/ECS",
+      'Expected a target namespace of letters, digits, spaces and . - _ / # : but received "Fwd/{name}" (at destination.namespace)',
+    ],
+    [
+      "{namespace}",
+      "AWS/ECS",
+      'The target namespace "AWS/ECS" begins with AWS/, which AWS reserves (at destination.namespace)',
+    ],
+    [
+      `${"x".repeat(248)}/{namespace}`,
+      "AWS/ECS",
+      `Expected a target namespace of 1 to 255 characters but received "${
+        "x".repeat(60)
+      }…" (256 characters) (at destination.namespace)`,
+    ],
+  ];
+  for (const [target, source, expected] of cases) {
+    const text = config(`namespace: ${q(target)}`, `dimensions: [d]`).replace("AWS/ECS", source);
+    assert.equal(verdict(text.replace(`namespace: AWS/ECS`, `namespace: ${q(source)}`)), expected, target);
+  }
+});
+
+test("loadConfig() keeps to CloudWatch's dimension rules wherever the config names a dimension", () => {
+  // Every place whose text becomes a dimension name or value, in the destination or in a request.
+  const places: [string, (s: string) => string, string][] = [
+    ["name", (s) => config("", `dimensions: [${q(s)}]`), "metrics.0.dimensions.0"],
+    ["name", (s) => config("", `dimensions: [${q(s)}], match: { ${q(s)}: x }`), "metrics.0.match"],
+    ["name", (s) => config("", `streams: [{ ${q(s)}: x }]`), "metrics.0.streams.0"],
+    ["name", (s) => config(`account_dimension: ${q(s)}`, "dimensions: [d]"), "destination.account_dimension"],
+    ["name", (s) => config(`region_dimension: ${q(s)}`, "dimensions: [d]"), "destination.region_dimension"],
+    ["value", (s) => config("", `dimensions: [d], match: { d: ${q(s)} }`), "metrics.0.match.d"],
+    ["value", (s) => config("", `streams: [{ d: ${q(s)} }]`), "metrics.0.streams.0.d"],
+  ];
+  const valid: Record<string, string[]> = {
+    name: ["ClusterName", "aws:cloudformation:stack-name", "a b", "n".repeat(255)],
+    value: ["prod", " x ", ":x", "v".repeat(1024)],
+  };
+  const invalid: Record<string, [string, string][]> = {
+    name: [
+      ["", 'Expected a dimension name of 1 to 255 characters but received ""'],
+      [" ", 'Expected a dimension name with a character other than a space but received " "'],
+      [
+        "a\tb",
+        'Expected a dimension name of ASCII characters without control characters but received "a\\tb"',
+      ],
+      [":a", 'Expected a dimension name that does not start with a colon but received ":a"'],
+      [
+        "Größe",
+        'Expected a dimension name of ASCII characters without control characters but received "Größe"',
+      ],
+      [
+        "n".repeat(256),
+        `Expected a dimension name of 1 to 255 characters but received "${"n".repeat(60)}…" (256 characters)`,
+      ],
+    ],
+    value: [
+      ["  ", 'Expected a dimension value with a character other than a space but received "  "'],
+      [
+        "a\nb",
+        'Expected a dimension value of ASCII characters without control characters but received "a\\nb"',
+      ],
+      ["é", 'Expected a dimension value of ASCII characters without control characters but received "é"'],
+      [
+        "v".repeat(1025),
+        `Expected a dimension value of 1 to 1024 characters but received "${
+          "v".repeat(60)
+        }…" (1,025 characters)`,
+      ],
+    ],
+  };
+  for (const [kind, place, path] of places) {
+    for (const s of valid[kind]!) assert.equal(verdict(place(s)), "OK", `${kind} ${q(s)} at ${path}`);
+    for (const [s, message] of invalid[kind]!) {
+      const found = problems(place(s), "f.yaml");
+      assert.ok(
+        found.some((p) => p.includes(`: ${message} (at ${path}`)),
+        `${kind} ${q(s)} at ${path}: ${found}`,
+      );
+    }
+  }
+  // A match value without wildcards goes to ListMetrics as a dimension value; one with them is a pattern.
+  assert.equal(verdict(config("", 'dimensions: [d], match: { d: "prod-*" }')), "OK");
+});
+
+test("loadConfig() refuses __proto__, constructor and prototype as keys, and never changes a prototype", () => {
+  const text = config("__proto__: { polluted: 1 }", "dimensions: [d], constructor: { polluted: 1 }")
+    .replace("{ name: production }", "{ name: production, prototype: 1 }");
+  assert.deepEqual(verdict(text).split("\n"), [
+    'Unknown key "__proto__" (at destination.__proto__)',
+    'Unknown key "prototype" (at accounts.0.prototype)',
+    'Unknown key "constructor" (at metrics.0.constructor)',
+  ]);
+  assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+  assert.equal(Object.getPrototypeOf({}), Object.prototype);
+});
+
+test("loadConfig() reads only the environment's own strings for ${NAME}", () => {
+  for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+    assert.equal(
+      verdict(config(`role_arn: "\${${name}}"`, "dimensions: [d]")),
+      `Environment variable "${name}" is not set (at destination.role_arn)`,
+    );
+  }
+  const env = Object.assign(Object.create({ INHERITED: "arn:aws:iam::111111111111:role/r" }), ENV);
+  assert.equal(
+    verdict(config('role_arn: "${INHERITED}"', "dimensions: [d]"), env),
+    'Environment variable "INHERITED" is not set (at destination.role_arn)',
+  );
+  assert.equal(verdict(config('role_arn: "${ROLE}"', "dimensions: [d]")), "OK");
+});
+
+test("loadConfig() answers huge values and files with one short line", () => {
+  const huge = "x".repeat(10_000_000);
+  const cases: [string, string, Record<string, string>][] = [
+    ["a 10 MB file", config(`role_arn: ${huge}`, "dimensions: [d]"), ENV],
+    ["a 10 MB variable", config('region: "${HUGE}"', "dimensions: [d]").replace("region: eu-west-1, ", ""), {
+      HUGE: `${huge}\n`,
+    }],
+    ["a 900 kB value", config("", "dimensions: [d]").replace("eu-west-1", huge.slice(0, 900_000)), ENV],
+    [
+      "a 900 kB key",
+      config("", "dimensions: [d]").replace("region:", `"${huge.slice(0, 900_000)}\t": 1, region:`),
+      ENV,
+    ],
+    ["a 900 kB variable name", config(`role_arn: "\${${"X".repeat(900_000)}}"`, "dimensions: [d]"), ENV],
+  ];
+  for (const [name, text, env] of cases) {
+    const started = performance.now();
+    const found = problems(text, "f.yaml", env);
+    const ms = performance.now() - started;
+    assert.equal(found.length, 1, name);
+    assert.ok(found[0]!.length < 300, `${name}: ${found[0]!.length} characters`);
+    assert.ok(!/[\n\r\t]/.test(found[0]!), name);
+    assert.ok(ms < 2000, `${name} took ${ms} ms`);
+  }
+  assert.deepEqual(problems(config(`role_arn: ${huge}`, "dimensions: [d]"), "f.yaml"), [
+    "f.yaml:1:1: Cannot read config: 10.1 MB is more than the 1 MB a config may have",
+  ]);
+});
+
+test("loadConfig() refuses deep nesting at once, however it is written", () => {
+  const n = 5000;
+  // Block mappings indented one space per level fit 1,400 levels into 1 MB; 5,000 are refused for size.
+  let block = "";
+  for (let i = 0; i < 1400; i++) block += `${" ".repeat(i)}a:\n`;
+  const cases: [string, string, string][] = [
+    ["flow sequences", `accounts: ${"[".repeat(n)}${"]".repeat(n)}\n`, "f.yaml:1:42: "],
+    ["flow mappings", `accounts: ${"{a: ".repeat(n)}1${"}".repeat(n)}\n`, "f.yaml:1:135: "],
+    ["block mappings", block, "f.yaml:33:33: "],
+    ["block sequences", `${"- ".repeat(n)}x\n`, "f.yaml:1:65: "],
+    ["explicit keys", `${"? ".repeat(n)}x\n`, "f.yaml:1:65: "],
+    ["unclosed", `accounts: ${"[".repeat(n)}\n`, "f.yaml:1:42: "],
+  ];
+  for (const [name, text, at] of cases) {
+    const started = performance.now();
+    const found = problems(text, "f.yaml");
+    const ms = performance.now() - started;
+    assert.deepEqual(found, [`${at}Expected at most 32 levels of nesting`], name);
+    // Generous: only a guard against the minutes and gigabytes such input took before.
+    assert.ok(ms < 2000, `${name} took ${ms} ms`);
+  }
+  const nested = (levels: number) => `accounts: ${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}\n`;
+  assert.ok(!verdict(nested(32)).includes("levels of nesting"));
+  assert.ok(verdict(nested(33)).includes("levels of nesting"));
+});
+
+test("loadConfig() reports at most 50 problems, then says that there are more", () => {
+  const keys = Array.from({ length: 60 }, (_, i) => `k${i}: 1`).join(", ");
+  const found = problems(config(keys, "dimensions: [d]"), "f.yaml");
+  assert.equal(found.length, 51);
+  assert.equal(found[0], 'f.yaml:1:35: Unknown key "k0" (at destination.k0)');
+  assert.equal(
+    found[50],
+    "f.yaml:1:425: Cannot report more than 50 problems at once: fix these and check again",
+  );
+});
 
 test("the committed JSON Schema matches the valibot schema (npm run schema regenerates it)", () => {
   assert.equal(fs.readFileSync(SCHEMA_FILE, "utf8"), jsonSchema());
@@ -142,6 +399,15 @@ const TOKENS = [
   "|",
   ">",
   "%",
+  "__proto__",
+  "constructor: 1",
+  "${constructor}",
+  "[".repeat(40),
+  "{a: ".repeat(40),
+  '"\\t\\n\\u0007"',
+  "Fwd:ÄÖ",
+  "6e21",
+  "x".repeat(300),
 ];
 
 test("loadConfig() ends 1,000 mutated configs in a plan or in one-line positioned errors, never a crash", () => {
@@ -187,7 +453,7 @@ test("loadConfig() ends 1,000 mutated configs in a plan or in one-line positione
     }
     if (found.length === 0) ok++;
     else refused++;
-    for (const p of found) assert.match(p, /^forwarder\.yaml:\d+:\d+: [^\n]+$/, `seed ${seed}`);
+    for (const p of found) assert.match(p, /^forwarder\.yaml:\d+:\d+: [^\n\r\u2028\u2029]+$/, `seed ${seed}`);
   }
   // Both outcomes occur, so the mutations reach past the parser and into the checks.
   assert.ok(ok > 20 && refused > 500, `${ok} accepted, ${refused} refused`);

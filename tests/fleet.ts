@@ -138,33 +138,60 @@ export async function seedFleet(emu: Emulator, from: number, to: number, bigServ
 
 const STATS = ["SampleCount", "Sum", "Minimum", "Maximum", "Average"];
 
-/** Every statistic, per period, of a metric: `stat -> [time, value][]`. */
-async function statsOf(
-  emu: Emulator,
-  account: string,
-  region: string,
-  metric: Metric,
-  from: number,
-  to: number,
-  extra: string[] = [],
-) {
-  const r = await cloudWatch(emu.url, account, region).send(
-    new GetMetricDataCommand({
-      StartTime: new Date(from),
-      EndTime: new Date(to),
-      ScanBy: "TimestampAscending",
-      MetricDataQueries: [...STATS, ...extra].map((stat, i) => ({
-        Id: `s${i}`,
-        MetricStat: { Metric: metric, Period: 60, Stat: stat },
-      })),
-    }),
-  );
-  return Object.fromEntries(
-    r.MetricDataResults!.map((
-      m,
-      i,
-    ) => [[...STATS, ...extra][i], m.Timestamps!.map((t, k) => [t.getTime(), m.Values![k]])]),
-  );
+/** One statistic of one metric, read from an account and region. */
+interface Read {
+  account: string;
+  region: string;
+  metric: Metric;
+  stat: string;
+}
+
+/** Per period, `[time, value]`, oldest first. */
+type Series = [number, number][];
+
+/**
+ * GetMetricData takes up to 500 queries a call (API reference: GetMetricData). Reading in full calls keeps a
+ * check of the whole fleet to a dozen calls per account-region, far under the emulator's 50 calls a second.
+ */
+const QUERIES_PER_CALL = 500;
+
+/** Reads every statistic asked for over [from, to), with 60 s periods, in as few calls as the API allows. */
+async function readAll(emu: Emulator, reads: Read[], from: number, to: number): Promise<Series[]> {
+  const out: Series[] = reads.map(() => []);
+  const bySource = new Map<string, number[]>();
+  reads.forEach((r, i) => {
+    const k = JSON.stringify([r.account, r.region]);
+    bySource.set(k, [...(bySource.get(k) ?? []), i]);
+  });
+  for (const [k, indexes] of bySource) {
+    const [account, region] = JSON.parse(k) as [string, string];
+    const cw = cloudWatch(emu.url, account, region);
+    for (let b = 0; b < indexes.length; b += QUERIES_PER_CALL) {
+      const batch = indexes.slice(b, b + QUERIES_PER_CALL);
+      const queries = batch.map((i, q) => ({
+        Id: `q${q}`,
+        MetricStat: { Metric: reads[i]!.metric, Period: 60, Stat: reads[i]!.stat },
+      }));
+      let token: string | undefined;
+      do {
+        const r = await cw.send(
+          new GetMetricDataCommand({
+            StartTime: new Date(from),
+            EndTime: new Date(to),
+            ScanBy: "TimestampAscending",
+            MetricDataQueries: queries,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        );
+        for (const m of r.MetricDataResults!) {
+          const series = out[batch[Number(m.Id!.slice(1))]!]!;
+          m.Timestamps!.forEach((t, n) => series.push([t.getTime(), m.Values![n]!]));
+        }
+        token = r.NextToken;
+      } while (token);
+    }
+  }
+  return out;
 }
 
 async function listAll(emu: Emulator, account: string, region: string, namespace: string) {
@@ -182,10 +209,19 @@ async function listAll(emu: Emulator, account: string, region: string, namespace
 
 /**
  * Asserts that for every source stream, every period of [from, to) has the same five statistics in the
- * destination, and that the destination holds nothing else. Returns the number of periods compared.
+ * destination, each extra statistic (p99) once a period with the source's value, and that the destination
+ * holds nothing else. Returns the number of periods compared.
  */
 export async function assertForwarded(emu: Emulator, from: number, to: number, sources = fleetSources()) {
-  let compared = 0;
+  const reads: Read[] = [];
+  const read = (account: string, region: string, metric: Metric, stat: string) =>
+    reads.push({ account, region, metric, stat }) - 1;
+  const checks: {
+    label: string;
+    source: number[];
+    dest: number[];
+    extras: { stat: string; source: number; count: number; value: number }[];
+  }[] = [];
   let expectedMetrics = 0;
   for (const [name, account, region] of sources) {
     for (
@@ -198,35 +234,43 @@ export async function assertForwarded(emu: Emulator, from: number, to: number, s
       );
       expectedMetrics += metrics.length * (1 + extra.length);
       for (const m of metrics) {
-        const source = await statsOf(emu, account, region, m, from, to, [...extra]);
         const dims: Dimension[] = [...m.Dimensions!, { Name: "SourceAccount", Value: name }, {
           Name: "SourceRegion",
           Value: region,
         }];
-        const dest = await statsOf(
-          emu,
-          DEST,
-          "eu-west-1",
-          { Namespace: `Forwarded/${namespace}`, MetricName: m.MetricName, Dimensions: dims },
-          from,
-          to,
-        );
-        const label = `${name}/${region}/${m.MetricName}/${m.Dimensions!.map((d) => d.Value).join(",")}`;
-        assert.deepEqual(dest, Object.fromEntries(STATS.map((s) => [s, source[s]])), label);
-        assert.ok(source["SampleCount"]!.length > 0, `${label} has data to compare`);
-        compared += source["SampleCount"]!.length;
-        for (const stat of extra) {
-          const p = await statsOf(
-            emu,
-            DEST,
-            "eu-west-1",
-            { Namespace: `Forwarded/${namespace}`, MetricName: `${m.MetricName}_${stat}`, Dimensions: dims },
-            from,
-            to,
-          );
-          assert.deepEqual(p["Maximum"], source[stat], `${label} ${stat}`);
-        }
+        const target = (metricName: string) => ({
+          Namespace: `Forwarded/${namespace}`,
+          MetricName: metricName,
+          Dimensions: dims,
+        });
+        const dest = (metricName: string, stat: string) => read(DEST, "eu-west-1", target(metricName), stat);
+        checks.push({
+          label: `${name}/${region}/${m.MetricName}/${m.Dimensions!.map((d) => d.Value).join(",")}`,
+          source: STATS.map((stat) => read(account, region, m, stat)),
+          dest: STATS.map((stat) => dest(m.MetricName!, stat)),
+          extras: extra.map((stat) => ({
+            stat,
+            source: read(account, region, m, stat),
+            count: dest(`${m.MetricName}_${stat}`, "SampleCount"),
+            value: dest(`${m.MetricName}_${stat}`, "Maximum"),
+          })),
+        });
       }
+    }
+  }
+  const series = await readAll(emu, reads, from, to);
+  const byStat = (indexes: number[]) => Object.fromEntries(STATS.map((s, i) => [s, series[indexes[i]!]]));
+  let compared = 0;
+  for (const c of checks) {
+    assert.deepEqual(byStat(c.dest), byStat(c.source), c.label);
+    const periods = series[c.source[0]!]!;
+    assert.ok(periods.length > 0, `${c.label} has data to compare`);
+    compared += periods.length;
+    for (const x of c.extras) {
+      const source = series[x.source]!;
+      assert.deepEqual(series[x.value], source, `${c.label} ${x.stat}`);
+      // One datum a period: a percentile written twice keeps its Maximum, but not its SampleCount.
+      assert.deepEqual(series[x.count], source.map(([t]) => [t, 1]), `${c.label} ${x.stat} once a period`);
     }
   }
   const inDestination = (await listAll(emu, DEST, "eu-west-1", "Forwarded/AWS/ECS")).length +

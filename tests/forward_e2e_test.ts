@@ -4,8 +4,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startEmulator } from "../lib/emulator.ts";
-import { assertForwarded, CONFIG, forwarderEnv, MIN, seedFleet, writeConfig } from "./fleet.ts";
+import { type Emulator, startEmulator } from "../lib/emulator.ts";
+import { assertForwarded, CONFIG, DEST, forwarderEnv, MIN, seedFleet, writeConfig } from "./fleet.ts";
 import { runForwarder } from "./helpers.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -39,36 +39,60 @@ test("forward.ts forwards every period with the source's exact statistics, keepi
   }
 });
 
-test("forward.ts makes no more API calls than the limits require", async () => {
+/** The calls made between two snapshots of the emulator's counts, by `account/region` and operation. */
+function callsBetween(
+  before: ReturnType<Emulator["counts"]>,
+  after: ReturnType<Emulator["counts"]>,
+): Record<string, Record<string, number>> {
+  const calls: Record<string, Record<string, number>> = {};
+  for (const [account, byRegion] of Object.entries(after)) {
+    for (const [region, c] of Object.entries(byRegion)) {
+      for (const [op, n] of Object.entries(c.calls)) {
+        const made = n - (before[account]?.[region]?.calls[op] ?? 0);
+        if (made > 0) (calls[`${account}/${region}`] ??= {})[op] = made;
+      }
+    }
+  }
+  return calls;
+}
+
+test("forward.ts makes no more API calls than the limits require, and a steady run reads nothing back", async () => {
   const now = Math.floor(Date.now() / MIN) * MIN;
   const emu = await startEmulator();
   try {
     await seedFleet(emu, now - 10 * MIN, now);
     const config = writeConfig(CONFIG.replace("    external_id: prod-ext-id\n", ""));
-    const seeded = emu.counts();
-    const r = await runForwarder(["--config", config, "--now", iso(now)], forwarderEnv(emu));
-    assert.equal(r.code, 0, r.stderr);
-    // The run's own calls: the counts less the PutMetricData calls that seeded the sources.
-    const calls: Record<string, Record<string, number>> = {};
-    for (const [account, byRegion] of Object.entries(emu.counts())) {
-      for (const [region, c] of Object.entries(byRegion)) {
-        for (const [op, n] of Object.entries(c.calls)) {
-          const run = n - (seeded[account]?.[region]?.calls[op] ?? 0);
-          if (run > 0) (calls[`${account}/${region}`] ??= {})[op] = run;
-        }
-      }
-    }
+    const run = async (at: number) => {
+      const before = emu.counts();
+      const r = await runForwarder(["--config", config, "--now", iso(at)], forwarderEnv(emu));
+      assert.equal(r.code, 0, r.stderr);
+      return { calls: callsBetween(before, emu.counts()), before };
+    };
     // Per source: ListMetrics once per metric name and page (big: 520 metrics a name, so two pages), one
     // GetMetricData call per 500 queries (4 statistics a stream, 5 with p99). The destination: one AssumeRole
     // per account whatever its regions, and one PutMetricData per 1,000 datums of a namespace, all sources
     // together: Forwarded/AWS/ECS gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2.
-    assert.deepEqual(calls, {
+    const steady = {
       "111111111111/eu-west-1": { ListMetrics: 3, GetMetricData: 1 }, // 6 ECS streams x 4 + 1 x 5 = 29 queries
       "111111111111/us-east-1": { ListMetrics: 3, GetMetricData: 1 },
       "222222222222/eu-west-1": { ListMetrics: 3, GetMetricData: 1 },
       "333333333333/eu-west-1": { ListMetrics: 5, GetMetricData: 9 }, // 1,040 streams x 4 = 4,160 queries
       "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+    };
+    // The first run of a new store: no stream has a checkpoint, so each source's step first reads what the
+    // destination holds, one SampleCount query per forwarded metric: 6 ECS + Latency + Latency_p99 = 8
+    // queries for each small source (one call each), 1,040 for big (three calls of up to 500): 6 calls.
+    const first = await run(now);
+    assert.deepEqual(first.calls, {
+      ...steady,
+      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 6, PutMetricData: 3 },
     });
+    const billed = (c: ReturnType<Emulator["counts"]>) =>
+      c[DEST]?.["eu-west-1"]?.billed["GetMetricData"] ?? 0;
+    assert.equal(billed(emu.counts()) - billed(first.before), 3 * 8 + 1_040);
+    // The next tick, a minute later: the store continues the run before it, so it trusts its checkpoints and
+    // reads nothing from the destination; the rest is the same minimum, for the one period each stream owes.
+    assert.deepEqual((await run(now + MIN)).calls, steady);
   } finally {
     await emu.stop();
   }

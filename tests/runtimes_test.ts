@@ -77,7 +77,7 @@ test("bun run forward.ts runs the bundled config with checkpoints in STATE_DIREC
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     assert.match(r.stdout, /^Forwarded 36 datums of 36 streams from 4 of 4 account-regions/);
-    assert.deepEqual(fs.readdirSync(dir), ["forwarder-state.json"]);
+    assert.deepEqual(fs.readdirSync(dir), ["forwarder-state.db"]);
   } finally {
     await emu.stop();
   }
