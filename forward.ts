@@ -15,26 +15,25 @@ import type { CloudWatchApi, Role } from "./lib/aws.ts";
 import { budget, mapLimit } from "./lib/batch.ts";
 import { EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
 import type { SourcePlan } from "./lib/config.ts";
-import { discover } from "./lib/discover.ts";
 import { fetchStats } from "./lib/fetch.ts";
 import { GMD_MAX_DATAPOINTS } from "./lib/limits.ts";
-import { type Producer, publisher, settle, targetOf } from "./lib/publish.ts";
+import { alreadyWritten, datumsOf, type Producer, publisher, targetOf } from "./lib/publish.ts";
 import {
   checkReplay,
   countDatums,
   openStore,
   printDatums,
   refusedFrom,
-  remember,
   report,
   roleOf,
   type Run,
   runSource,
   type SourceTotals,
+  streamsOf,
 } from "./lib/run.ts";
 import * as state from "./lib/state.ts";
 import { readStore, type Store } from "./lib/store.ts";
-import { forEachCall, recentOnly, steps } from "./lib/step.ts";
+import { forEachCall, steps } from "./lib/step.ts";
 
 export { EXIT };
 
@@ -68,8 +67,10 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     checkReplay(args.replay, nowSeconds);
     const configDir = path.dirname(args.config ? path.resolve(args.config) : fileURLToPath(import.meta.url));
     const paths = state.statePath(plan.stateFile, configDir, deps.env);
-    if (args.status) return (state.status(readStore(paths.file), nowSeconds).forEach(deps.out), EXIT.ok);
-    const opening = { clock: deps.now, nowSeconds, interval: 60, info: deps.err };
+    if (args.status) {
+      return (state.status(readStore(paths.file).streams, nowSeconds).forEach(deps.out), EXIT.ok);
+    }
+    const opening = { clock: deps.now, nowSeconds, interval: plan.interval, info: deps.err };
     store = openStore(paths, args.dryRun, opening, deps.err);
     const connecting = { stsRegion: plan.destination.region, now: deps.now, onAnswer: () => store?.touch() };
     const cloudWatch = deps.cloudWatch ?? (await import("./lib/aws.ts")).connector(connecting);
@@ -109,11 +110,12 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer): Promise<
   const totals = { streams: streams.length, datums: 0, refused: 0 };
   const target = targetOf(run.plan, src);
   for await (const step of steps(src, streams, run)) {
+    // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
+    const present = await alreadyWritten(run.destination, step.inDoubt, target, step.window, step.period);
     if (!run.dryRun) await run.store.update(step.keys, (st) => state.intend(st, step.window, run.nowSeconds));
     await forEachCall(run, step, async (part) => {
       const stats = await fetchStats(api, part.streams, part.window, part.period); // GetMetricData, source
-      // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
-      const datums = await settle(run.destination, part, stats, target);
+      const datums = datumsOf(part.streams, stats, target, present);
       totals.datums += countDatums(datums);
       if (run.dryRun) printDatums(datums, run.out);
       else out.write(datums, refusedFrom(src, run, totals)); // PutMetricData, pooled over account-regions

@@ -2,9 +2,12 @@
  * Fetching: GetMetricData in as few calls as its limits allow, mapped back to per-period statistics.
  */
 import type { CloudWatchApi, Metric } from "./aws.ts";
-import { batches } from "./batch.ts";
+import { batches, mapLimit } from "./batch.ts";
 import type { Stream } from "./discover.ts";
 import { GMD_MAX_DATAPOINTS, GMD_MAX_QUERIES } from "./limits.ts";
+
+/** Calls of one fetch in flight at once: enough to hide the round trip; lib/aws.ts paces them to the quota. */
+const CALLS_AT_ONCE = 4;
 
 /** The statistics every forwarded period carries, as one StatisticValues datum. */
 export const STATISTIC_SET = ["SampleCount", "Sum", "Minimum", "Maximum"] as const;
@@ -33,7 +36,8 @@ export async function fetchValues(
 ): Promise<Map<number, number>[]> {
   const out = items.map(() => new Map<number, number>());
   const indexed = items.map((item, i) => ({ item, i }));
-  for (const batch of batches(indexed, queriesPerCall((w.end - w.start) / period))) {
+  const calls = batches(indexed, queriesPerCall((w.end - w.start) / period));
+  await mapLimit(calls, CALLS_AT_ONCE, async (batch) => {
     const queries = batch.map(({ item }, q) => ({
       Id: `q${q}`,
       Metric: item.metric,
@@ -64,7 +68,7 @@ export async function fetchValues(
         throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
       }
     }
-  }
+  });
   return out;
 }
 

@@ -77,57 +77,54 @@ export function toDatums(
 }
 
 /**
- * Which destination datums of the given streams are already there, as `name@t` per stream (undefined
- * streams are not asked about): a metric and period is written as one datum, so its SampleCount tells.
+ * Which destination datums of these streams are already there, as `name@t` per stream: a metric and period
+ * is written as one datum, so its SampleCount tells (GetMetricData in the destination).
  */
 export async function alreadyWritten(
   api: Pick<CloudWatchApi, "getMetricData">,
-  streams: (Stream | undefined)[],
+  streams: Stream[],
   target: (s: Stream) => Target,
   w: { start: number; end: number },
   period: number,
-): Promise<Set<string>[]> {
-  const wanted = streams.flatMap((s, i) =>
-    s
-      ? [undefined, ...s.plan.stats].map((stat) => ({
-        i,
-        name: targetName(s, stat),
-        dims: [...s.dims, ...target(s).dims],
-        namespace: target(s).namespace,
-      }))
-      : []
+): Promise<Map<Stream, Set<string>>> {
+  const wanted = streams.flatMap((s) =>
+    [undefined, ...s.plan.stats].map((stat) => ({ s, name: targetName(s, stat), target: target(s) }))
   );
   const items = wanted.map((x) => ({
-    metric: { Namespace: x.namespace, MetricName: x.name, Dimensions: x.dims },
+    metric: {
+      Namespace: x.target.namespace,
+      MetricName: x.name,
+      Dimensions: [...x.s.dims, ...x.target.dims],
+    },
     stat: "SampleCount",
     unit: undefined,
   }));
   const found = items.length > 0 ? await fetchValues(api, items, w, period) : [];
-  const present = streams.map(() => new Set<string>());
+  const present = new Map<Stream, Set<string>>();
   wanted.forEach((x, k) => {
-    for (const t of found[k]!.keys()) present[x.i]!.add(`${x.name}@${t}`);
+    let set = present.get(x.s);
+    if (!set) present.set(x.s, set = new Set());
+    for (const t of found[k]!.keys()) set.add(`${x.name}@${t}`);
   });
   return present;
 }
 
-/**
- * The datums of a step, by target namespace, less those already in the destination: for the streams in
- * doubt (`doubtful`), the destination's SampleCount is read first (GetMetricData in the destination).
- */
-export async function settle(
-  destination: Pick<CloudWatchApi, "getMetricData">,
-  step: { streams: Stream[]; doubtful: boolean[]; window: { start: number; end: number }; period: number },
+/** The datums of some streams' periods, by target namespace, less those `present` in the destination. */
+export function datumsOf(
+  streams: Stream[],
   stats: PeriodStats[][],
   target: (s: Stream) => Target,
-): Promise<Map<string, Datum[]>> {
-  const asked = step.streams.map((s, i) => (step.doubtful[i] ? s : undefined));
-  const present = await alreadyWritten(destination, asked, target, step.window, step.period);
+  present: Map<Stream, Set<string>>,
+): Map<string, Datum[]> {
   const byNamespace = new Map<string, Datum[]>();
-  step.streams.forEach((s, i) => {
+  streams.forEach((s, i) => {
     const t = target(s);
     let list = byNamespace.get(t.namespace);
     if (!list) byNamespace.set(t.namespace, list = []);
-    for (const d of toDatums(s, stats[i]!, t, (name, at) => present[i]!.has(`${name}@${at}`))) list.push(d);
+    const there = present.get(s);
+    for (const d of toDatums(s, stats[i]!, t, there && ((name, at) => there.has(`${name}@${at}`)))) {
+      list.push(d);
+    }
   });
   return byNamespace;
 }

@@ -110,7 +110,9 @@ export function openStore(
 ): Store {
   const file = paths.file;
   try {
-    return dryRun ? memoryStore(readStore(file)) : openSqlite(file, { ...o, legacyFile: paths.legacy });
+    if (!dryRun) return openSqlite(file, { ...o, legacyFile: paths.legacy });
+    const { streams, listings } = readStore(file);
+    return memoryStore(streams, listings);
   } catch (e) {
     if (!isPermissionError(e)) throw e;
     warn(

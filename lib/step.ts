@@ -38,13 +38,13 @@ export interface Part {
   streams: Stream[];
   window: { start: number; end: number };
   period: number;
-  /** Per stream: whether some of the window may be in the destination already. */
-  doubtful: boolean[];
 }
 
 export interface Step extends Part {
   /** The streams' checkpoint keys, in the same order. */
   keys: string[];
+  /** The streams some of whose periods may be in the destination already: it is read before they are written. */
+  inDoubt: Stream[];
 }
 
 /**
@@ -53,17 +53,11 @@ export interface Step extends Part {
  */
 export async function forEachCall(run: StepContext, step: Step, f: (part: Part) => Promise<void>) {
   const periods = (step.window.end - step.window.start) / step.period;
-  const indexed = step.streams.map((s, i) => ({ s, i }));
-  const calls = batches(indexed, Infinity, (x) => statsOf(x.s).length, queriesPerCall(periods));
-  await mapLimit(calls, CALLS_IN_FLIGHT, async (call) => {
-    const release = await run.held(call.reduce((n, x) => n + statsOf(x.s).length, 0) * periods);
+  const calls = batches(step.streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods));
+  await mapLimit(calls, CALLS_IN_FLIGHT, async (streams) => {
+    const release = await run.held(streams.reduce((n, s) => n + statsOf(s).length, 0) * periods);
     try {
-      await f({
-        streams: call.map((x) => x.s),
-        doubtful: call.map((x) => step.doubtful[x.i]!),
-        window: step.window,
-        period: step.period,
-      });
+      await f({ streams, window: step.window, period: step.period });
     } finally {
       release();
     }
@@ -134,8 +128,8 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
         );
         break;
       }
-      const doubtful = keys.map((k) => inDoubt(run.store.get(k), c, run));
-      yield { streams: group, keys, window: c, period, doubtful };
+      const inDoubt = group.filter((_, i) => mayBeThere(run.store.get(keys[i]!), c, run));
+      yield { streams: group, keys, window: c, period, inDoubt };
     }
   }
 }
@@ -145,7 +139,7 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
  * continue what was written (no checkpoints, or a store new, moved or restored); for a stream that has no
  * checkpoint yet (a run without checkpoints may have written it); and where an earlier write was left in doubt.
  */
-function inDoubt(s: state.StreamState | undefined, c: { start: number; end: number }, run: StepContext) {
+function mayBeThere(s: state.StreamState | undefined, c: { start: number; end: number }, run: StepContext) {
   return run.replay !== undefined || !run.store.continuous || s?.next === undefined ||
     state.doubtIn(s, c).length > 0;
 }

@@ -95,7 +95,7 @@ test("budget() admits takes while they fit, in order, and a take larger than the
   const b = take(5).then((release) => (order.push("b"), release));
   const c = take(1).then((release) => (order.push("c"), release));
   await new Promise((r) => setTimeout(r, 1));
-  assert.deepEqual(order, [], "c fits, but waits behind b: first come first served");
+  assert.equal(order.length, 0, "c fits, but waits behind b: first come first served");
   a();
   const releaseB = await b;
   const releaseC = await c;

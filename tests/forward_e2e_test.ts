@@ -61,38 +61,57 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
   const emu = await startEmulator();
   try {
     await seedFleet(emu, now - 10 * MIN, now);
-    const config = writeConfig(CONFIG.replace("    external_id: prod-ext-id\n", ""));
+    const config = writeConfig(
+      `discovery_interval: 120\n${CONFIG.replace("    external_id: prod-ext-id\n", "")}`,
+    );
     const run = async (at: number) => {
       const before = emu.counts();
       const r = await runForwarder(["--config", config, "--now", iso(at)], forwarderEnv(emu));
       assert.equal(r.code, 0, r.stderr);
       return { calls: callsBetween(before, emu.counts()), before };
     };
-    // Per source: ListMetrics once per metric name and page (big: 520 metrics a name, so two pages), one
-    // GetMetricData call per 500 queries (4 statistics a stream, 5 with p99). The destination: one AssumeRole
-    // per account whatever its regions, and one PutMetricData per 1,000 datums of a namespace, all sources
-    // together: Forwarded/AWS/ECS gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2.
-    const steady = {
-      "111111111111/eu-west-1": { ListMetrics: 3, GetMetricData: 1 }, // 6 ECS streams x 4 + 1 x 5 = 29 queries
-      "111111111111/us-east-1": { ListMetrics: 3, GetMetricData: 1 },
-      "222222222222/eu-west-1": { ListMetrics: 3, GetMetricData: 1 },
-      "333333333333/eu-west-1": { ListMetrics: 5, GetMetricData: 9 }, // 1,040 streams x 4 = 4,160 queries
-      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+    // Per source, a listing per namespace: AWS/ECS names both metrics in one listing (wide: 12 metrics for
+    // the small sources, 1,040 for big, 3 pages of 500), Acme/App one page. One GetMetricData call per 500
+    // queries (4 statistics a stream, 5 with p99). The destination: one AssumeRole per account whatever its
+    // regions, and one PutMetricData per 1,000 datums of a namespace, all sources together: Forwarded/AWS/ECS
+    // gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2.
+    const fetches = {
+      "111111111111/eu-west-1": { GetMetricData: 1 }, // 6 ECS streams x 4 + 1 x 5 = 29 queries
+      "111111111111/us-east-1": { GetMetricData: 1 },
+      "222222222222/eu-west-1": { GetMetricData: 1 },
+      "333333333333/eu-west-1": { GetMetricData: 9 }, // 1,040 streams x 4 = 4,160 queries
     };
+    const listings = {
+      "111111111111/eu-west-1": { ListMetrics: 2 },
+      "111111111111/us-east-1": { ListMetrics: 2 },
+      "222222222222/eu-west-1": { ListMetrics: 2 },
+      "333333333333/eu-west-1": { ListMetrics: 4 },
+    };
+    const both = (a: Record<string, object>, b: Record<string, object>) =>
+      Object.fromEntries(Object.keys(a).map((k) => [k, { ...a[k], ...b[k] }]));
     // The first run of a new store: no stream has a checkpoint, so each source's step first reads what the
     // destination holds, one SampleCount query per forwarded metric: 6 ECS + Latency + Latency_p99 = 8
     // queries for each small source (one call each), 1,040 for big (three calls of up to 500): 6 calls.
     const first = await run(now);
     assert.deepEqual(first.calls, {
-      ...steady,
+      ...both(fetches, listings),
       "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 6, PutMetricData: 3 },
     });
     const billed = (c: ReturnType<Emulator["counts"]>) =>
       c[DEST]?.["eu-west-1"]?.billed["GetMetricData"] ?? 0;
     assert.equal(billed(emu.counts()) - billed(first.before), 3 * 8 + 1_040);
     // The next tick, a minute later: the store continues the run before it, so it trusts its checkpoints and
-    // reads nothing from the destination; the rest is the same minimum, for the one period each stream owes.
-    assert.deepEqual((await run(now + MIN)).calls, steady);
+    // reads nothing from the destination, and the listing is kept (discovery_interval, here two minutes): the
+    // same minimum of GetMetricData and PutMetricData for the one period each stream owes, nothing more.
+    assert.deepEqual((await run(now + MIN)).calls, {
+      ...fetches,
+      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+    });
+    // Two minutes after the first listing, the next tick lists again, in the same pages.
+    assert.deepEqual((await run(now + 2 * MIN)).calls, {
+      ...both(fetches, listings),
+      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+    });
   } finally {
     await emu.stop();
   }

@@ -9,6 +9,7 @@ import type { CloudWatchApi, Datum, Query, Role } from "../lib/aws.ts";
 import { readStore } from "../lib/store.ts";
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
+const iso = (ms: number) => new Date(ms).toISOString();
 const BUNDLED_ENV = {
   PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::111111111111:role/transfer",
   ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::222222222222:role/transfer",
@@ -96,11 +97,13 @@ function fakeFleet(denied: string) {
     return {
       listMetrics: (input) =>
         role?.roleArn === denied ? refuse() : Promise.resolve({
-          metrics: [{
+          metrics: (input.MetricName ? [input.MetricName] : ["CPUUtilization", "MemoryUtilization"]).map((
+            MetricName,
+          ) => ({
             Namespace: input.Namespace,
-            MetricName: input.MetricName,
+            MetricName,
             Dimensions: [{ Name: "ClusterName", Value: "c" }, { Name: "ServiceName", Value: "s" }],
-          }],
+          })),
           nextToken: undefined,
         }),
       getMetricData: (input) => {
@@ -256,12 +259,77 @@ test("main() forgets a stream that discovery has not found for 15 days, and says
     `Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`,
     'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days',
   ]);
-  const kept = readStore(path.join(dir, "forwarder-state.db"));
-  assert.equal(kept[gone], undefined);
-  assert.deepEqual(kept[stopped], streams[stopped]);
+  // The earlier version wrote dimensions as "Name=Value"; the store keeps them as [Name, Value].
+  const imported = (key: string) => key.replace(/"(\w+)=(\w+)"/g, '["$1","$2"]');
+  const kept = readStore(path.join(dir, "forwarder-state.db")).streams;
+  assert.deepEqual(Object.keys(kept).filter((k) => k.includes("old")), []);
+  assert.deepEqual(kept[imported(stopped)], streams[stopped]);
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
   assert.equal(
     status.out[1],
     "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams; 1 no longer found",
   );
+});
+
+test("main() keeps a listing for discovery_interval, and forwards a stream a new listing finds from where the last one ended", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const config = path.join(dir, "forwarder.yaml");
+  fs.writeFileSync(
+    config,
+    "discovery_interval: 600\ndestination: { region: eu-west-1 }\naccounts: [{ name: a }]\n" +
+      "metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ServiceName] }]\n",
+  );
+  const services = ["web"];
+  let listed = 0;
+  const written: string[] = [];
+  const api: CloudWatchApi = {
+    listMetrics: (input) => {
+      listed++;
+      return Promise.resolve({
+        nextToken: undefined,
+        metrics: services.map((s) => ({
+          Namespace: input.Namespace,
+          MetricName: "CPUUtilization",
+          Dimensions: [{ Name: "ServiceName", Value: s }],
+        })),
+      });
+    },
+    getMetricData: (input) => {
+      const ts: number[] = [];
+      for (let t = input.start; t < input.end; t += 60) ts.push(t);
+      const source = !input.queries[0]!.Metric.Namespace.startsWith("Forwarded/");
+      return Promise.resolve({
+        nextToken: undefined,
+        results: input.queries.map((q) => ({
+          Id: q.Id,
+          Timestamps: source ? ts : [],
+          Values: ts.map(() => 1),
+        })),
+      });
+    },
+    putMetricData: (_ns, datums) => {
+      for (const d of datums) written.push(`${d.Dimensions[0]!.Value} ${iso(d.Timestamp * 1000)}`);
+      return Promise.resolve();
+    },
+  };
+  const at = (minutes: number) =>
+    main(["--config", config, "--now", iso(NOW + minutes * 60_000)], {
+      env: {},
+      now: () => NOW + minutes * 60_000,
+      out: () => {},
+      err: () => {},
+      cloudWatch: () => api,
+    });
+  for (let m = 0; m < 10; m++) assert.equal(await at(m), EXIT.ok);
+  assert.equal(listed, 1, "the listing of the first run served the next nine");
+  services.push("new");
+  assert.equal(await at(10), EXIT.ok);
+  assert.equal(listed, 2);
+  // The new service is forwarded from where the first listing ended (noon), less the 15 minutes ListMetrics
+  // may take to show a new metric: 11:45 up to the newest complete period, 12:07, all at once.
+  const fresh = written.filter((w) => w.startsWith("new "));
+  assert.equal(fresh.length, 23);
+  assert.equal(fresh[0], "new 2026-11-24T11:45:00.000Z");
+  assert.equal(fresh[22], "new 2026-11-24T12:07:00.000Z");
+  assert.deepEqual(written.filter((w) => w.startsWith("web ")).length, 11);
 });

@@ -49,7 +49,7 @@ test("openStore() keeps every update, one row a stream, in a file private to its
   await store.update([key("c", "acc")], () => undefined);
   assert.deepEqual(store.keys("prod", "eu-west-1").sort(), [key("a"), key("b")]);
   store.close();
-  assert.deepEqual(readStore(file), {
+  assert.deepEqual(readStore(file).streams, {
     [key("a")]: { first: 0, next: 60 },
     [key("b")]: { doubt: [[0, 60, T]] },
   });
@@ -74,7 +74,7 @@ test("update() applies every transition or none", async () => {
   );
   assert.deepEqual(store.get(key("a")), { next: 60 });
   store.close();
-  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
 });
 
 test("openStore() refuses a second run while the first holds the lease, with a clear message", () => {
@@ -125,7 +125,7 @@ test("a store whose lease was taken over writes nothing more and lets no PutMetr
   stalled.close(); // releases nothing of the other run's
   await next.update([key("b")], () => ({ next: 60 }));
   next.close();
-  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 }, [key("b")]: { next: 60 } });
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 }, [key("b")]: { next: 60 } });
 });
 
 test("fence() renews the lease and gives its end; touch() renews it only now and then", () => {
@@ -177,7 +177,7 @@ for (const [name, make, why] of foreign) {
     const file = tempFile();
     make(file);
     const before = digest(file);
-    for (const attempt of [() => open(file), () => readStore(file)]) {
+    for (const attempt of [() => open(file), () => readStore(file).streams]) {
       assert.throws(attempt, (e: unknown) => {
         assert.ok(e instanceof StateError, String(e));
         assert.match(e.message, /^Cannot (use|read) state file ".*state\.db": .*; it was left as it is/);
@@ -206,7 +206,7 @@ test("openStore() makes a store of an empty file, as a first run stopped right a
   const store = open(file);
   await store.update([key("a")], () => ({ next: 60 }));
   store.close();
-  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
 });
 
 test("openStore() follows no symbolic link at the database or its log, and creates nothing through one", () => {
@@ -243,7 +243,7 @@ test("openStore() imports the JSON state of earlier versions once, and keeps the
   assert.equal(store.continuous, true);
   store.close();
   assert.deepEqual(said, [`Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`]);
-  assert.deepEqual(readStore(file), streams);
+  assert.deepEqual(readStore(file).streams, streams);
   assert.deepEqual(fs.readdirSync(dir).sort(), ["forwarder-state.db", "forwarder-state.json.imported"]);
 });
 
@@ -258,7 +258,7 @@ test("openStore() leaves a store blank when the JSON state cannot be imported, s
   );
   fs.writeFileSync(legacy, JSON.stringify({ version: 1, streams: { [key("a")]: { next: 60 } } }));
   open(file, { legacyFile: legacy }).close();
-  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
 });
 
 test("openStore() trusts checkpoints only where the previous tick used this same file", () => {
@@ -303,7 +303,7 @@ test("readStore() reads while a run holds the lease, and finds nothing where the
   const file = tempFile();
   const store = open(file);
   await store.update([key("a")], () => ({ next: 60 }));
-  assert.deepEqual(readStore(file), { [key("a")]: { next: 60 } });
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
   store.close();
-  assert.deepEqual(readStore(path.join(tempDir(), "none.db")), {});
+  assert.deepEqual(readStore(path.join(tempDir(), "none.db")), { streams: {}, listings: new Map() });
 });
