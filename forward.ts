@@ -17,6 +17,7 @@ import { EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
 import type { SourcePlan } from "./lib/config.ts";
 import { fetchStats } from "./lib/fetch.ts";
 import { GMD_MAX_DATAPOINTS } from "./lib/limits.ts";
+import { planRun, printPlan } from "./lib/plan.ts";
 import { alreadyWritten, datumsOf, type Producer, publisher, targetOf } from "./lib/publish.ts";
 import {
   checkReplay,
@@ -30,6 +31,7 @@ import {
   runSource,
   type SourceTotals,
   streamsOf,
+  writeSelfMetrics,
 } from "./lib/run.ts";
 import * as state from "./lib/state.ts";
 import { readStore, type Store } from "./lib/store.ts";
@@ -71,7 +73,8 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
       return (state.status(readStore(paths.file).streams, nowSeconds).forEach(deps.out), EXIT.ok);
     }
     const opening = { clock: deps.now, nowSeconds, interval: plan.interval, info: deps.err };
-    store = openStore(paths, args.dryRun, opening, deps.err);
+    // A plan, like a dry run, reads the store without taking its lease and writes nothing.
+    store = openStore(paths, args.dryRun || args.plan, opening, deps.err);
     const connecting = { stsRegion: plan.destination.region, now: deps.now, onAnswer: () => store?.touch() };
     const cloudWatch = deps.cloudWatch ?? (await import("./lib/aws.ts")).connector(connecting);
     const destination = cloudWatch(plan.destination.region, roleOf(plan.destination));
@@ -83,19 +86,24 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
       destination,
       publisher: publisher(destination, () => store!.fence()),
       replay: args.replay,
-      dryRun: args.dryRun,
+      dryRun: args.dryRun || args.plan,
       out: deps.out,
       warn: deps.err,
       sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
       held: budget(MAX_POINTS_HELD),
     };
+    if (args.plan) return (printPlan(await planRun(run), args.json, plan.interval, deps.out), EXIT.ok);
     const started = deps.now();
     const results = await mapLimit(
       plan.sources,
       SOURCE_CONCURRENCY,
       (src) => runSource(src, run, forwardSource),
     );
-    return report(run, results, (deps.now() - started) / 1000);
+    const seconds = (deps.now() - started) / 1000;
+    if (plan.selfMetrics && !run.dryRun) {
+      await writeSelfMetrics(run, results, seconds, Math.floor(deps.now() / 1000)); // PutMetricData
+    }
+    return report(run, results, seconds);
   } catch (e) {
     return exitCodeOf(e, deps.err);
   } finally {

@@ -10,6 +10,8 @@ import {
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
 import { pacer } from "./batch.ts";
 import { isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
 import { QUOTA_TPS } from "./limits.ts";
@@ -143,7 +145,7 @@ export function connector(options: ConnectorOptions) {
   };
   const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
   const deadline = CALL_DEADLINE_MS * requestTimeout / REQUEST_TIMEOUT_MS;
-  const sts = new STSClient({ region: options.stsRegion, ...common });
+  const sts = unlogged(new STSClient({ region: options.stsRegion, ...common }));
   const providers = new Map<string, () => Promise<Credentials>>();
   const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
@@ -171,10 +173,19 @@ export function connector(options: ConnectorOptions) {
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
     const credentials = role ? { credentials: assumed(role) } : {};
     // Writes go through a client of their own that never retries: lib/aws.ts decides what may be sent again.
-    const reader = new CloudWatchClient({ region, ...common, ...credentials });
-    const writer = new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 });
+    const reader = unlogged(new CloudWatchClient({ region, ...common, ...credentials }));
+    const writer = unlogged(new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 }));
     return adapt(reader, writer, writes, { answered, deadline, pace: paced(role, region) });
   };
+}
+
+/**
+ * A client without the SDK's logger middleware: it copies every request and answer through their schemas for
+ * a logger, even the default one that writes nothing, which at 500 queries a call is most of a run's CPU.
+ */
+function unlogged<T extends { middlewareStack: { remove(name: string): boolean } }>(client: T): T {
+  client.middlewareStack.remove("loggerMiddleware");
+  return client;
 }
 
 /** Credentials of an assumed role: AssumeRole on first use, and again shortly before they expire. */
@@ -245,54 +256,54 @@ function adapt(
   };
   return {
     async listMetrics(input) {
-      const r = await read("ListMetrics", (o) => reader.send(new ListMetricsCommand(input), o));
+      const { command, output } = plainJson(new ListMetricsCommand({}), input);
+      await read("ListMetrics", (o) => reader.send(command, o));
+      const r = output() as { Metrics?: Partial<Metric>[]; NextToken?: string };
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
         MetricName: m.MetricName ?? input.MetricName ?? "",
-        Dimensions: (m.Dimensions ?? []).map((d) => ({ Name: d.Name ?? "", Value: d.Value ?? "" })),
+        Dimensions: m.Dimensions ?? [],
       }));
       return { metrics, nextToken: r.NextToken };
     },
     async getMetricData(input) {
-      const r = await read("GetMetricData", (o) =>
-        reader.send(
-          new GetMetricDataCommand({
-            MetricDataQueries: input.queries.map((q) => ({
-              Id: q.Id,
-              MetricStat: {
-                Metric: q.Metric,
-                Period: q.Period,
-                Stat: q.Stat,
-                ...(q.Unit ? { Unit: q.Unit as never } : {}),
-              },
-              ReturnData: true,
-            })),
-            StartTime: new Date(input.start * 1000),
-            EndTime: new Date(input.end * 1000),
-            ScanBy: "TimestampAscending",
-            MaxDatapoints: input.maxDatapoints,
-            ...(input.nextToken ? { NextToken: input.nextToken } : {}),
-          }),
-          o,
-        ));
+      const wire = {
+        MetricDataQueries: input.queries.map((q) => ({
+          Id: q.Id,
+          MetricStat: {
+            Metric: q.Metric,
+            Period: q.Period,
+            Stat: q.Stat,
+            ...(q.Unit ? { Unit: q.Unit } : {}),
+          },
+          ReturnData: true,
+        })),
+        StartTime: input.start,
+        EndTime: input.end,
+        ScanBy: "TimestampAscending",
+        MaxDatapoints: input.maxDatapoints,
+        ...(input.nextToken ? { NextToken: input.nextToken } : {}),
+      };
+      const { command, output } = plainJson(
+        new GetMetricDataCommand({ MetricDataQueries: [], StartTime: new Date(0), EndTime: new Date(0) }),
+        wire,
+      );
+      await read("GetMetricData", (o) => reader.send(command, o));
+      const r = output() as { MetricDataResults?: QueryResult[]; NextToken?: string };
       const results = (r.MetricDataResults ?? []).map((m) => ({
-        Id: m.Id ?? "",
-        Timestamps: (m.Timestamps ?? []).map((t) => t.getTime() / 1000),
+        Id: m.Id,
+        Timestamps: m.Timestamps ?? [],
         Values: m.Values ?? [],
         StatusCode: m.StatusCode,
       }));
       return { results, nextToken: r.NextToken };
     },
     async putMetricData(namespace, datums, leaseEnds = Infinity) {
-      const input = {
-        Namespace: namespace,
-        MetricData: datums.map((d) => ({
-          ...d,
-          Timestamp: new Date(d.Timestamp * 1000),
-          Unit: d.Unit as never,
-        })),
-      };
-      await write(writer, () => new PutMetricDataCommand(input), leaseEnds, {
+      // Datums are already in the wire's shape: timestamps in epoch seconds, as AWS JSON 1.0 sends them.
+      const wire = { Namespace: namespace, MetricData: datums };
+      const command = () =>
+        plainJson(new PutMetricDataCommand({ Namespace: namespace, MetricData: [] }), wire).command;
+      await write(writer, command, leaseEnds, {
         ...writes,
         pace: () => pace("PutMetricData"),
       });
@@ -300,6 +311,51 @@ function adapt(
     },
   };
 }
+
+/**
+ * Sends a command with a request body written by JSON.stringify, and reads a successful answer with
+ * JSON.parse, where the SDK would walk its schemas over every query and datapoint: at 500 queries a call that
+ * costs milliseconds a call, most of a large run's CPU. The command is built with an empty input, which is
+ * what the SDK serialises; its request body is then replaced by `wire`, before compression, content length and
+ * signing. Errors keep the SDK's own parsing, so their codes are read as for any other call.
+ */
+function plainJson<C>(command: C, wire: unknown) {
+  let parsed: unknown = {};
+  const stack = (command as unknown as { middlewareStack: MiddlewareStack }).middlewareStack;
+  stack.add(
+    (next) => (args) => {
+      (args.request as { body: string }).body = JSON.stringify(wire);
+      return next(args);
+    },
+    { step: "serialize", priority: "low", name: "plainJsonBody" },
+  );
+  stack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const response = result.response as { statusCode?: number; body?: AsyncIterable<Uint8Array> };
+      if (response.statusCode === 200 && response.body) {
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of response.body) chunks.push(chunk);
+        const text = Buffer.concat(chunks).toString("utf8");
+        parsed = text ? JSON.parse(text) : {};
+        response.body = Readable.from([Buffer.from("{}")]);
+      }
+      return result;
+    },
+    // The innermost step, so the SDK's deserializer sees an empty answer and nothing is parsed twice.
+    { step: "deserialize", priority: "low", name: "plainJsonAnswer" },
+  );
+  return { command, output: () => parsed };
+}
+
+/** The part of a command's middleware stack that plainJson uses. */
+interface MiddlewareStack {
+  add(
+    middleware: (next: Handler) => Handler,
+    options: { step: "serialize" | "deserialize"; priority: "low"; name: string },
+  ): void;
+}
+type Handler = (args: { request: unknown }) => Promise<{ response: unknown }>;
 
 /** A call that ran past its deadline, retries and all. */
 const timedOut = (ms: number) =>

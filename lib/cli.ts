@@ -15,6 +15,9 @@ Options:
                     forward this window again (replay); periods already in the destination are skipped
   --now ISO         the time to act as now (for replays and tests)
   --status          print the last forwarded period and the lag per account and region
+  --plan            list the streams and print the calls the next run makes and the cost a month, without
+                    fetching any data
+  --json            --status and --plan print one JSON object
   --help            show this help
 
 Exit codes: 0 done, 1 some account failed, 2 config or usage error, 3 state file unusable or locked.`;
@@ -27,6 +30,8 @@ export interface Args {
   checkConfig: boolean;
   dryRun: boolean;
   status: boolean;
+  plan: boolean;
+  json: boolean;
   help: boolean;
   /** Epoch seconds. */
   now: number | undefined;
@@ -34,7 +39,7 @@ export interface Args {
 }
 
 const WITH_VALUE = new Set(["--config", "--from", "--to", "--now"]);
-const BARE = new Set(["--check-config", "--dry-run", "--status", "--help"]);
+const BARE = new Set(["--check-config", "--dry-run", "--status", "--plan", "--json", "--help"]);
 
 /** Parses the options; throws ConfigError with a one-line message for anything it cannot take. */
 export function parseArgs(argv: string[]): Args {
@@ -68,6 +73,8 @@ export function parseArgs(argv: string[]): Args {
     checkConfig: flags["--check-config"] === true,
     dryRun: flags["--dry-run"] === true,
     status: flags["--status"] === true,
+    plan: flags["--plan"] === true,
+    json: flags["--json"] === true,
     help: flags["--help"] === true,
     now: time("--now"),
     replay: from !== undefined && to !== undefined ? { start: from, end: to } : undefined,

@@ -64,12 +64,24 @@ export const planId = (plan: MetricPlan) => JSON.stringify([plan.namespace, plan
 export function listsWide(plan: MetricPlan, last: PlanCounts | undefined): boolean {
   if (plan.names.length === 1) return false;
   if (last?.wide === undefined) return last === undefined;
-  const pages = (n: number) => Math.max(1, Math.ceil(n / LIST_PAGE_SIZE));
-  return pages(last.wide) <= plan.names.reduce((sum, name) => sum + pages(last.names[name] ?? 0), 0);
+  return pagesFor(last.wide) <= plan.names.reduce((sum, name) => sum + pagesFor(last.names[name] ?? 0), 0);
 }
 
 /** ListMetrics answers at most 500 metrics a page (API reference, ListMetrics). */
 const LIST_PAGE_SIZE = 500;
+const pagesFor = (metrics: number) => Math.max(1, Math.ceil(metrics / LIST_PAGE_SIZE));
+
+/** The pages the next listing of these plans takes, judged from what the last one returned. */
+export function pagesOf(plans: MetricPlan[], last: ListingCounts): number {
+  let pages = 0;
+  for (const plan of plans) {
+    if (plan.streams) continue;
+    const c = last[planId(plan)];
+    if (listsWide(plan, c)) pages += pagesFor(c?.wide ?? 0);
+    else for (const name of plan.names) pages += pagesFor(c?.names[name] ?? 0);
+  }
+  return pages;
+}
 
 /**
  * Lists the streams of every plan, each plan in the fewest pages the last listing suggests (see listsWide),

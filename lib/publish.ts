@@ -134,8 +134,37 @@ export const describeDatum = (x: Datum) =>
   `${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${iso(x.Timestamp)}`;
 
 const encoder = new TextEncoder();
-/** A datum's size in the JSON body the SDK sends. */
-export const datumBytes = (d: Datum) => encoder.encode(JSON.stringify(d)).length + 1;
+const jsonBytes = (x: unknown) => encoder.encode(JSON.stringify(x)).length;
+/**
+ * A datum's keys, punctuation and numbers in the JSON body: every number a datum can carry at its longest
+ * (24 characters, as -1.2345678901234567e-300) and every key it can have.
+ */
+const DATUM_FRAME_BYTES = jsonBytes({
+  MetricName: "",
+  Dimensions: [],
+  Timestamp: -1.2345678901234567e-300,
+  StatisticValues: {
+    SampleCount: -1.2345678901234567e-300,
+    Sum: -1.2345678901234567e-300,
+    Minimum: -1.2345678901234567e-300,
+    Maximum: -1.2345678901234567e-300,
+  },
+  Value: -1.2345678901234567e-300,
+  Unit: "",
+  StorageResolution: -1.2345678901234567e-300,
+}) + 1;
+/** A stream's datums share their dimensions: measured once per list. */
+const dimensionBytes = new WeakMap<Dimension[], number>();
+
+/**
+ * A datum's size in a PutMetricData body, at most: its strings measured as JSON, the rest at its longest.
+ * Measuring every datum as JSON would cost a large run seconds.
+ */
+export function datumBytes(d: Datum): number {
+  let dims = dimensionBytes.get(d.Dimensions);
+  if (dims === undefined) dimensionBytes.set(d.Dimensions, dims = jsonBytes(d.Dimensions));
+  return DATUM_FRAME_BYTES + dims + jsonBytes(d.MetricName) + (d.Unit ? jsonBytes(d.Unit) : 0);
+}
 
 /** Splits datums into PutMetricData calls: at most 1,000 datums and well under 1 MB each. */
 export const putBatches = (datums: Datum[]) => batches(datums, PUT_MAX_DATUMS, datumBytes, BODY_BUDGET);

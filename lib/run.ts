@@ -3,7 +3,7 @@
  * AWS calls: the checkpoint store's permissions, remembering discovered streams, reporting refused data, and
  * the summary.
  */
-import type { CloudWatchApi, Datum, Role } from "./aws.ts";
+import type { CloudWatchApi, Datum, Dimension, Role } from "./aws.ts";
 import { EXIT } from "./cli.ts";
 import type { Plan, SourcePlan } from "./config.ts";
 import { discover, rebuild, staticStreams, type Stream } from "./discover.ts";
@@ -111,14 +111,91 @@ export function openStore(
   const file = paths.file;
   try {
     if (!dryRun) return openSqlite(file, { ...o, legacyFile: paths.legacy });
-    const { streams, listings } = readStore(file);
-    return memoryStore(streams, listings);
+    const { streams, listings, continuous } = readStore(file, o);
+    return memoryStore(streams, listings, continuous);
   } catch (e) {
     if (!isPermissionError(e)) throw e;
     warn(
       `Checkpoints are off: no permission to use "${file}", so only the newest complete period is forwarded and missed runs are not backfilled; under Deno add --allow-read --allow-write to turn them on`,
     );
     return memoryStore();
+  }
+}
+
+/** The forwarder's own namespace in the destination: metrics about its runs, to alarm on. */
+export const SELF_NAMESPACE = "CloudWatchForwarder";
+
+/**
+ * How many of its own metrics the forwarder keeps: per account-region its datums forwarded, streams, errors
+ * and lag; per run its duration and the account-regions that failed (see selfMetrics).
+ */
+export const selfMetricCount = (accountRegions: number) => 2 + 4 * accountRegions;
+
+/**
+ * The forwarder's own metrics for a run, written after it: `LagSeconds` per account-region (how far its
+ * oldest stream is behind; alarm on it) and `RunSeconds` once a run (alarm on it going missing, which means
+ * the forwarder stopped), with the datums, streams and errors beside them.
+ */
+export function selfMetrics(
+  run: Run,
+  results: (SourceTotals | undefined)[],
+  seconds: number,
+  at: number,
+): Datum[] {
+  const datum = (name: string, value: number, unit: string, dims: Dimension[] = []): Datum => ({
+    MetricName: name,
+    Dimensions: dims,
+    Timestamp: at,
+    Value: value,
+    Unit: unit,
+    StorageResolution: 60,
+  });
+  const out = [
+    datum("RunSeconds", seconds, "Seconds"),
+    datum("FailedAccountRegions", results.filter((r) => r === undefined).length, "Count"),
+  ];
+  run.plan.sources.forEach((src, i) => {
+    const dims = [{ Name: "Account", Value: src.account }, { Name: "Region", Value: src.region }];
+    const r = results[i];
+    out.push(
+      datum("Datums", r?.datums ?? 0, "Count", dims),
+      datum("Streams", r?.streams ?? 0, "Count", dims),
+      datum("Errors", r === undefined ? 1 : 0, "Count", dims),
+    );
+    const lag = lagOf(run, src);
+    if (lag !== undefined) out.push(datum("LagSeconds", lag, "Seconds", dims));
+  });
+  return out;
+}
+
+/** How far an account-region's oldest current stream is behind now, in seconds; undefined before any. */
+export function lagOf(run: StepContext, src: SourcePlan): number | undefined {
+  const keys = run.store.keys(src.account, src.region);
+  let latest = -Infinity;
+  for (const k of keys) latest = Math.max(latest, run.store.get(k)?.seen ?? -Infinity);
+  let next = Infinity;
+  for (const k of keys) {
+    const s = run.store.get(k);
+    if ((s?.seen ?? latest) >= latest && s?.next !== undefined) next = Math.min(next, s.next);
+  }
+  return Number.isFinite(next) ? Math.max(0, run.nowSeconds - next) : undefined;
+}
+
+/** Writes the run's own metrics; a failure is said, and is no account-region's failure. */
+export async function writeSelfMetrics(
+  run: Run,
+  results: (SourceTotals | undefined)[],
+  seconds: number,
+  at: number,
+) {
+  try {
+    await run.destination.putMetricData(
+      SELF_NAMESPACE,
+      selfMetrics(run, results, seconds, at),
+      run.store.fence(),
+    );
+  } catch (e) {
+    run.warn(`Cannot write the forwarder's own metrics to ${SELF_NAMESPACE}: ${describe(e)}`);
   }
 }
 

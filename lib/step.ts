@@ -64,16 +64,21 @@ export async function forEachCall(run: StepContext, step: Step, f: (part: Part) 
   });
 }
 
+/** Keys made once per stream: a run asks for them at every stage. */
+const madeKeys = new WeakMap<Stream, string>();
+
 /** A stream's checkpoint key: account, region, namespace, name, dimensions (name and value) and period. */
-export const keyOf = (src: SourcePlan, s: Stream) =>
-  JSON.stringify([
-    src.account,
-    src.region,
-    s.plan.namespace,
-    s.name,
-    s.dims.map((d) => [d.Name, d.Value]),
-    s.plan.period,
-  ]);
+export function keyOf(src: SourcePlan, s: Stream): string {
+  let key = madeKeys.get(s);
+  if (key === undefined) {
+    const dims = s.dims.map((d) => [d.Name, d.Value]);
+    madeKeys.set(
+      s,
+      key = JSON.stringify([src.account, src.region, s.plan.namespace, s.name, dims, s.plan.period]),
+    );
+  }
+  return key;
+}
 
 /** What a key names, less the account and region: the identity a kept listing is rebuilt from. */
 export const identityOf = (key: string) =>

@@ -93,26 +93,31 @@ export interface Listing {
 
 /** The account and region a stream key names (keys are JSON arrays that begin with them). */
 export function sourceOf(key: string): [account: string, region: string] {
-  const [account, region] = JSON.parse(key) as [string, string];
+  const [account, region] = JSON.parse(`${sourcePrefix(key)}]`) as [string, string];
   return [account, region];
 }
+
+/**
+ * The start of a key that names its account and region, `["account","region"`: neither may hold a comma
+ * (the config's rules), so it ends at the key's second comma. Cheaper than parsing the key.
+ */
+const sourcePrefix = (key: string) => key.slice(0, key.indexOf(",", key.indexOf(",") + 1));
+const prefixOf = (account: string, region: string) => JSON.stringify([account, region]).slice(0, -1);
 
 /** A store kept in memory: each run forwards the newest complete period and remembers nothing. */
 export function memoryStore(
   initial: Record<string, StreamState> = {},
   listings = new Map<string, Listing>(),
+  continuous = false,
 ): Store {
   const streams = new Map(Object.entries(initial));
   return {
     listing: (account, region) => listings.get(JSON.stringify([account, region])),
     setListing: (account, region, listing) => void listings.set(JSON.stringify([account, region]), listing),
     file: undefined,
-    continuous: false,
+    continuous,
     get: (k) => streams.get(k),
-    keys: (account, region) => {
-      const prefix = JSON.stringify([account, region]).slice(0, -1);
-      return [...streams.keys()].filter((k) => k.startsWith(prefix));
-    },
+    keys: (account, region) => [...streams.keys()].filter((k) => k.startsWith(prefixOf(account, region))),
     update(keys, f) {
       for (const k of keys) {
         const next = f(streams.get(k) ?? {}, k);
@@ -130,8 +135,9 @@ export function memoryStore(
 /** Every stream's state, read without taking the lease: for --status and --dry-run. */
 export function readStore(
   file: string,
-): { streams: Record<string, StreamState>; listings: Map<string, Listing> } {
-  if (!fs.existsSync(file)) return { streams: {}, listings: new Map() };
+  now?: { nowSeconds: number; interval: number },
+): { streams: Record<string, StreamState>; listings: Map<string, Listing>; continuous: boolean } {
+  if (!fs.existsSync(file)) return { streams: {}, listings: new Map(), continuous: false };
   checkPath(file);
   // Read-write where allowed, though nothing is written: the last connection to close folds the log away.
   let db: DatabaseSync;
@@ -151,7 +157,9 @@ export function readStore(
       const l = row as unknown as ListingRow;
       listings.set(JSON.stringify([l.account, l.region]), listingOf(l, file));
     }
-    return { streams, listings };
+    // Whether a run now would trust these checkpoints, judged as openStore judges it, for --plan.
+    const continuous = now !== undefined && judge(db, identityOf(file), now).continuous;
+    return { streams, listings, continuous };
   } catch (e) {
     throw unusable(file, e);
   } finally {
@@ -214,20 +222,25 @@ interface Lease {
 }
 
 function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: boolean, clock: () => number) {
-  const cache = new Map<string, StreamState>();
-  const loaded = new Set<string>();
-  const load = (account: string, region: string) => {
-    const id = JSON.stringify([account, region]);
-    if (loaded.has(id)) return;
-    loaded.add(id);
-    const rows = db.prepare("SELECT * FROM streams WHERE account = ? AND region = ?").iterate(
-      account,
-      region,
-    );
-    for (const row of rows) cache.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
+  // Each account-region's rows, read when first asked for.
+  const sources = new Map<string, Map<string, StreamState>>();
+  const rowsOf = (prefix: string): Map<string, StreamState> => {
+    let rows = sources.get(prefix);
+    if (rows) return rows;
+    sources.set(prefix, rows = new Map());
+    const [account, region] = JSON.parse(`${prefix}]`) as [string, string];
+    const select = db.prepare("SELECT * FROM streams WHERE account = ? AND region = ?");
+    for (const row of select.iterate(account, region)) {
+      rows.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
+    }
+    return rows;
   };
-  const upsert = db.prepare(
-    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  const insert = db.prepare(
+    "INSERT INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  // An existing row is updated in place, which leaves the index alone: three times as fast as replacing it.
+  const change = db.prepare(
+    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
   );
   const remove = db.prepare("DELETE FROM streams WHERE key = ?");
   const renew = () => {
@@ -258,28 +271,25 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
         ).run(account, region, l.listedAt, l.fingerprint, JSON.stringify(l.counts));
       });
     },
-    get(key) {
-      load(...sourceOf(key));
-      return cache.get(key);
-    },
-    keys(account, region) {
-      load(account, region);
-      const prefix = JSON.stringify([account, region]).slice(0, -1);
-      return [...cache.keys()].filter((k) => k.startsWith(prefix));
-    },
+    get: (key) => rowsOf(sourcePrefix(key)).get(key),
+    keys: (account, region) => [...rowsOf(prefixOf(account, region)).keys()],
     update(keys, f) {
       try {
-        const changed = keys.map((k) => [k, f(store.get(k) ?? {}, k)] as const);
+        const changed = keys.map((k) => {
+          const old = store.get(k);
+          return [k, f(old ?? {}, k), old !== undefined] as const;
+        });
         transaction(db, file, () => {
           renew();
-          for (const [k, s] of changed) {
+          for (const [k, s, exists] of changed) {
             if (s === undefined) remove.run(k);
-            else upsert.run(k, ...sourceOf(k), ...toColumns(s));
+            else if (exists) change.run(...toColumns(s), k);
+            else insert.run(k, ...sourceOf(k), ...toColumns(s));
           }
         });
         for (const [k, s] of changed) {
-          if (s === undefined) cache.delete(k);
-          else cache.set(k, s);
+          if (s === undefined) rowsOf(sourcePrefix(k)).delete(k);
+          else rowsOf(sourcePrefix(k)).set(k, s);
         }
         return Promise.resolve();
       } catch (e) {
@@ -541,18 +551,8 @@ function releaseLease(db: DatabaseSync, lease: Lease) {
  * (where it is, which file it is) and when it was last used, in the run's time.
  */
 function continuity(db: DatabaseSync, file: string, identity: string, o: OpenOptions): boolean {
-  const meta = new Map(
-    (db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((
-      r,
-    ) => [r.key, r.value]),
-  );
-  const lastRun = meta.has("last_run") ? Number(meta.get("last_run")) : undefined;
-  const gap = lastRun === undefined ? Infinity : o.nowSeconds - lastRun;
-  const continuous = meta.get("identity") === identity && gap >= 0 && gap <= trustHorizon(o.interval);
-  if (!continuous && lastRun !== undefined) {
-    const why = meta.get("identity") !== identity
-      ? "it was moved, copied or restored since its last run"
-      : `its last run was at ${iso(lastRun)}`;
+  const { continuous, why } = judge(db, identity, o);
+  if (why !== undefined) {
     o.info(
       `State file "${file}": ${why}, so the periods owed are read from the destination before they are written`,
     );
@@ -563,6 +563,24 @@ function continuity(db: DatabaseSync, file: string, identity: string, o: OpenOpt
     set.run("last_run", String(o.nowSeconds));
   });
   return continuous;
+}
+
+/** Whether a run now continues this store's last run (see the top of this file), and if not, why, when known. */
+function judge(db: DatabaseSync, identity: string, o: { nowSeconds: number; interval: number }) {
+  const meta = new Map(
+    (db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((
+      r,
+    ) => [r.key, r.value]),
+  );
+  const lastRun = meta.has("last_run") ? Number(meta.get("last_run")) : undefined;
+  const gap = lastRun === undefined ? Infinity : o.nowSeconds - lastRun;
+  const continuous = meta.get("identity") === identity && gap >= 0 && gap <= trustHorizon(o.interval);
+  const why = continuous || lastRun === undefined
+    ? undefined
+    : meta.get("identity") !== identity
+    ? "it was moved, copied or restored since its last run"
+    : `its last run was at ${iso(lastRun)}`;
+  return { continuous, why };
 }
 
 /** Which file this is, and where: a copy, a restored backup or a moved file differs from the original. */
@@ -600,11 +618,11 @@ function importLegacy(
     throw e;
   }
   const streams = parseLegacy(text, legacyFile);
-  const upsert = db.prepare(
+  const insert = db.prepare(
     "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
   for (const [key, s] of Object.entries(streams)) {
-    upsert.run(legacyKey(key), ...sourceOf(key), ...toColumns(s));
+    insert.run(legacyKey(key), ...sourceOf(key), ...toColumns(s));
   }
   // The JSON file was last written by its last run, and is continued by this database: continuity is judged
   // by how long ago that was, in the run's time.

@@ -56,6 +56,20 @@ function callsBetween(
   return calls;
 }
 
+/** GetMetricData metrics billed between two counts, in every account. */
+function billedBetween(
+  before: ReturnType<Emulator["counts"]>,
+  after: ReturnType<Emulator["counts"]>,
+): number {
+  let billed = 0;
+  for (const [account, byRegion] of Object.entries(after)) {
+    for (const [region, c] of Object.entries(byRegion)) {
+      billed += (c.billed["GetMetricData"] ?? 0) - (before[account]?.[region]?.billed["GetMetricData"] ?? 0);
+    }
+  }
+  return billed;
+}
+
 test("forward.ts makes no more API calls than the limits require, and a steady run reads nothing back", async () => {
   const now = Math.floor(Date.now() / MIN) * MIN;
   const emu = await startEmulator();
@@ -74,7 +88,8 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     // the small sources, 1,040 for big, 3 pages of 500), Acme/App one page. One GetMetricData call per 500
     // queries (4 statistics a stream, 5 with p99). The destination: one AssumeRole per account whatever its
     // regions, and one PutMetricData per 1,000 datums of a namespace, all sources together: Forwarded/AWS/ECS
-    // gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2.
+    // gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2; and one for the run's own
+    // metrics (CloudWatchForwarder).
     const fetches = {
       "111111111111/eu-west-1": { GetMetricData: 1 }, // 6 ECS streams x 4 + 1 x 5 = 29 queries
       "111111111111/us-east-1": { GetMetricData: 1 },
@@ -95,7 +110,7 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     const first = await run(now);
     assert.deepEqual(first.calls, {
       ...both(fetches, listings),
-      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 6, PutMetricData: 3 },
+      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 6, PutMetricData: 4 },
     });
     const billed = (c: ReturnType<Emulator["counts"]>) =>
       c[DEST]?.["eu-west-1"]?.billed["GetMetricData"] ?? 0;
@@ -105,13 +120,66 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     // same minimum of GetMetricData and PutMetricData for the one period each stream owes, nothing more.
     assert.deepEqual((await run(now + MIN)).calls, {
       ...fetches,
-      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 4 },
     });
     // Two minutes after the first listing, the next tick lists again, in the same pages.
     assert.deepEqual((await run(now + 2 * MIN)).calls, {
       ...both(fetches, listings),
-      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 3 },
+      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 4 },
     });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("forward.ts --plan counts exactly the calls and billed metrics of the run that follows, and calls only ListMetrics", async () => {
+  const now = Math.floor(Date.now() / MIN) * MIN;
+  const emu = await startEmulator();
+  try {
+    await seedFleet(emu, now - 10 * MIN, now);
+    const config = writeConfig(
+      `discovery_interval: 120\n${CONFIG.replace("    external_id: prod-ext-id\n", "")}`,
+    );
+    const env = forwarderEnv(emu);
+    const run = async (at: number, extra: string[] = []) => {
+      const before = emu.counts();
+      const r = await runForwarder(["--config", config, "--now", iso(at), ...extra], env);
+      assert.equal(r.code, 0, r.stderr);
+      return { r, calls: callsBetween(before, emu.counts()), billed: billedBetween(before, emu.counts()) };
+    };
+    // A new store (everything read back first), a steady tick with the listing kept, and one that lists.
+    for (const [at, setup] of [[now, false], [now + MIN, true], [now + 2 * MIN, true]] as const) {
+      if (setup) await run(at - MIN);
+      const planned = await run(at, ["--plan", "--json"]);
+      const plan = JSON.parse(planned.r.stdout) as { next: Record<string, number> };
+      assert.deepEqual(
+        Object.keys(planned.calls).flatMap((k) => Object.keys(planned.calls[k]!)).filter((op) =>
+          op !== "ListMetrics" && op !== "AssumeRole"
+        ),
+        [],
+        "a plan fetches nothing and writes nothing",
+      );
+      const done = await run(at);
+      const total = (op: string, side: (k: string) => boolean) =>
+        Object.entries(done.calls).filter(([k]) => side(k)).reduce((n, [, c]) => n + (c[op] ?? 0), 0);
+      const dest = (k: string) => k.startsWith(DEST);
+      const src = (k: string) => !dest(k);
+      assert.deepEqual({
+        AssumeRole: total("AssumeRole", dest),
+        ListMetrics: total("ListMetrics", src),
+        GetMetricData: total("GetMetricData", src),
+        GetMetricDataDestination: total("GetMetricData", dest),
+        PutMetricData: total("PutMetricData", dest),
+        queries: done.billed,
+      }, {
+        AssumeRole: plan.next["AssumeRole"],
+        ListMetrics: plan.next["ListMetrics"],
+        GetMetricData: plan.next["GetMetricData"],
+        GetMetricDataDestination: plan.next["GetMetricDataDestination"],
+        PutMetricData: plan.next["PutMetricData"],
+        queries: plan.next["queries"],
+      }, `the run at ${iso(at)}`);
+    }
   } finally {
     await emu.stop();
   }

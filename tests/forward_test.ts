@@ -141,7 +141,7 @@ test("main() forwards every source but a denied one, reports it by name and exit
   assert.match(r.out[0]!, /^Forwarded 6 datums of 6 streams from 3 of 4 account-regions in [\d.]+ s$/);
   // The newest complete period (11:57, with the 120 s delay), as a statistic set, apart per account and region.
   assert.deepEqual(
-    fleet.written.map((w) =>
+    fleet.written.filter((w) => w.namespace !== "CloudWatchForwarder").map((w) =>
       `${w.region} ${w.namespace} ${w.datum.MetricName} ${
         w.datum.Dimensions.map((d) => d.Value).join(",")
       } ${w.datum.Timestamp} ${JSON.stringify(w.datum.StatisticValues)}`
@@ -155,6 +155,32 @@ test("main() forwards every source but a denied one, reports it by name and exit
       'eu-west-1 Forwarded/AWS/ECS MemoryUtilization c,s,test,eu-west-1 1795521420 {"SampleCount":3,"Sum":6,"Minimum":1,"Maximum":3}',
     ],
   );
+  // The run's own metrics: what each account-region forwarded, its lag (the checkpoint, 11:58, two minutes
+  // before now), and that one failed; at the run's time, in its own namespace.
+  const own = fleet.written.filter((w) => w.namespace === "CloudWatchForwarder").map((w) =>
+    `${w.datum.MetricName} ${
+      w.datum.Dimensions.map((d) => d.Value).join(",")
+    } ${w.datum.Value} ${w.datum.Unit} ${w.datum.Timestamp}`
+  );
+  assert.deepEqual(own.sort(), [
+    "Datums acceptance,eu-west-1 0 Count 1795521600",
+    "Datums production,eu-west-1 2 Count 1795521600",
+    "Datums production,us-east-1 2 Count 1795521600",
+    "Datums test,eu-west-1 2 Count 1795521600",
+    "Errors acceptance,eu-west-1 1 Count 1795521600",
+    "Errors production,eu-west-1 0 Count 1795521600",
+    "Errors production,us-east-1 0 Count 1795521600",
+    "Errors test,eu-west-1 0 Count 1795521600",
+    "FailedAccountRegions  1 Count 1795521600",
+    "LagSeconds production,eu-west-1 120 Seconds 1795521600",
+    "LagSeconds production,us-east-1 120 Seconds 1795521600",
+    "LagSeconds test,eu-west-1 120 Seconds 1795521600",
+    "RunSeconds  0 Seconds 1795521600",
+    "Streams acceptance,eu-west-1 0 Count 1795521600",
+    "Streams production,eu-west-1 2 Count 1795521600",
+    "Streams production,us-east-1 2 Count 1795521600",
+    "Streams test,eu-west-1 2 Count 1795521600",
+  ]);
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
   assert.deepEqual(status.out, [
     "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
@@ -232,8 +258,9 @@ test("main() backfills a large fleet in whole GetMetricData calls, a few at a ti
   assert.equal(calls.length, Math.ceil(200 / 17));
   assert.equal(mostInFlight, 4);
   assert.match(r.out[0]!, /^Forwarded 200 datums of 200 streams/);
-  // The first run wrote one datum a stream in one call; the backfill, a day in one step, one more call.
-  assert.equal(puts, 1 + 1);
+  // The first run wrote one datum a stream in one call; the backfill, a day in one step, one more call. Each
+  // run also wrote its own metrics, in a call of their own.
+  assert.equal(puts, 2 + 2);
 });
 
 test("main() forgets a stream that discovery has not found for 15 days, and says so", async () => {

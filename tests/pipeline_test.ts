@@ -309,6 +309,35 @@ test("putBatches() keeps to 1,000 datums and well under 1 MB per call", () => {
   }
 });
 
+test("datumBytes() is never less than the datum's JSON, and not much more", () => {
+  const dims = (k: number, text: string) =>
+    Array.from({ length: k }, (_, i) => ({ Name: `d${i}`, Value: text }));
+  const cases: Datum[] = [
+    { MetricName: "m", Dimensions: [], Timestamp: 0, Value: 0, StorageResolution: 60 },
+    {
+      MetricName: "CPUUtilization_p99.9",
+      Dimensions: dims(30, "v".repeat(1024)),
+      Timestamp: 1795521420,
+      Value: -1.2345678901234567e-300,
+      Unit: "Bytes/Second",
+      StorageResolution: 1,
+    },
+    {
+      MetricName: 'quote " and backslash \\ and ü',
+      Dimensions: dims(2, '"\\"'),
+      Timestamp: 1795521420,
+      StatisticValues: { SampleCount: 3, Sum: 1 / 3, Minimum: -0.1, Maximum: 1e300 },
+      Unit: "Percent",
+      StorageResolution: 60,
+    },
+  ];
+  for (const d of cases) {
+    const exact = new TextEncoder().encode(JSON.stringify(d)).length + 1;
+    assert.ok(datumBytes(d) >= exact, `${datumBytes(d)} >= ${exact}`);
+    assert.ok(datumBytes(d) <= exact + 300, `${datumBytes(d)} <= ${exact} + 300`);
+  }
+});
+
 test("putBatch() isolates datums that CloudWatch refuses and writes the rest", async () => {
   const written: string[] = [];
   let calls = 0;

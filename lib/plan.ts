@@ -1,0 +1,247 @@
+/**
+ * --plan: what the next run will ask of AWS, and what running every `interval` costs a month, without
+ * fetching a datapoint. It lists where the next run would list (its only calls; the run lists again) and
+ * counts the rest as the run makes them: GetMetricData per step and call (lib/step.ts), PutMetricData in
+ * batches of 1,000 pooled over account-regions (lib/publish.ts).
+ */
+import type { CloudWatchApi } from "./aws.ts";
+import { batches, mapLimit } from "./batch.ts";
+import type { SourcePlan } from "./config.ts";
+import { pagesOf, type Stream } from "./discover.ts";
+import { queriesPerCall, statsOf } from "./fetch.ts";
+import { PUT_MAX_DATUMS } from "./limits.ts";
+import { roleOf, type Run, selfMetricCount, streamsOf } from "./run.ts";
+import { steps } from "./step.ts";
+
+/**
+ * CloudWatch list prices, us-east-1 (CloudWatch pricing page, as last checked in 2026-11). Check the page
+ * before quoting them: other regions differ, and the free tier (1,000,000 API requests a month, which does not
+ * cover GetMetricData) is left out.
+ */
+export const PRICES = {
+  asOf: "2026-11, us-east-1",
+  /** GetMetricData, per metric requested. */
+  getMetricDataMetric: 0.01 / 1000,
+  /** ListMetrics, PutMetricData and other API requests, per request. */
+  request: 0.01 / 1000,
+  /** Custom metrics, per metric and month: [metrics up to, price] by tier. */
+  customMetricTiers: [[10_000, 0.30], [250_000, 0.10], [1_000_000, 0.05], [Infinity, 0.02]] as const,
+};
+
+/**
+ * "You can request up to five statistics for the same metric in a single GetMetricData API request.
+ * Additional statistics are billed as an additional metric" (pricing page): one reading bills every query,
+ * the other a metric's first five statistics in a call as one. Both are shown.
+ */
+const STATISTICS_PER_BILLED_METRIC = 5;
+const MONTH_SECONDS = 30 * 86_400;
+
+/** What a run (or a month of runs) asks of AWS, by operation, and the GetMetricData metrics billed. */
+export interface Calls {
+  AssumeRole: number;
+  ListMetrics: number;
+  GetMetricData: number;
+  /** GetMetricData in the destination, where periods in doubt are read before they are written. */
+  GetMetricDataDestination: number;
+  PutMetricData: number;
+  /** GetMetricData metrics billed one per query (as the emulator counts them), source and destination. */
+  queries: number;
+  /** The same with up to five statistics of a metric in a call as one. */
+  metrics: number;
+}
+
+export interface RunPlan {
+  /** Per account-region: streams found, and what the next run asks of it. */
+  sources: { account: string; region: string; streams: number; calls: Calls }[];
+  next: Calls;
+  /** A month of steady runs every `interval`, listing every `discovery_interval`. */
+  month: Calls & { runs: number; customMetrics: number };
+  /** Dollars a month: GetMetricData under either reading, requests, custom metrics, and the totals. */
+  cost: { getMetricData: [number, number]; requests: number; customMetrics: number; total: [number, number] };
+}
+
+const zero = (): Calls => ({
+  AssumeRole: 0,
+  ListMetrics: 0,
+  GetMetricData: 0,
+  GetMetricDataDestination: 0,
+  PutMetricData: 0,
+  queries: 0,
+  metrics: 0,
+});
+
+function add(a: Calls, b: Calls, times = 1) {
+  for (const k of Object.keys(a) as (keyof Calls)[]) a[k] += b[k] * times;
+}
+
+/** Adds up datums by target namespace. */
+const sum = (into: Map<string, number>, from: Map<string, number>) =>
+  from.forEach((n, ns) => into.set(ns, (into.get(ns) ?? 0) + n));
+/** PutMetricData calls for datums by namespace, 1,000 a call. */
+const putsFor = (datums: Map<string, number>) =>
+  [...datums.values()].reduce((n, d) => n + Math.ceil(d / PUT_MAX_DATUMS), 0);
+
+/** The plan for the next run and a steady month. Only ListMetrics is called, where a listing is due. */
+export async function planRun(run: Run): Promise<RunPlan> {
+  const counted = await mapLimit(run.plan.sources, run.plan.sources.length, (src) => countSource(src, run));
+  const next = zero();
+  const month = { ...zero(), runs: MONTH_SECONDS / run.plan.interval, customMetrics: 0 };
+  const datums = new Map<string, number>();
+  const steadyDatums = new Map<string, number>();
+  const roles = new Set(counted.filter((c) => c.asksSource && c.role).map((c) => c.role!));
+  if (run.plan.destination.roleArn) roles.add(run.plan.destination.roleArn);
+  for (const c of counted) {
+    add(next, c.next);
+    add(month, c.month);
+    sum(datums, c.datums);
+    sum(steadyDatums, c.steadyDatums);
+    month.customMetrics += c.metrics;
+  }
+  // A run's own metrics go out after its writes, in a call of their own.
+  const own = run.plan.selfMetrics ? 1 : 0;
+  next.PutMetricData = putsFor(datums) + own;
+  next.AssumeRole = roles.size;
+  month.PutMetricData = (putsFor(steadyDatums) + own) * month.runs;
+  month.AssumeRole = roles.size * month.runs;
+  month.customMetrics += run.plan.selfMetrics ? selfMetricCount(counted.length) : 0;
+  return { sources: counted.map((c) => c.row), next, month, cost: costOf(month) };
+}
+
+interface Counted {
+  row: RunPlan["sources"][number];
+  role: string | undefined;
+  /** Whether the next run calls the source account at all (and so assumes its role). */
+  asksSource: boolean;
+  next: Calls;
+  month: Calls;
+  datums: Map<string, number>;
+  /** Datums a steady run writes, by namespace. */
+  steadyDatums: Map<string, number>;
+  metrics: number;
+}
+
+/** What the next run and a steady month ask of one account-region. */
+async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
+  const api = run.cloudWatch(src.region, roleOf(src));
+  let pages = 0;
+  const lister: Pick<CloudWatchApi, "listMetrics"> = {
+    listMetrics: (input) => (pages++, api.listMetrics(input)),
+  };
+  const streams = await streamsOf(lister, src, run);
+  const next = { ...zero(), ListMetrics: pages };
+  const datums = new Map<string, number>();
+  const namespace = (s: Stream) => run.plan.destination.namespace.replaceAll("{namespace}", s.plan.namespace);
+  for await (const step of steps(src, streams, run)) {
+    const periods = (step.window.end - step.window.start) / step.period;
+    addReads(next, step.streams, periods);
+    const asked = step.inDoubt.reduce((n, s) => n + 1 + s.plan.stats.length, 0);
+    next.GetMetricDataDestination += Math.ceil(asked / queriesPerCall(periods));
+    next.queries += asked;
+    next.metrics += asked;
+    for (const s of step.streams) {
+      datums.set(namespace(s), (datums.get(namespace(s)) ?? 0) + periods * (1 + s.plan.stats.length));
+    }
+  }
+  const last = run.store.listing(src.account, src.region);
+  const listingPages = pages > 0 ? pages : pagesOf(src.metrics, last?.counts ?? {});
+  const month = zero();
+  const steadyDatums = new Map<string, number>();
+  for (const [period, group] of Map.groupBy(streams, (s) => s.plan.period)) {
+    // A steady run fetches the periods that came due since the last run, at least one.
+    const perFetch = Math.max(1, Math.floor(run.plan.interval / period));
+    const fetches = MONTH_SECONDS / (perFetch * period);
+    const one = zero();
+    addReads(one, group, perFetch);
+    add(month, one, fetches);
+    for (const s of group) {
+      const perRun = (1 + s.plan.stats.length) * Math.max(1, run.plan.interval / period);
+      steadyDatums.set(namespace(s), (steadyDatums.get(namespace(s)) ?? 0) + perRun);
+    }
+  }
+  month.ListMetrics = listingPages * MONTH_SECONDS / Math.max(run.plan.interval, run.plan.discoveryInterval);
+  return {
+    row: { account: src.account, region: src.region, streams: streams.length, calls: next },
+    role: src.roleArn,
+    asksSource: next.ListMetrics + next.GetMetricData > 0,
+    next,
+    month,
+    datums,
+    steadyDatums,
+    metrics: streams.reduce((n, s) => n + 1 + s.plan.stats.length, 0),
+  };
+}
+
+/** The GetMetricData calls and billed metrics of fetching these streams' periods, split as lib/step.ts does. */
+function addReads(calls: Calls, streams: Stream[], periods: number) {
+  for (const call of batches(streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods))) {
+    calls.GetMetricData++;
+    for (const s of call) {
+      calls.queries += statsOf(s).length;
+      calls.metrics += Math.ceil(statsOf(s).length / STATISTICS_PER_BILLED_METRIC);
+    }
+  }
+}
+
+/** Monthly dollars under both readings of the statistics rule, requests, and custom metrics by tier. */
+function costOf(month: RunPlan["month"]): RunPlan["cost"] {
+  const getMetricData: [number, number] = [
+    month.queries * PRICES.getMetricDataMetric,
+    month.metrics * PRICES.getMetricDataMetric,
+  ];
+  const requests = (month.ListMetrics + month.PutMetricData) * PRICES.request;
+  let customMetrics = 0;
+  let below = 0;
+  for (const [upTo, price] of PRICES.customMetricTiers) {
+    customMetrics += Math.max(0, Math.min(month.customMetrics, upTo) - below) * price;
+    below = upTo;
+  }
+  const rest = requests + customMetrics;
+  return {
+    getMetricData,
+    requests,
+    customMetrics,
+    total: [getMetricData[0] + rest, getMetricData[1] + rest],
+  };
+}
+
+const dollars = (x: number) => `$${x.toFixed(2)}`;
+const count = (x: number) => Math.round(x).toLocaleString("en-US");
+
+/** The plan as a table, or as one JSON object. */
+export function printPlan(p: RunPlan, json: boolean, interval: number, out: (line: string) => void) {
+  if (json) return out(JSON.stringify({ ...p, prices: PRICES }));
+  out("Next run, by account-region: streams, ListMetrics pages, GetMetricData calls (source, destination)");
+  for (const s of p.sources) {
+    out(
+      `  ${s.account} ${s.region}: ${
+        count(s.streams)
+      } streams, ${s.calls.ListMetrics} pages, ${s.calls.GetMetricData} + ${s.calls.GetMetricDataDestination} calls`,
+    );
+  }
+  const n = p.next;
+  out(
+    `Next run: AssumeRole ${n.AssumeRole}, ListMetrics ${n.ListMetrics}, GetMetricData ${n.GetMetricData} + ${n.GetMetricDataDestination} in the destination (${
+      count(n.queries)
+    } metrics billed), PutMetricData ${n.PutMetricData}`,
+  );
+  const m = p.month;
+  out(
+    `A month of runs every ${interval} s (${count(m.runs)} runs): ListMetrics ${
+      count(m.ListMetrics)
+    }, GetMetricData ${count(m.GetMetricData)} (${count(m.queries)} metrics billed, or ${
+      count(m.metrics)
+    } with five statistics of a metric as one), PutMetricData ${count(m.PutMetricData)}, ${
+      count(m.customMetrics)
+    } custom metrics in the destination`,
+  );
+  const c = p.cost;
+  out(`Estimated cost a month (list prices ${PRICES.asOf}; check the pricing page):`);
+  out(
+    `  GetMetricData   ${dollars(c.getMetricData[0])} (every statistic a metric), ${
+      dollars(c.getMetricData[1])
+    } (five statistics as one)`,
+  );
+  out(`  API requests    ${dollars(c.requests)} (ListMetrics and PutMetricData; before the free tier)`);
+  out(`  custom metrics  ${dollars(c.customMetrics)}`);
+  out(`  total           ${dollars(c.total[0])}, or ${dollars(c.total[1])}`);
+}
