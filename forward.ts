@@ -18,6 +18,7 @@ import type { SourcePlan } from "./lib/config.ts";
 import { fetchStats } from "./lib/fetch.ts";
 import { GMD_MAX_DATAPOINTS } from "./lib/limits.ts";
 import { planRun, printPlan } from "./lib/plan.ts";
+import { writeUnits } from "./lib/units.ts";
 import { alreadyWritten, datumsOf, type Producer, publisher, targetOf } from "./lib/publish.ts";
 import {
   checkReplay,
@@ -62,7 +63,12 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const args = parseArgs(argv);
     if (args.help) return (deps.out(HELP), EXIT.ok);
     // Loaded here rather than above, so that --help answers without parsing YAML or loading the AWS SDK.
-    const { loadConfigFile } = await import("./lib/config.ts");
+    const { loadConfigFile, unitFacts } = await import("./lib/config.ts");
+    if (args.systemdUnits) {
+      const { interval, variables } = unitFacts(args.config, bundled);
+      const o = { ...args, interval: args.every ?? interval, variables, script: new URL(import.meta.url) };
+      return (writeUnits(args.systemdUnits, o, deps.out), EXIT.ok);
+    }
     const { plan, name } = loadConfigFile(args.config, bundled, deps.env);
     if (args.checkConfig) return (deps.out(`${name}: OK, ${plan.sources.length} account-regions`), EXIT.ok);
     const nowSeconds = args.now ?? Math.floor(deps.now() / 1000);

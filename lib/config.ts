@@ -427,6 +427,37 @@ export function loadConfigFile(
   bundled: string,
   env: Record<string, string | undefined>,
 ): { plan: Plan; name: string } {
+  const name = file ?? "forwarder.yaml";
+  return { plan: loadConfig(readConfigText(file, bundled), name, env), name };
+}
+
+/**
+ * What writing systemd units needs of a config, where its variables are not set (they go in the service's
+ * environment file): its interval, and the variables it names.
+ */
+export function unitFacts(
+  file: string | undefined,
+  bundled: string,
+): { interval: number; variables: string[] } {
+  const doc = parseYaml(readConfigText(file, bundled), new LineCounter());
+  const variables = new Set<string>();
+  if (typeof doc !== "number") {
+    visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value !== "string") return;
+        for (const m of node.value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) variables.add(m[1]!);
+      },
+    });
+  }
+  const interval = typeof doc === "number" ? undefined : doc.get("interval");
+  const ok = v.safeParse(configEntries.interval, interval);
+  if (!ok.success) {
+    throw new ConfigError([`${file ?? "forwarder.yaml"}: ${ok.issues[0].message} (at interval)`]);
+  }
+  return { interval: ok.output, variables: [...variables] };
+}
+
+function readConfigText(file: string | undefined, bundled: string): string {
   let text = bundled;
   if (file !== undefined) {
     try {
@@ -439,8 +470,7 @@ export function loadConfigFile(
       );
     }
   }
-  const name = file ?? "forwarder.yaml";
-  return { plan: loadConfig(text, name, env), name };
+  return text;
 }
 
 /**
