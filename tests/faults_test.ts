@@ -6,24 +6,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { startEmulator } from "../lib/emulator.ts";
 import {
-  ACCEPTANCE_CONFIG,
   ACCOUNTS,
   assertForwarded,
   destCount,
   firstPeriod,
   type Fleet,
-  forwarderEnv,
   MIN,
   ok,
-  seedServices,
   staleStore,
   streamsInDoubt,
   withFleet as withSeededFleet,
-  writeConfig,
+  withOldServices,
 } from "./fleet.ts";
-import { runForwarder } from "./helpers.ts";
 
 /** Services of the "big" account here: a smaller fleet keeps the many runs below quick. */
 const SERVICES = 20;
@@ -245,18 +240,11 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
 });
 
 test("a crash after writing periods over 3 hours old: the next run waits until CloudWatch shows them, then writes nothing twice", async () => {
-  const T = Math.floor(Date.now() / MIN) * MIN;
-  const clock = { now: T };
-  const emu = await startEmulator({ now: () => clock.now });
-  try {
-    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
-    const config = writeConfig(ACCEPTANCE_CONFIG);
-    const run = (now: number, o: { killAfterMs?: number } = {}) =>
-      runForwarder(["--config", config, "--now", new Date(now).toISOString()], forwarderEnv(emu), o);
+  await withOldServices(async ({ emu, T, clock, run, check }) => {
     ok(await run(T - 357 * MIN));
     // Killed while the destination holds the answer to a write it has stored: 6-hour-old data, in doubt.
     emu.faults.putReplyDelayMs = 4000;
-    await run(T, { killAfterMs: 2500 });
+    await run(T, [], { killAfterMs: 2500 });
     emu.faults.putReplyDelayMs = 0;
     assert.equal(destCount(emu, "PutMetricData"), 2);
     const early = await run(T);
@@ -276,12 +264,6 @@ test("a crash after writing periods over 3 hours old: the next run waits until C
     const later = await run(clock.now);
     ok(later);
     assert.match(later.stdout, /^Forwarded 0 datums of 5 streams/);
-    await assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
-      "acceptance",
-      ACCOUNTS.acceptance,
-      "eu-west-1",
-    ]]);
-  } finally {
-    await emu.stop();
-  }
+    await check();
+  });
 });

@@ -399,3 +399,47 @@ export const staleStore = (stateFile: string, lastRun: number) =>
 /** The run's word that its store is not the file the previous run left there. */
 export const movedStore = (stateFile: string) =>
   `State file "${stateFile}": it was moved, copied or restored since its last run, so the periods owed are read from the destination before they are written`;
+
+export interface OldServices {
+  emu: Emulator;
+  /** The start, on a minute: the emulator's clock (`clock.now`) starts there, and the data ends 5 hours before. */
+  T: number;
+  clock: { now: number };
+  /** Runs forward.ts with the one-source config at --now `at` (epoch ms). */
+  run(at: number, extra?: string[], options?: RunOptions): Promise<ProcessResult>;
+  /** Asserts that the seeded hour is in the destination, exactly once. */
+  check(): Promise<number>;
+}
+
+/**
+ * Runs `f` against an emulator on a clock the test moves, seeded with five acceptance services over the hour
+ * [T - 6 h, T - 5 h): data over 3 hours old, which CloudWatch may show only hours after it is written.
+ */
+export async function withOldServices(f: (o: OldServices) => Promise<void>) {
+  const T = Math.floor(Date.now() / MIN) * MIN;
+  const clock = { now: T };
+  const emu = await startEmulator({ now: () => clock.now });
+  try {
+    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
+    const config = writeConfig(ACCEPTANCE_CONFIG);
+    await f({
+      emu,
+      T,
+      clock,
+      run: (at, extra = [], options = {}) =>
+        runForwarder(
+          ["--config", config, "--now", new Date(at).toISOString(), ...extra],
+          forwarderEnv(emu),
+          options,
+        ),
+      check: () =>
+        assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
+          "acceptance",
+          ACCOUNTS.acceptance,
+          "eu-west-1",
+        ]]),
+    });
+  } finally {
+    await emu.stop();
+  }
+}
