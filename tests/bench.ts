@@ -30,7 +30,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -54,7 +53,7 @@ import {
   streamOf,
 } from "./bench_fleet.ts";
 import { DEST, MIN, writeConfig } from "./fleet.ts";
-import { cloudWatch, type ProcessResult, runtime } from "./helpers.ts";
+import { cloudWatch, deno, type ProcessResult, runtime, startForwarder } from "./helpers.ts";
 
 interface Flags extends Fleet {
   periods: number;
@@ -86,10 +85,10 @@ const OPERATIONS = [
 type Operation = (typeof OPERATIONS)[number];
 type Counts = ReturnType<Emulator["counts"]>;
 
-/** Command-line arguments for forward.ts per runtime: the documented ones, with checkpoints on. */
-const FORWARDER_ARGS = {
-  bun: ["run"],
-  deno: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write"],
+/** forward.ts's command line per runtime: the documented ones, with checkpoints on. */
+const FORWARDER_COMMANDS = {
+  bun: { command: new URL("../node_modules/.bin/bun", import.meta.url).pathname, args: ["run"] },
+  deno: deno(["--allow-net", "--allow-env", "--allow-read", "--allow-write"]),
 };
 
 function parseFlags(argv: string[]): Flags {
@@ -202,9 +201,6 @@ function configFor(f: Flags): string {
 }
 
 const forwarderEnv = (url: string) => ({
-  PATH: process.env["PATH"] ?? "",
-  HOME: os.tmpdir(),
-  NO_COLOR: "1",
   AWS_ENDPOINT_URL: url,
   AWS_ACCESS_KEY_ID: `AKIA${DEST}`,
   AWS_SECRET_ACCESS_KEY: "secret",
@@ -250,36 +246,21 @@ function readProc(pid: number, file: string): string {
 }
 
 /** Runs forward.ts under the runtime asked for; measures wall time from spawn to exit, peak RSS and CPU. */
-function runForward(f: Flags, args: string[], env: Record<string, string>): Promise<Measured> {
-  const bin = new URL(`../node_modules/.bin/${f.runtime}`, import.meta.url).pathname;
-  const script = new URL("../forward.ts", import.meta.url).pathname;
+async function runForward(f: Flags, args: string[], env: Record<string, string>): Promise<Measured> {
   const started = performance.now();
-  const child = spawn(bin, [...FORWARDER_ARGS[f.runtime], script, ...args], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const { pid, done } = startForwarder(args, env, { command: FORWARDER_COMMANDS[f.runtime] });
   let peakRssKb = 0;
   let cpu = 0;
   const poll = setInterval(() => {
-    peakRssKb = Math.max(peakRssKb, highWaterKb(child.pid!));
-    cpu = Math.max(cpu, cpuSeconds(child.pid!));
+    peakRssKb = Math.max(peakRssKb, highWaterKb(pid));
+    cpu = Math.max(cpu, cpuSeconds(pid));
   }, RSS_POLL_MS);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += String(d)));
-  child.stderr.on("data", (d) => (stderr += String(d)));
-  let wallSeconds = 0;
-  child.on("exit", () => {
-    wallSeconds = (performance.now() - started) / 1000;
+  try {
+    const result = await done;
+    return { ...result, wallSeconds: (performance.now() - started) / 1000, peakRssKb, cpuSeconds: cpu };
+  } finally {
     clearInterval(poll);
-  });
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on(
-      "close",
-      (code, signal) => resolve({ code, signal, stdout, stderr, wallSeconds, peakRssKb, cpuSeconds: cpu }),
-    );
-  });
+  }
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
