@@ -57,7 +57,7 @@ async function tickWithFault(fleet: Fleet, fault: Partial<Faults>) {
   await until(() => destination(emu).sentWrites >= before.sentWrites + WRITES, "the tick's writes arrive");
   Object.assign(emu.faults, off);
   const r = await tick.done;
-  return { r, did: change(before, emu), before };
+  return { r, did: change(before, emu) };
 }
 
 /** Asserts one stderr line per account-region of the fleet, each `line(account, region)`, in any order. */
