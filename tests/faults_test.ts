@@ -6,56 +6,27 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
 import {
-  ACCEPTANCE_CONFIG,
   ACCOUNTS,
   assertForwarded,
-  CONFIG,
-  DEST,
-  forwarderEnv,
+  destCount,
+  firstPeriod,
+  type Fleet,
   MIN,
-  seedFleet,
-  seedServices,
-  writeConfig,
+  ok,
+  staleStore,
+  streamsInDoubt,
+  withFleet as withSeededFleet,
+  withOldServices,
 } from "./fleet.ts";
-import { type ProcessResult, runForwarder } from "./helpers.ts";
 
 /** Services of the "big" account here: a smaller fleet keeps the many runs below quick. */
 const SERVICES = 20;
 const STREAMS = 3 * 7 + SERVICES * 2;
 const PRODUCTION_ROLE = `arn:aws:iam::${ACCOUNTS.production}:role/transfer`;
 
-interface Fleet {
-  emu: Emulator;
-  config: string;
-  now: number;
-  run(minutesAgo: number, extra?: string[], options?: { killAfterMs?: number }): Promise<ProcessResult>;
-}
-
-async function withFleet(minutes: number, f: (fleet: Fleet) => Promise<void>, options: EmulatorOptions = {}) {
-  const now = Math.floor(Date.now() / MIN) * MIN;
-  const emu = await startEmulator(options);
-  try {
-    await seedFleet(emu, now - minutes * MIN, now, SERVICES);
-    const config = writeConfig(CONFIG.replace("    external_id: prod-ext-id\n", ""));
-    const env = forwarderEnv(emu);
-    const run = (minutesAgo: number, extra: string[] = [], o: { killAfterMs?: number } = {}) =>
-      runForwarder(
-        ["--config", config, "--now", new Date(now - minutesAgo * MIN).toISOString(), ...extra],
-        env,
-        o,
-      );
-    await f({ emu, config, now, run });
-  } finally {
-    await emu.stop();
-  }
-}
-
-const ok = (r: ProcessResult) => assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-
-/** The first period a run at `minutesAgo` forwards for a new stream, with the default 60 s period and 120 s delay. */
-const firstPeriod = (now: number, minutesAgo: number) => now - (minutesAgo + 3) * MIN;
+const withFleet = (minutes: number, f: (fleet: Fleet) => Promise<void>) =>
+  withSeededFleet({ minutes, services: SERVICES }, f);
 
 test("no run for 40 minutes, then one run: every missed period is backfilled", async () => {
   await withFleet(60, async ({ emu, now, run }) => {
@@ -76,26 +47,19 @@ test("SIGKILL at random points of a run, 20 trials: the next run neither loses n
   for (let seed = 1; seed <= 20; seed++) {
     // Latency on every call, and a PutMetricData answer held back after the write was stored: the window
     // between "the destination accepted" and "the checkpoint moved" is a good part of the run.
-    await withFleet(20, async ({ emu, config, now, run }) => {
+    await withFleet(20, async ({ emu, stateFile, now, run }) => {
       emu.faults.latencyMs = 20;
       emu.faults.putReplyDelayMs = 400;
       ok(await run(15));
-      const accepted = () => emu.counts()[DEST]?.["eu-west-1"]?.billed["PutMetricData"] ?? 0;
-      const before = accepted();
+      const before = destCount(emu, "PutMetricData");
       const killAt = killTime(seed);
       const killed = await run(0, [], { killAfterMs: killAt });
-      const state = JSON.parse(
-        fs.readFileSync(path.join(path.dirname(config), "forwarder-state.json"), "utf8"),
-      );
-      const inDoubt = Object.values(state.streams as Record<string, { doubt?: unknown[] }>).filter((s) =>
-        s.doubt?.length
-      ).length;
       const trial = {
         seed,
         killAt,
         outcome: killed.signal ?? `exit ${killed.code}`,
-        inDoubt,
-        accepted: accepted() - before,
+        inDoubt: streamsInDoubt(stateFile),
+        accepted: destCount(emu, "PutMetricData") - before,
       };
       findings.push(trial);
       ok(await run(0));
@@ -121,9 +85,10 @@ test("two runs started at the same moment: one runs, the other stops at the lock
     const codes = [a!.code, b!.code].sort();
     assert.ok(codes[0] === 0 && (codes[1] === 0 || codes[1] === 3), `exit codes ${codes}`);
     for (const r of [a!, b!].filter((r) => r.code === 3)) {
+      assert.equal(r.stdout, "");
       assert.match(
         r.stderr,
-        /^Cannot lock state file ".*forwarder-state\.json": another run \(pid \d+ on .*\) holds ".*\.lock"\n$/,
+        /^Cannot lock state file "[^"\n]*\/forwarder-state\.db": another run \(pid \d+ on [^\n]+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\) holds its lease until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
       );
     }
     emu.faults.latencyMs = 0;
@@ -151,7 +116,21 @@ test("the destination refusing every write for an hour, then recovering: nothing
     for (const minutesAgo of [70, 50, 30, 10]) {
       const r = await run(minutesAgo);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /Cannot forward account "production" in eu-west-1: InternalFailure/);
+      // HTTP 500 may come after CloudWatch applied a write: each source waits, reads the destination, finds
+      // nothing, writes once more, and fails; what it wrote stays in doubt for the next run.
+      const lost =
+        `the answer to a PutMetricData was lost \\(InternalFailure: [^\\n]*\\); it may have been applied`;
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^Cannot be sure of a write for account "production" in eu-west-1: ${lost}; reading the destination in 15 s before writing again$`,
+          "m",
+        ),
+      );
+      assert.match(
+        r.stderr,
+        new RegExp(`^Cannot forward account "production" in eu-west-1: WriteInDoubt: ${lost}$`, "m"),
+      );
     }
     emu.faults.putErrorRate = 0;
     ok(await run(0));
@@ -160,15 +139,23 @@ test("the destination refusing every write for an hour, then recovering: nothing
 });
 
 test("one source account's role denied: the others advance, and it catches up once allowed", async () => {
-  await withFleet(50, async ({ emu, now, run }) => {
+  await withFleet(50, async ({ emu, now, run, stateFile }) => {
     ok(await run(40));
     emu.faults.denyRoles.add(PRODUCTION_ROLE);
-    for (const minutesAgo of [30, 20]) {
+    for (const [minutesAgo, lastRun] of [[30, 40], [20, 30]] as const) {
       const r = await run(minutesAgo);
       assert.equal(r.code, 1);
-      assert.match(
-        r.stderr,
-        /^Cannot forward account "production" in (eu-west-1|us-east-1): AccessDenied: .*\n/,
+      // Ten minutes since the last run: the run says it checks the destination first, then which source failed.
+      const [first, ...failed] = r.stderr.trimEnd().split("\n");
+      assert.equal(first, staleStore(stateFile, now - lastRun * MIN));
+      assert.equal(failed.length, 2, r.stderr);
+      failed.sort().forEach((l, i) =>
+        assert.match(
+          l,
+          new RegExp(
+            `^Cannot forward account "production" in ${["eu-west-1", "us-east-1"][i]}: AccessDenied: .*$`,
+          ),
+        )
       );
       assert.match(r.stdout, /from 2 of 4 account-regions/);
     }
@@ -187,32 +174,32 @@ test("one source account's role denied: the others advance, and it catches up on
 });
 
 for (
-  const [name, damage] of [["truncated", (t: string) => t.slice(0, t.length / 2)], [
-    "corrupt",
-    () => "\u0000\u0001garbage",
-  ]] as const
+  const [name, damage] of [
+    ["truncated", (b: Buffer) => b.subarray(0, b.length / 2)],
+    ["corrupt", () => Buffer.from("\u0000\u0001garbage")],
+  ] as const
 ) {
   test(`a ${name} state file: a clear error, the file kept as it was, nothing overwritten`, async () => {
-    await withFleet(20, async ({ config, run }) => {
+    await withFleet(20, async ({ config, stateFile, run }) => {
       ok(await run(15));
-      const file = path.join(path.dirname(config), "forwarder-state.json");
-      const damaged = damage(fs.readFileSync(file, "utf8"));
-      fs.writeFileSync(file, damaged);
+      const damaged = damage(fs.readFileSync(stateFile));
+      fs.writeFileSync(stateFile, damaged);
       const r = await run(0);
       assert.equal(r.code, 3);
       assert.equal(r.stdout, "");
       assert.match(
         r.stderr,
-        /^Cannot read state file ".*forwarder-state\.json": [^\n]*; it was left as it is: repair it, or move it away to start afresh\n$/,
+        /^Cannot use state file "[^"\n]*\/forwarder-state\.db": [^\n]*; it was left as it is: (repair it|restore it from a backup), or move it away to start afresh\n$/,
       );
-      assert.equal(fs.readFileSync(file, "utf8"), damaged);
-      assert.equal(fs.existsSync(`${file}.lock`), false);
+      assert.deepEqual(fs.readFileSync(stateFile), damaged);
+      // Nothing beside it either: no log, no shared memory file.
+      assert.deepEqual(fs.readdirSync(path.dirname(config)).sort(), ["forwarder-state.db", "forwarder.yaml"]);
     });
   });
 }
 
 test("a datum CloudWatch refuses is skipped with one warning naming its stream, and blocks nothing", async () => {
-  await withFleet(20, async ({ emu, now, run }) => {
+  await withFleet(20, async ({ emu, now, run, stateFile }) => {
     ok(await run(15));
     // Two samples at the limit: the source takes each, but their Sum (2^361) is more than PutMetricData takes.
     const t = now - 10 * MIN;
@@ -229,9 +216,11 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     const r = await run(0);
     ok(r);
     const warnings = r.stderr.trim().split("\n");
-    assert.equal(warnings.length, 1, r.stderr);
+    assert.equal(warnings.length, 2, r.stderr);
+    // Its last run was 15 minutes ago, more than two intervals: the run checks the destination first.
+    assert.equal(warnings[0], staleStore(stateFile, now - 15 * MIN));
     assert.match(
-      warnings[0]!,
+      warnings[1]!,
       new RegExp(
         `^Cannot forward CPUUtilization ClusterName=shared,ServiceName=svc-0,SourceAccount=acceptance,SourceRegion=eu-west-1 at ${
           new Date(t).toISOString().replace(".000Z", "Z")
@@ -251,20 +240,13 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
 });
 
 test("a crash after writing periods over 3 hours old: the next run waits until CloudWatch shows them, then writes nothing twice", async () => {
-  const T = Math.floor(Date.now() / MIN) * MIN;
-  const clock = { now: T };
-  const emu = await startEmulator({ now: () => clock.now });
-  try {
-    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
-    const config = writeConfig(ACCEPTANCE_CONFIG);
-    const run = (now: number, o: { killAfterMs?: number } = {}) =>
-      runForwarder(["--config", config, "--now", new Date(now).toISOString()], forwarderEnv(emu), o);
+  await withOldServices(async ({ emu, T, clock, run, check }) => {
     ok(await run(T - 357 * MIN));
     // Killed while the destination holds the answer to a write it has stored: 6-hour-old data, in doubt.
     emu.faults.putReplyDelayMs = 4000;
-    await run(T, { killAfterMs: 2500 });
+    await run(T, [], { killAfterMs: 2500 });
     emu.faults.putReplyDelayMs = 0;
-    assert.equal(emu.counts()[DEST]?.["eu-west-1"]?.billed["PutMetricData"], 2);
+    assert.equal(destCount(emu, "PutMetricData"), 2);
     const early = await run(T);
     ok(early);
     assert.match(
@@ -282,12 +264,6 @@ test("a crash after writing periods over 3 hours old: the next run waits until C
     const later = await run(clock.now);
     ok(later);
     assert.match(later.stdout, /^Forwarded 0 datums of 5 streams/);
-    await assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
-      "acceptance",
-      ACCOUNTS.acceptance,
-      "eu-west-1",
-    ]]);
-  } finally {
-    await emu.stop();
-  }
+    await check();
+  });
 });

@@ -8,8 +8,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { GetMetricDataCommand, ListMetricsCommand, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import type { Dimension, Metric } from "@aws-sdk/client-cloudwatch";
-import type { Emulator } from "../lib/emulator.ts";
-import { cloudWatch } from "./helpers.ts";
+import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
+import { readStore } from "../lib/store.ts";
+import {
+  cloudWatch,
+  type ProcessResult,
+  runForwarder,
+  type RunOptions,
+  type Started,
+  startForwarder,
+} from "./helpers.ts";
 
 export const DEST = "999999999999";
 export const ACCOUNTS = {
@@ -50,7 +58,7 @@ export function writeConfig(text: string): string {
   return file;
 }
 
-export const forwarderEnv = (emu: Emulator) => ({
+export const forwarderEnv = (emu: Emulator): Record<string, string> => ({
   AWS_ENDPOINT_URL: emu.url,
   AWS_ACCESS_KEY_ID: `AKIA${DEST}`,
   AWS_SECRET_ACCESS_KEY: "secret",
@@ -312,5 +320,126 @@ export function seedServices(emu: Emulator, from: number, to: number) {
         unit: "Percent",
       });
     }
+  }
+}
+
+/** Options of one run in a fleet: another command (see helpers.ts), and variables added to the environment. */
+export interface FleetRunOptions extends RunOptions {
+  env?: Record<string, string>;
+}
+
+export interface Fleet {
+  emu: Emulator;
+  /** The config file, in a folder of its own. */
+  config: string;
+  /** The state database, beside the config. */
+  stateFile: string;
+  /** The end of the seeded data, on a minute; runs are placed in minutes before it. */
+  now: number;
+  /** Runs forward.ts at --now `minutesAgo` minutes before `now`. */
+  run(minutesAgo: number, extra?: string[], options?: FleetRunOptions): Promise<ProcessResult>;
+  /** Starts the same, for signals while it runs. */
+  start(minutesAgo: number, extra?: string[], options?: FleetRunOptions): Started;
+}
+
+/**
+ * Runs `f` against an emulator seeded with the fleet for the `minutes` before now, "big" having `services`
+ * services, and the fleet's config without its ExternalId.
+ */
+export async function withFleet(
+  o: { minutes: number; services: number; emulator?: EmulatorOptions },
+  f: (fleet: Fleet) => Promise<void>,
+) {
+  const now = Math.floor(Date.now() / MIN) * MIN;
+  const emu = await startEmulator(o.emulator);
+  try {
+    await seedFleet(emu, now - o.minutes * MIN, now, o.services);
+    const config = writeConfig(CONFIG.replace("    external_id: prod-ext-id\n", ""));
+    const args = (minutesAgo: number, extra: string[]) => [
+      "--config",
+      config,
+      "--now",
+      new Date(now - minutesAgo * MIN).toISOString(),
+      ...extra,
+    ];
+    const env = (x: FleetRunOptions) => ({ ...forwarderEnv(emu), ...x.env });
+    await f({
+      emu,
+      config,
+      stateFile: path.join(path.dirname(config), "forwarder-state.db"),
+      now,
+      run: (minutesAgo, extra = [], x = {}) => runForwarder(args(minutesAgo, extra), env(x), x),
+      start: (minutesAgo, extra = [], x = {}) => startForwarder(args(minutesAgo, extra), env(x), x),
+    });
+  } finally {
+    await emu.stop();
+  }
+}
+
+/** Asserts that a run ended with exit code 0. */
+export const ok = (r: ProcessResult) => assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+
+/** The first period a run at `minutesAgo` forwards for a new stream, with the default 60 s period and 120 s delay. */
+export const firstPeriod = (now: number, minutesAgo: number) => now - (minutesAgo + 3) * MIN;
+
+/** What the emulator counted in the destination for an operation: calls made, or units billed. */
+export const destCount = (emu: Emulator, op: string, kind: "calls" | "billed" = "billed") =>
+  emu.counts()[DEST]?.["eu-west-1"]?.[kind][op] ?? 0;
+
+/** How many streams of a state database have periods in doubt. */
+export const streamsInDoubt = (stateFile: string) =>
+  Object.values(readStore(stateFile)).filter((s) => s.doubt?.length).length;
+
+/** The run's word that its store's last run was longer ago than two intervals, at `lastRun` (epoch ms). */
+export const staleStore = (stateFile: string, lastRun: number) =>
+  `State file "${stateFile}": its last run was at ${
+    new Date(lastRun).toISOString().replace(".000Z", "Z")
+  }, so the periods owed are read from the destination before they are written`;
+
+/** The run's word that its store is not the file the previous run left there. */
+export const movedStore = (stateFile: string) =>
+  `State file "${stateFile}": it was moved, copied or restored since its last run, so the periods owed are read from the destination before they are written`;
+
+export interface OldServices {
+  emu: Emulator;
+  /** The start, on a minute: the emulator's clock (`clock.now`) starts there, and the data ends 5 hours before. */
+  T: number;
+  clock: { now: number };
+  /** Runs forward.ts with the one-source config at --now `at` (epoch ms). */
+  run(at: number, extra?: string[], options?: RunOptions): Promise<ProcessResult>;
+  /** Asserts that the seeded hour is in the destination, exactly once. */
+  check(): Promise<number>;
+}
+
+/**
+ * Runs `f` against an emulator on a clock the test moves, seeded with five acceptance services over the hour
+ * [T - 6 h, T - 5 h): data over 3 hours old, which CloudWatch may show only hours after it is written.
+ */
+export async function withOldServices(f: (o: OldServices) => Promise<void>) {
+  const T = Math.floor(Date.now() / MIN) * MIN;
+  const clock = { now: T };
+  const emu = await startEmulator({ now: () => clock.now });
+  try {
+    seedServices(emu, T - 360 * MIN, T - 300 * MIN);
+    const config = writeConfig(ACCEPTANCE_CONFIG);
+    await f({
+      emu,
+      T,
+      clock,
+      run: (at, extra = [], options = {}) =>
+        runForwarder(
+          ["--config", config, "--now", new Date(at).toISOString(), ...extra],
+          forwarderEnv(emu),
+          options,
+        ),
+      check: () =>
+        assertForwarded(emu, T - 360 * MIN, T - 300 * MIN, [[
+          "acceptance",
+          ACCOUNTS.acceptance,
+          "eu-west-1",
+        ]]),
+    });
+  } finally {
+    await emu.stop();
   }
 }

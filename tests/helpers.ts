@@ -46,19 +46,31 @@ export interface ProcessResult {
   stderr: string;
 }
 
-/** Runs forward.ts as a user would, under the current runtime. */
-export function runForwarder(
+export interface RunOptions {
+  /** The command and its arguments before forward.ts; default: the current runtime's (see runtime()). */
+  command?: { command: string; args: string[] };
+  killAfterMs?: number;
+}
+
+/** A forward.ts process under way: its pid (for signals), and its result once it ends. */
+export interface Started {
+  pid: number;
+  done: Promise<ProcessResult>;
+}
+
+/** Starts forward.ts as a user would, under the current runtime unless `command` says otherwise. */
+export function startForwarder(
   args: string[],
   env: Record<string, string>,
-  options: { runtimeArgs?: string[]; killAfterMs?: number } = {},
-): Promise<ProcessResult> {
-  const rt = runtime();
+  options: RunOptions = {},
+): Started {
+  const rt = options.command ?? runtime();
   const script = new URL("../forward.ts", import.meta.url).pathname;
-  return new Promise((resolve, reject) => {
-    const child = spawn(rt.command, [...(options.runtimeArgs ?? rt.args), script, ...args], {
-      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", NO_COLOR: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+  const child = spawn(rt.command, [...rt.args, script, ...args], {
+    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const done = new Promise<ProcessResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += String(d)));
@@ -72,4 +84,34 @@ export function runForwarder(
       resolve({ code, signal, stdout, stderr });
     });
   });
+  return { pid: child.pid!, done };
+}
+
+/** Runs forward.ts as a user would, under the current runtime unless `command` says otherwise. */
+export function runForwarder(
+  args: string[],
+  env: Record<string, string>,
+  options: RunOptions = {},
+): Promise<ProcessResult> {
+  return startForwarder(args, env, options).done;
+}
+
+/**
+ * Deno with the permissions given, whichever runtime runs the tests: `--allow-net --allow-env` and read access
+ * to the config alone is the documented command without checkpoints.
+ */
+export function deno(permissions: string[]): { command: string; args: string[] } {
+  return {
+    command: new URL("../node_modules/.bin/deno", import.meta.url).pathname,
+    args: ["run", ...permissions],
+  };
+}
+
+/** Waits until `done()` holds, checking every few milliseconds; fails after `timeoutMs`. */
+export async function until(done: () => boolean, what: string, timeoutMs = 60_000) {
+  const end = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
