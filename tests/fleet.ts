@@ -388,7 +388,7 @@ export const destCount = (emu: Emulator, op: string, kind: "calls" | "billed" = 
 
 /** How many streams of a state database have periods in doubt. */
 export const streamsInDoubt = (stateFile: string) =>
-  Object.values(readStore(stateFile)).filter((s) => s.doubt?.length).length;
+  Object.values(readStore(stateFile).streams).filter((s) => s.doubt?.length).length;
 
 /** The run's word that its store's last run was longer ago than two intervals, at `lastRun` (epoch ms). */
 export const staleStore = (stateFile: string, lastRun: number) =>

@@ -152,7 +152,7 @@ test("an empty state file, as a first run stopped right after creating it leaves
     const first = await run(15);
     forwarded(first, PER_PERIOD);
     assert.equal(first.stderr, "");
-    assert.equal(Object.keys(readStore(stateFile)).length, STREAMS);
+    assert.equal(Object.keys(readStore(stateFile).streams).length, STREAMS);
     forwarded(await run(0), 15 * PER_PERIOD);
     await assertForwarded(emu, firstPeriod(now, 15), now - 2 * MIN);
   });

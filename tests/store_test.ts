@@ -305,5 +305,9 @@ test("readStore() reads while a run holds the lease, and finds nothing where the
   await store.update([key("a")], () => ({ next: 60 }));
   assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
   store.close();
-  assert.deepEqual(readStore(path.join(tempDir(), "none.db")), { streams: {}, listings: new Map() });
+  assert.deepEqual(readStore(path.join(tempDir(), "none.db")), {
+    streams: {},
+    listings: new Map(),
+    continuous: false,
+  });
 });
