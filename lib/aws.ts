@@ -13,7 +13,7 @@ import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { pacer } from "./batch.ts";
-import { isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
+import { blame, isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
 import { QUOTA_TPS } from "./limits.ts";
 
 export interface Dimension {
@@ -130,6 +130,10 @@ export interface ConnectorOptions {
   requestTimeoutMs?: number;
   /** Called on every answered call: the run is making progress. */
   onAnswer?: () => void;
+  /** Called once for every AssumeRole made: the run counts its calls. */
+  onAssumeRole?: () => void;
+  /** Told every credential STS hands out, so that no log line shows one. */
+  secret?: (value: string) => void;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
@@ -150,7 +154,7 @@ export function connector(options: ConnectorOptions) {
   const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
     let provider = providers.get(key);
-    if (!provider) providers.set(key, provider = roleCredentials(sts, role, now, deadline));
+    if (!provider) providers.set(key, provider = roleCredentials(sts, role, now, deadline, options));
     return provider;
   };
   const writes: WriteOptions = {
@@ -175,7 +179,8 @@ export function connector(options: ConnectorOptions) {
     // Writes go through a client of their own that never retries: lib/aws.ts decides what may be sent again.
     const reader = unlogged(new CloudWatchClient({ region, ...common, ...credentials }));
     const writer = unlogged(new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 }));
-    return adapt(reader, writer, writes, { answered, deadline, pace: paced(role, region) });
+    const as = role ? `as role "${role.roleArn}"` : "as the default credentials";
+    return adapt(reader, writer, writes, { answered, deadline, pace: paced(role, region), as });
   };
 }
 
@@ -194,6 +199,7 @@ function roleCredentials(
   role: Role,
   now: () => number,
   deadline: number,
+  hooks: Pick<ConnectorOptions, "onAssumeRole" | "secret">,
 ): () => Promise<Credentials> {
   let current: Promise<Credentials> | undefined;
   let expires = 0;
@@ -201,6 +207,7 @@ function roleCredentials(
     if (current === undefined || now() >= expires - REFRESH_MARGIN_MS) {
       // Callers that arrive while AssumeRole is under way share its answer.
       expires = Infinity;
+      hooks.onAssumeRole?.();
       current = sts.send(
         new AssumeRoleCommand({
           RoleArn: role.roleArn,
@@ -210,12 +217,16 @@ function roleCredentials(
         }),
         { abortSignal: AbortSignal.timeout(deadline) },
       ).catch((e) => {
-        throw (e as Error)?.name === "AbortError" ? timedOut(deadline) : e;
+        throw blame(
+          (e as Error)?.name === "AbortError" ? timedOut(deadline) : e,
+          `AssumeRole of "${role.roleArn}"`,
+        );
       }).then((r) => {
         const c = r.Credentials;
         if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
           throw new Error(`Cannot assume role "${role.roleArn}": STS returned no credentials`);
         }
+        for (const value of [c.AccessKeyId, c.SecretAccessKey, c.SessionToken]) hooks.secret?.(value);
         expires = c.Expiration.getTime();
         return {
           accessKeyId: c.AccessKeyId,
@@ -236,10 +247,12 @@ function adapt(
   reader: CloudWatchClient,
   writer: CloudWatchClient,
   writes: WriteOptions,
-  { answered, deadline, pace }: {
+  { answered, deadline, pace, as }: {
     answered: () => void;
     deadline: number;
     pace: (op: keyof typeof QUOTA_TPS) => Promise<void>;
+    /** Whose credentials sign the calls, for the lines that say which failed. */
+    as: string;
   },
 ): CloudWatchApi {
   // A read keeps the SDK's retries, within a deadline of about two request timeouts.
@@ -249,7 +262,7 @@ function adapt(
   ): Promise<T> => {
     await pace(op);
     const r = await send({ abortSignal: AbortSignal.timeout(deadline) }).catch((e) => {
-      throw (e as Error)?.name === "AbortError" ? timedOut(deadline) : e;
+      throw blame((e as Error)?.name === "AbortError" ? timedOut(deadline) : e, `${op} ${as}`);
     });
     answered();
     return r;
@@ -303,9 +316,8 @@ function adapt(
       const wire = { Namespace: namespace, MetricData: datums };
       const command = () =>
         plainJson(new PutMetricDataCommand({ Namespace: namespace, MetricData: [] }), wire).command;
-      await write(writer, command, leaseEnds, {
-        ...writes,
-        pace: () => pace("PutMetricData"),
+      await write(writer, command, leaseEnds, { ...writes, pace: () => pace("PutMetricData") }).catch((e) => {
+        throw blame(e, `PutMetricData ${as}`);
       });
       answered();
     },

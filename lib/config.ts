@@ -324,6 +324,18 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
     }
     const names = m.dimensions ?? Object.keys(m.streams?.[0] ?? {});
     if (new Set(names).size !== names.length) problem("A dimension name is listed twice", at("dimensions"));
+    // An extra statistic goes out as the metric <Name>_<stat>, which must fit CloudWatch's limit too.
+    m.names.forEach((name, j) => {
+      const longest = (m.stats ?? []).reduce((n, stat) => Math.max(n, name.length + 1 + stat.length), 0);
+      if (longest > METRIC_NAME_MAX) {
+        problem(
+          `Expected a metric name of at most ${
+            METRIC_NAME_MAX - (longest - name.length)
+          } characters: with its statistic's suffix it is ${longest}, and CloudWatch takes ${METRIC_NAME_MAX}`,
+          at("names", j),
+        );
+      }
+    });
     m.streams?.forEach((s, j) => {
       const keys = Object.keys(s).sort().join(",");
       if (keys !== [...names].sort().join(",")) {

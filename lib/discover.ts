@@ -3,8 +3,14 @@
  * as the last listing suggests. Static streams (full dimension values in the config) skip ListMetrics.
  */
 import type { CloudWatchApi, Dimension, Metric } from "./aws.ts";
-import type { MetricPlan } from "./config.ts";
+import type { MetricPlan, SourcePlan } from "./config.ts";
 import { LIST_MAX_DIMENSION_FILTERS } from "./limits.ts";
+import type { Log } from "./log.ts";
+import * as state from "./state.ts";
+import type { ListingCounts, PlanCounts, Store } from "./store.ts";
+import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
+
+const fields = (src: SourcePlan) => ({ account: src.account, region: src.region });
 
 /** One source metric to forward: a metric name with one full set of dimension values. */
 export interface Stream {
@@ -14,27 +20,42 @@ export interface Stream {
   dims: Dimension[];
 }
 
-/** A glob with `*` (any run of characters) and `?` (one character); everything else is literal. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`, "s");
+/**
+ * Whether a value matches a glob of `*` (any run of characters) and `?` (one character), everything else
+ * literal. A walk that goes back only to the last `*`: time grows with the lengths' product at worst, never
+ * exponentially, as a regular expression of many `.*` can on a long dimension value.
+ */
+export function globMatches(glob: string, value: string): boolean {
+  let g = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    if (g < glob.length && (glob[g] === "?" || glob[g] === value[v])) {
+      g++;
+      v++;
+    } else if (g < glob.length && glob[g] === "*") {
+      star = g++;
+      resume = v;
+    } else if (star >= 0) {
+      g = star + 1;
+      v = ++resume;
+    } else return false;
+  }
+  while (g < glob.length && glob[g] === "*") g++;
+  return g === glob.length;
 }
 
 const sorted = (dims: Dimension[]) =>
   [...dims].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
 
-/** Each plan's globs, compiled once: a listing tests them against every metric it returns. */
-const compiled = new WeakMap<MetricPlan, [string, RegExp][]>();
-
 /** Whether a listed metric has exactly the plan's dimension names and values that match its globs. */
 export function selects(plan: MetricPlan, dims: Dimension[]): boolean {
   if (dims.length !== plan.dimensions.length) return false;
   if (!dims.every((d) => plan.dimensions.includes(d.Name))) return false;
-  let globs = compiled.get(plan);
-  if (!globs) compiled.set(plan, globs = Object.entries(plan.match).map(([n, g]) => [n, globToRegExp(g)]));
-  return globs.every(([name, re]) => {
+  return Object.entries(plan.match).every(([name, glob]) => {
     const d = dims.find((x) => x.Name === name);
-    return d !== undefined && re.test(d.Value);
+    return d !== undefined && globMatches(glob, d.Value);
   });
 }
 
@@ -45,14 +66,6 @@ export function listFilters(plan: MetricPlan): { Name: string; Value?: string }[
     return glob !== undefined && !/[*?]/.test(glob) ? { Name, Value: glob } : { Name };
   });
 }
-
-/** How many metrics the last listing of a plan returned: namespace-wide (`wide`), and per metric name. */
-export interface PlanCounts {
-  wide?: number;
-  names: Record<string, number>;
-}
-/** Per plan (see planId), what its last listing returned: the next listing picks the cheaper way from it. */
-export type ListingCounts = Record<string, PlanCounts>;
 
 /** A plan's identity among listings: what its ListMetrics calls ask for. */
 export const planId = (plan: MetricPlan) => JSON.stringify([plan.namespace, plan.dimensions, plan.match]);
@@ -177,4 +190,109 @@ export function rebuild(
     if (plan) out.push({ plan, name, dims });
   }
   return out;
+}
+
+/** What keeping a listing between runs needs of a run. */
+export interface ListingContext {
+  store: Store;
+  nowSeconds: number;
+  dryRun: boolean;
+  /** Seconds a listing is kept: the config's discovery_interval. */
+  discoveryInterval: number;
+  log: Log;
+}
+
+/** Keys made once per stream: a run asks for them at every stage. */
+const madeKeys = new WeakMap<Stream, string>();
+
+/** A stream's checkpoint key: account, region, namespace, name, dimensions (name and value) and period. */
+export function keyOf(src: SourcePlan, s: Stream): string {
+  let key = madeKeys.get(s);
+  if (key === undefined) {
+    const dims = s.dims.map((d) => [d.Name, d.Value]);
+    key = JSON.stringify([src.account, src.region, s.plan.namespace, s.name, dims, s.plan.period]);
+    madeKeys.set(s, key);
+  }
+  return key;
+}
+
+/** What a key names, less the account and region: the identity a kept listing is rebuilt from. */
+export const identityOf = (key: string) =>
+  (JSON.parse(key) as [string, string, string, string, [string, string][], number]).slice(2) as [
+    string,
+    string,
+    [string, string][],
+    number,
+  ];
+
+/** ListMetrics may list a new metric up to 15 minutes after its first datum (API reference, PutMetricData). */
+const LIST_DELAY_SECONDS = 15 * 60;
+
+/**
+ * The streams of an account-region: ListMetrics when the last listing is older than `discovery_interval` or
+ * was made for another config, else the streams that listing found (ListMetrics shows a new metric up to 15
+ * minutes late anyway).
+ */
+export async function streamsOf(
+  api: Pick<CloudWatchApi, "listMetrics">,
+  src: SourcePlan,
+  run: ListingContext,
+  recentOnly: boolean,
+): Promise<Stream[]> {
+  const last = run.store.listing(src.account, src.region);
+  const fingerprint = JSON.stringify(src.metrics);
+  const age = last === undefined ? Infinity : run.nowSeconds - last.listedAt;
+  if (last?.fingerprint === fingerprint && age >= 0 && age < run.discoveryInterval) {
+    const found = run.store.keys(src.account, src.region)
+      .filter((k) => (run.store.get(k)?.seen ?? -Infinity) >= last.listedAt).map(identityOf);
+    const kept = [...rebuild(src.metrics, found), ...staticStreams(src.metrics)];
+    run.log.debug(`Kept the listing of ${iso(last.listedAt)}: ${kept.length} streams`, fields(src));
+    return kept;
+  }
+  const { streams, counts } = await discover(api, src.metrics, recentOnly, last?.counts);
+  run.log.debug(
+    `Listed ${streams.length} streams${recentOnly ? " active in the past 3 hours" : ""}`,
+    fields(src),
+  );
+  if (!run.dryRun) {
+    await remember(src, streams, run, last?.listedAt);
+    run.store.setListing(src.account, src.region, { listedAt: run.nowSeconds, fingerprint, counts });
+  }
+  return streams;
+}
+
+/**
+ * Records that a listing found these streams, and forgets the source's streams none has found for long. A
+ * stream found for the first time owes its periods from where the previous listing ended (less the time
+ * ListMetrics may take to show it), so a new service's first minutes are not lost.
+ */
+async function remember(
+  src: SourcePlan,
+  streams: Stream[],
+  run: ListingContext,
+  lastListed: number | undefined,
+) {
+  const found = new Set(streams.map((s) => keyOf(src, s)));
+  const since = lastListed === undefined
+    ? undefined
+    : Math.max(lastListed - LIST_DELAY_SECONDS, run.nowSeconds - MAX_BACKFILL_SECONDS);
+  await run.store.update([...found], (st, key) => {
+    const seen = { ...st, seen: run.nowSeconds };
+    if (since === undefined || state.resumeAt(st) !== undefined) return seen;
+    const period = identityOf(key)[3];
+    return { ...seen, since: Math.ceil(since / period) * period };
+  });
+  const known = run.store.keys(src.account, src.region).map((
+    k,
+  ): [string, state.StreamState | undefined] => [k, run.store.get(k)]);
+  const gone = state.forgotten(known, found, run.nowSeconds);
+  if (gone.length > 0) {
+    run.log.info(
+      `Forgetting ${gone.length} streams of account "${src.account}" in ${src.region}: not found for ${
+        state.FORGET_AFTER_SECONDS / 86_400
+      } days`,
+      { account: src.account, region: src.region },
+    );
+    await run.store.update(gone, () => undefined);
+  }
 }

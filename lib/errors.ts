@@ -52,7 +52,21 @@ export function describe(e: unknown): string {
   if (isPermissionError(e)) return permissionProblem(e);
   const message = oneLine(e instanceof Error ? e.message.split("\n")[0]! : String(e));
   const code = errorCode(e);
-  return message && message !== code ? `${code}: ${message}` : code;
+  const what = message && message !== code ? `${code}: ${message}` : code;
+  const call = (e as { call?: unknown })?.call;
+  return typeof call === "string" ? `${call} failed: ${what}` : what;
+}
+
+/**
+ * Marks an error with the AWS call it came from and as whom, such as `GetMetricData as role "..."`, so that
+ * its line says which call and which credentials failed. The first mark stays: AssumeRole's, inside a
+ * CloudWatch call that needed its credentials, names the cause.
+ */
+export function blame<E>(e: E, call: string): E {
+  if (typeof e === "object" && e !== null && !("call" in e)) {
+    Object.defineProperty(e, "call", { value: call, enumerable: false });
+  }
+  return e;
 }
 
 /**

@@ -7,11 +7,12 @@
 import type { CloudWatchApi } from "./aws.ts";
 import { batches, mapLimit } from "./batch.ts";
 import type { SourcePlan } from "./config.ts";
-import { pagesOf, type Stream } from "./discover.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { PUT_MAX_DATUMS } from "./limits.ts";
-import { roleOf, type Run, selfMetricCount, streamsOf } from "./run.ts";
-import { steps } from "./step.ts";
+import { pagesOf, type Stream, streamsOf } from "./discover.ts";
+import { roleOf, type Run } from "./run.ts";
+import { selfMetricCount } from "./selfmetrics.ts";
+import { recentOnly, steps } from "./step.ts";
 
 /**
  * CloudWatch list prices, us-east-1 (CloudWatch pricing page, as last checked in 2026-11). Check the page
@@ -127,7 +128,7 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   const lister: Pick<CloudWatchApi, "listMetrics"> = {
     listMetrics: (input) => (pages++, api.listMetrics(input)),
   };
-  const streams = await streamsOf(lister, src, run);
+  const streams = await streamsOf(lister, src, run, recentOnly(src, run));
   const next = { ...zero(), ListMetrics: pages };
   const datums = new Map<string, number>();
   const namespace = (s: Stream) => run.plan.destination.namespace.replaceAll("{namespace}", s.plan.namespace);

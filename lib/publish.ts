@@ -109,24 +109,35 @@ export async function alreadyWritten(
   return present;
 }
 
-/** The datums of some streams' periods, by target namespace, less those `present` in the destination. */
+/**
+ * The datums of some streams' periods, by target namespace, less those `present` in the destination, and how
+ * many of those were left out: `own` where this run wrote them (a write whose answer was lost, for the
+ * streams in `ownDoubt`), `already` where something else did.
+ */
 export function datumsOf(
   streams: Stream[],
   stats: PeriodStats[][],
   target: (s: Stream) => Target,
   present: Map<Stream, Set<string>>,
-): Map<string, Datum[]> {
+  ownDoubt: Set<Stream>,
+): { byNamespace: Map<string, Datum[]>; own: number; already: number } {
   const byNamespace = new Map<string, Datum[]>();
+  let own = 0;
+  let already = 0;
   streams.forEach((s, i) => {
     const t = target(s);
     let list = byNamespace.get(t.namespace);
     if (!list) byNamespace.set(t.namespace, list = []);
     const there = present.get(s);
-    for (const d of toDatums(s, stats[i]!, t, there && ((name, at) => there.has(`${name}@${at}`)))) {
-      list.push(d);
-    }
+    const skip = there && ((name: string, at: number) => {
+      if (!there.has(`${name}@${at}`)) return false;
+      if (ownDoubt.has(s)) own++;
+      else already++;
+      return true;
+    });
+    for (const d of toDatums(s, stats[i]!, t, skip)) list.push(d);
   });
-  return byNamespace;
+  return { byNamespace, own, already };
 }
 
 /** A datum in one line: name, dimensions and period. */

@@ -1,29 +1,256 @@
 /**
- * A run: what the loop in forward.ts carries from stage to stage, and the mechanics around it that are not
- * AWS calls: the checkpoint store's permissions, remembering discovered streams, reporting refused data, and
- * the summary.
+ * A run: the record the loop in forward.ts carries from stage to stage, and the mechanics around it that are
+ * not AWS calls: opening the checkpoint store, one account-region's attempts, counting what it did, the
+ * progress line and the summary.
  */
-import type { CloudWatchApi, Datum, Dimension, Role } from "./aws.ts";
-import { EXIT } from "./cli.ts";
+import type { CloudWatchApi, Datum, Role } from "./aws.ts";
+import { budget } from "./batch.ts";
+import { type Args, EXIT } from "./cli.ts";
 import type { Plan, SourcePlan } from "./config.ts";
-import { discover, rebuild, staticStreams, type Stream } from "./discover.ts";
 import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
-import { describeDatum, type Producer, type Publisher } from "./publish.ts";
-import * as state from "./state.ts";
-import { identityOf, keyOf, recentOnly, type StepContext } from "./step.ts";
+import { GMD_MAX_DATAPOINTS } from "./limits.ts";
+import type { Log } from "./log.ts";
+import { describeDatum, type Producer, type Publisher, publisher } from "./publish.ts";
+import type { Stream } from "./discover.ts";
+import type { PeriodStats } from "./fetch.ts";
+import type { StepContext } from "./step.ts";
 import { memoryStore, type OpenOptions, openStore as openSqlite, readStore, type Store } from "./store.ts";
 import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
+import process from "node:process";
 
 export interface Run extends StepContext {
   plan: Plan;
+  /** Seconds a listing is kept (the config's discovery_interval). */
+  discoveryInterval: number;
   destination: CloudWatchApi;
   cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
   publisher: Publisher;
   out: (line: string) => void;
   sleep: (ms: number) => Promise<void>;
-  /** Set when the store's lease was lost: the run stops writing, and exits with the state's code. */
-  leaseLost?: boolean;
+  /** API calls this run made, by operation (AssumeRole counted by lib/aws.ts's connector). */
+  calls: Record<string, number>;
+  /** Once any part of the run finds its lease lost: said once, and the run ends with exit code 3. */
+  leaseLost?: StateError;
+  /** Wall clock, epoch ms. */
+  clock: () => number;
+  /** Gives the lease back and ends the progress line. */
+  end(): void;
 }
+
+/** What one account-region did in a run. */
+export interface SourceTotals {
+  streams: number;
+  /** Datums written and accepted (or found written after a lost answer to this run's own write). */
+  datums: number;
+  /** Datums left out because the destination had them already. */
+  already: number;
+  refused: number;
+  /** Streams found per metrics entry and name (`namespace|name|dimensions`), for what matched nothing. */
+  found: Map<string, number>;
+  /** Streams that answered no datapoint in any period owed, per metrics entry, where the entry names a unit. */
+  silent: Map<string, number>;
+}
+
+/**
+ * Account-regions forwarded at once. Each has quotas of its own, and what they hold together is bounded by
+ * the datapoints budget: this only keeps the number of open connections sensible.
+ */
+export const SOURCE_CONCURRENCY = 64;
+/** Datapoints of GetMetricData answers held at once, over all account-regions: eight full answers. */
+const MAX_POINTS_HELD = 8 * GMD_MAX_DATAPOINTS;
+
+/** What a run is made of: the command line, the config, and what outlives a run in loop mode. */
+export interface RunOptions {
+  args: Args;
+  clients: Clients;
+  plan: Plan;
+  paths: { file: string; legacy: string };
+  deps: {
+    now: () => number;
+    out: (line: string) => void;
+    err: (line: string) => void;
+    sleep?: (ms: number) => Promise<void>;
+    tty?: boolean;
+  };
+  log: Log;
+  nowSeconds: number;
+  stop: { requested: boolean };
+}
+
+/** The AWS clients of a process: one per account and region, their credentials cached across runs. */
+export interface Clients {
+  cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
+  /** API calls by operation, of the run under way. */
+  calls: Record<string, number>;
+  /** Where an answered call tells the run's store that the run makes progress. */
+  progress: { answered: () => void };
+}
+
+/** The SDK's clients (loaded only now), or a test's fakes; AssumeRole counted, credentials kept out of logs. */
+export async function clientsFor(
+  plan: Plan,
+  deps: { now: () => number; cloudWatch?: Clients["cloudWatch"] },
+  log: Log,
+): Promise<Clients> {
+  const calls: Record<string, number> = {};
+  const progress = { answered: () => {} };
+  if (deps.cloudWatch) return { cloudWatch: deps.cloudWatch, calls, progress };
+  const { connector } = await import("./aws.ts");
+  const cloudWatch = connector({
+    stsRegion: plan.destination.region,
+    now: deps.now,
+    onAssumeRole: () => count(calls, "AssumeRole"),
+    onAnswer: () => progress.answered(),
+    secret: (value) => log.secret(value),
+  });
+  return { cloudWatch, calls, progress };
+}
+
+/**
+ * SIGTERM (systemd stopping the service) and SIGINT (Ctrl-C) ask the run to stop: the step under way
+ * finishes and commits, and no other starts. A test passes its own `onStop`.
+ */
+export function stopOnSignals(onStop?: (stop: () => void) => void): { requested: boolean } {
+  const stop = { requested: false };
+  const request = () => void (stop.requested = true);
+  if (onStop) onStop(request);
+  else for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, request);
+  return stop;
+}
+
+/**
+ * Starts a run: opens the checkpoint store and takes its lease (a plan or a dry run only reads it), counts
+ * its API calls, pools its writes fenced by the lease, and starts the progress line.
+ */
+export function startRun(o: RunOptions): Run {
+  const readOnly = o.args.dryRun || o.args.plan;
+  const opening = { clock: o.deps.now, nowSeconds: o.nowSeconds, interval: o.args.every ?? o.plan.interval };
+  const store = openStore(o.paths, readOnly, { ...opening, info: (l) => o.log.info(l) }, o.log);
+  const calls = o.clients.calls;
+  for (const op of Object.keys(calls)) delete calls[op];
+  o.clients.progress.answered = () => store.touch();
+  const counted = (api: CloudWatchApi): CloudWatchApi => ({
+    listMetrics: (input) => (count(calls, "ListMetrics"), api.listMetrics(input)),
+    getMetricData: (input) => (count(calls, "GetMetricData"), api.getMetricData(input)),
+    putMetricData: (
+      ns,
+      datums,
+      lease,
+    ) => (count(calls, "PutMetricData"), api.putMetricData(ns, datums, lease)),
+  });
+  const destination = counted(o.clients.cloudWatch(o.plan.destination.region, roleOf(o.plan.destination)));
+  const progress = progressLine({ tty: o.deps.tty === true, write: o.deps.err, now: o.deps.now });
+  return {
+    plan: o.plan,
+    discoveryInterval: o.plan.discoveryInterval,
+    nowSeconds: o.nowSeconds,
+    clock: o.deps.now,
+    store,
+    destination,
+    cloudWatch: (region, role) => counted(o.clients.cloudWatch(region, role)),
+    publisher: publisher(destination, () => store.fence()),
+    replay: o.args.replay,
+    dryRun: readOnly,
+    log: o.log,
+    out: (line) => o.deps.out(o.log.clean(line)),
+    sleep: o.deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    held: budget(MAX_POINTS_HELD),
+    stop: o.stop,
+    calls,
+    ownDoubt: new Set(),
+    progress,
+    end() {
+      progress.end();
+      store.close();
+    },
+  };
+}
+
+/**
+ * Loop mode: a pass every `seconds`, each at the next multiple of it since the epoch (so passes fall on the
+ * minute, say, as periods do), until SIGTERM or SIGINT; the pass under way finishes its step, commits, and the
+ * process exits 0.
+ */
+export async function every(
+  seconds: number,
+  pass: (nowSeconds: number) => Promise<number>,
+  stop: { requested: boolean },
+  deps: { now: () => number; sleep?: (ms: number) => Promise<void> },
+): Promise<number> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  while (!stop.requested) {
+    const code = await pass(Math.floor(deps.now() / 1000));
+    if (code === EXIT.usage) return code;
+    const next = (Math.floor(deps.now() / 1000 / seconds) + 1) * seconds * 1000;
+    // Asleep in short naps, so that a signal ends the wait within a second.
+    while (!stop.requested && deps.now() < next) await sleep(Math.min(1000, next - deps.now()));
+  }
+  return EXIT.ok;
+}
+
+/** The streams a source found, per metrics entry and name: what config matched nothing. */
+export function noteFound(totals: SourceTotals, streams: Stream[]) {
+  totals.streams = streams.length;
+  for (const s of streams) {
+    const key = `${s.plan.namespace}|${s.name}|${s.plan.dimensions.join(",")}`;
+    totals.found.set(key, (totals.found.get(key) ?? 0) + 1);
+  }
+}
+
+/**
+ * What a step wrote, counted as its calls come back and added to the account-region's totals once the step is
+ * committed: written datums (and this run's own found after a lost answer), those already there, those refused,
+ * and streams that answered nothing where their entry names a unit.
+ */
+export function stepTally(src: SourcePlan, run: Run, totals: SourceTotals, keys: string[]) {
+  let written = 0;
+  const count = () => {
+    totals.datums += written;
+    run.progress.wrote(written);
+    written = 0;
+  };
+  return {
+    add(
+      streams: Stream[],
+      stats: PeriodStats[][],
+      d: { byNamespace: Map<string, Datum[]>; own: number; already: number },
+    ) {
+      written += d.own + countDatums(d.byNamespace);
+      totals.already += d.already;
+      // A dry run writes nothing to wait for.
+      if (run.dryRun) count();
+      streams.forEach((s, i) => {
+        if (s.plan.unit === undefined || stats[i]!.length > 0) return;
+        const what =
+          `${s.plan.namespace} ${s.name} (unit ${s.plan.unit}) in account "${src.account}" ${src.region}`;
+        totals.silent.set(what, (totals.silent.get(what) ?? 0) + 1);
+      });
+    },
+    refused(x: Datum, why: string) {
+      totals.refused++;
+      written--;
+      run.log.warn(
+        `Cannot forward ${describeDatum(x)} from account "${src.account}" in ${src.region}: ${why}; skipped`,
+        { account: src.account, region: src.region },
+      );
+    },
+    /**
+     * Waits until every datum of the step is accepted (or refused and reported), and counts them. A write whose
+     * answer was lost leaves the step's streams in doubt from this run: a second attempt finds its own there.
+     */
+    async confirm(out: Producer) {
+      try {
+        await out.flush();
+      } catch (e) {
+        if (e instanceof WriteInDoubt) { for (const k of keys) run.ownDoubt.add(k); }
+        throw e;
+      }
+      count();
+    },
+  };
+}
+
+export const count = (calls: Record<string, number>, op: string) => void (calls[op] = (calls[op] ?? 0) + 1);
 
 /**
  * How long a source waits before it settles a write whose answer was lost, within the same run. The API
@@ -37,47 +264,77 @@ export const SETTLE_WAIT_MS = 15_000;
  * Runs one account-region, pooled with the others' writes. A write whose answer was lost is settled once in
  * this run, after a short wait: the source's steps are taken again, and the step in doubt reads the
  * destination first. Not after a timeout, though: an endpoint that did not answer a write would hold the reads
- * as long, so the next run settles it. A failure is reported in one line and leaves the other account-regions
- * going.
+ * as long, so the next run settles it. A failure is said in one line, with the call that failed, and leaves
+ * the other account-regions going; a lost lease is said once for the whole run (see report).
  */
 export async function runSource(
   src: SourcePlan,
   run: Run,
-  forward: (src: SourcePlan, run: Run, out: Producer) => Promise<SourceTotals>,
+  forward: (src: SourcePlan, run: Run, out: Producer, totals: SourceTotals) => Promise<void>,
 ): Promise<SourceTotals | undefined> {
+  const fields = { account: src.account, region: src.region };
+  const started = run.clock();
+  const totals = { streams: 0, datums: 0, already: 0, refused: 0, found: new Map(), silent: new Map() };
   const attempt = async () => {
     const out = run.publisher.join();
     try {
-      return await forward(src, run, out);
+      await forward(src, run, out, totals);
     } finally {
       out.leave();
     }
   };
   try {
     try {
-      return await attempt();
+      await attempt();
     } catch (e) {
       if (!(e instanceof WriteInDoubt) || e.timedOut) throw e;
-      run.warn(
+      run.log.warn(
         `Cannot be sure of a write for account "${src.account}" in ${src.region}: ${e.message}; reading the destination in ${
           SETTLE_WAIT_MS / 1000
         } s before writing again`,
+        fields,
       );
       await run.sleep(SETTLE_WAIT_MS);
-      return await attempt();
+      await attempt();
     }
+    if (!run.dryRun) run.store.noteSource(src.account, src.region, undefined);
+    run.log.debug(
+      `Done: ${totals.datums} datums of ${totals.streams} streams, ${totals.already} already there, in ${
+        ((run.clock() - started) / 1000).toFixed(1)
+      } s`,
+      fields,
+    );
+    return totals;
   } catch (e) {
-    if (e instanceof StateError) run.leaseLost = true;
-    run.warn(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`);
+    // A run stopped (SIGSTOP, a paused machine) finds its calls timed out when it resumes: the lease tells.
+    const lost = e instanceof StateError ? e : leaseLost(run.store);
+    if (lost) {
+      run.leaseLost ??= lost;
+      return undefined;
+    }
+    run.log.error(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`, fields);
+    if (!run.dryRun) tryNote(run, src, describe(e));
     return undefined;
   }
 }
 
-/** What one account-region did in a run. */
-export interface SourceTotals {
-  streams: number;
-  datums: number;
-  refused: number;
+/** The error of a lease another run has taken over, if it has. */
+function leaseLost(store: Store): StateError | undefined {
+  try {
+    store.fence();
+    return undefined;
+  } catch (e) {
+    return e instanceof StateError ? e : undefined;
+  }
+}
+
+/** Keeps an account-region's failure for --status; a store that cannot take it does not hide the failure. */
+function tryNote(run: Run, src: SourcePlan, error: string) {
+  try {
+    run.store.noteSource(src.account, src.region, { error, at: run.nowSeconds });
+  } catch {
+    // The failure was said already; the lease or the file will be reported where it matters.
+  }
 }
 
 /** The role to assume for an account (or the destination), if any. */
@@ -99,162 +356,30 @@ export function checkReplay(replay: { start: number; end: number } | undefined, 
 }
 
 /**
- * Opens the checkpoint store and takes its lease; for a dry run, a copy in memory. Without file access (Deno
- * without --allow-read --allow-write) the run goes on without checkpoints, and says so.
+ * Opens the checkpoint store and takes its lease; for a dry run or a plan, a copy in memory. Without file
+ * access (Deno without --allow-read --allow-write) the run goes on without checkpoints, and says so.
  */
 export function openStore(
   paths: { file: string; legacy: string },
-  dryRun: boolean,
+  readOnly: boolean,
   o: Omit<OpenOptions, "legacyFile">,
-  warn: (l: string) => void,
+  log: Log,
 ): Store {
   const file = paths.file;
   try {
-    if (!dryRun) return openSqlite(file, { ...o, legacyFile: paths.legacy });
+    if (!readOnly) return openSqlite(file, { ...o, legacyFile: paths.legacy });
     const { streams, listings, continuous } = readStore(file, o);
     return memoryStore(streams, listings, continuous);
   } catch (e) {
     if (!isPermissionError(e)) throw e;
-    warn(
-      `Checkpoints are off: no permission to use "${file}", so only the newest complete period is forwarded and missed runs are not backfilled; under Deno add --allow-read --allow-write to turn them on`,
+    log.warn(
+      `Checkpoints are off: no permission to use "${file}", so only the newest complete period is forwarded, after checking the destination has not got it, and missed runs are not backfilled; under Deno add --allow-read --allow-write to turn them on. Do not leave this running beside the forwarder with checkpoints: in the minute both run, it cannot know what the other wrote`,
     );
     return memoryStore();
   }
 }
 
-/** The forwarder's own namespace in the destination: metrics about its runs, to alarm on. */
-export const SELF_NAMESPACE = "CloudWatchForwarder";
-
-/**
- * How many of its own metrics the forwarder keeps: per account-region its datums forwarded, streams, errors
- * and lag; per run its duration and the account-regions that failed (see selfMetrics).
- */
-export const selfMetricCount = (accountRegions: number) => 2 + 4 * accountRegions;
-
-/**
- * The forwarder's own metrics for a run, written after it: `LagSeconds` per account-region (how far its
- * oldest stream is behind; alarm on it) and `RunSeconds` once a run (alarm on it going missing, which means
- * the forwarder stopped), with the datums, streams and errors beside them.
- */
-export function selfMetrics(
-  run: Run,
-  results: (SourceTotals | undefined)[],
-  seconds: number,
-  at: number,
-): Datum[] {
-  const datum = (name: string, value: number, unit: string, dims: Dimension[] = []): Datum => ({
-    MetricName: name,
-    Dimensions: dims,
-    Timestamp: at,
-    Value: value,
-    Unit: unit,
-    StorageResolution: 60,
-  });
-  const out = [
-    datum("RunSeconds", seconds, "Seconds"),
-    datum("FailedAccountRegions", results.filter((r) => r === undefined).length, "Count"),
-  ];
-  run.plan.sources.forEach((src, i) => {
-    const dims = [{ Name: "Account", Value: src.account }, { Name: "Region", Value: src.region }];
-    const r = results[i];
-    out.push(
-      datum("Datums", r?.datums ?? 0, "Count", dims),
-      datum("Streams", r?.streams ?? 0, "Count", dims),
-      datum("Errors", r === undefined ? 1 : 0, "Count", dims),
-    );
-    const lag = lagOf(run, src);
-    if (lag !== undefined) out.push(datum("LagSeconds", lag, "Seconds", dims));
-  });
-  return out;
-}
-
-/** How far an account-region's oldest current stream is behind now, in seconds; undefined before any. */
-export function lagOf(run: StepContext, src: SourcePlan): number | undefined {
-  const keys = run.store.keys(src.account, src.region);
-  let latest = -Infinity;
-  for (const k of keys) latest = Math.max(latest, run.store.get(k)?.seen ?? -Infinity);
-  let next = Infinity;
-  for (const k of keys) {
-    const s = run.store.get(k);
-    if ((s?.seen ?? latest) >= latest && s?.next !== undefined) next = Math.min(next, s.next);
-  }
-  return Number.isFinite(next) ? Math.max(0, run.nowSeconds - next) : undefined;
-}
-
-/** Writes the run's own metrics; a failure is said, and is no account-region's failure. */
-export async function writeSelfMetrics(
-  run: Run,
-  results: (SourceTotals | undefined)[],
-  seconds: number,
-  at: number,
-) {
-  try {
-    await run.destination.putMetricData(
-      SELF_NAMESPACE,
-      selfMetrics(run, results, seconds, at),
-      run.store.fence(),
-    );
-  } catch (e) {
-    run.warn(`Cannot write the forwarder's own metrics to ${SELF_NAMESPACE}: ${describe(e)}`);
-  }
-}
-
-/** ListMetrics may list a new metric up to 15 minutes after its first datum (API reference, PutMetricData). */
-const LIST_DELAY_SECONDS = 15 * 60;
-
-/**
- * The streams of an account-region: ListMetrics when the last listing is older than `discovery_interval` or
- * was made for another config, else the streams that listing found (ListMetrics shows a new metric up to 15
- * minutes late anyway).
- */
-export async function streamsOf(api: Pick<CloudWatchApi, "listMetrics">, src: SourcePlan, run: Run) {
-  const last = run.store.listing(src.account, src.region);
-  const fingerprint = JSON.stringify(src.metrics);
-  const age = last === undefined ? Infinity : run.nowSeconds - last.listedAt;
-  if (last?.fingerprint === fingerprint && age >= 0 && age < run.plan.discoveryInterval) {
-    const found = run.store.keys(src.account, src.region)
-      .filter((k) => (run.store.get(k)?.seen ?? -Infinity) >= last.listedAt).map(identityOf);
-    return [...rebuild(src.metrics, found), ...staticStreams(src.metrics)];
-  }
-  const { streams, counts } = await discover(api, src.metrics, recentOnly(src, run), last?.counts);
-  if (!run.dryRun) {
-    await remember(src, streams, run, last?.listedAt);
-    run.store.setListing(src.account, src.region, { listedAt: run.nowSeconds, fingerprint, counts });
-  }
-  return streams;
-}
-
-/**
- * Records that a listing found these streams, and forgets the source's streams none has found for long. A
- * stream found for the first time owes its periods from where the previous listing ended (less the time
- * ListMetrics may take to show it), so a new service's first minutes are not lost.
- */
-async function remember(src: SourcePlan, streams: Stream[], run: Run, lastListed: number | undefined) {
-  const found = new Set(streams.map((s) => keyOf(src, s)));
-  const since = lastListed === undefined
-    ? undefined
-    : Math.max(lastListed - LIST_DELAY_SECONDS, run.nowSeconds - MAX_BACKFILL_SECONDS);
-  await run.store.update([...found], (st, key) => {
-    const seen = { ...st, seen: run.nowSeconds };
-    if (since === undefined || state.resumeAt(st) !== undefined) return seen;
-    const period = identityOf(key)[3];
-    return { ...seen, since: Math.ceil(since / period) * period };
-  });
-  const known = run.store.keys(src.account, src.region).map((
-    k,
-  ): [string, state.StreamState | undefined] => [k, run.store.get(k)]);
-  const gone = state.forgotten(known, found, run.nowSeconds);
-  if (gone.length > 0) {
-    run.warn(
-      `Forgetting ${gone.length} streams of account "${src.account}" in ${src.region}: not found for ${
-        state.FORGET_AFTER_SECONDS / 86_400
-      } days`,
-    );
-    await run.store.update(gone, () => undefined);
-  }
-}
-
-/** The number of datums in a step's write. */
+/** The number of datums in a write. */
 export const countDatums = (byNamespace: Map<string, Datum[]>) =>
   [...byNamespace.values()].reduce((a, l) => a + l.length, 0);
 
@@ -267,26 +392,114 @@ export function printDatums(byNamespace: Map<string, Datum[]>, out: (line: strin
   }
 }
 
-/** Reports a datum CloudWatch refused for its data: said once, skipped, and not counted as forwarded. */
-export const refusedFrom = (src: SourcePlan, run: Run, totals: SourceTotals) => (x: Datum, why: string) => {
-  totals.refused++;
-  totals.datums--;
-  run.warn(
-    `Cannot forward ${describeDatum(x)} from account "${src.account}" in ${src.region}: ${why}; skipped`,
-  );
-};
+/** A lag in the units a person reads it in: minutes, hours and minutes, or days and hours. */
+export function readableLag(seconds: number): string {
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} days ${hours % 24} h`;
+}
 
-/** The summary line, and the exit code: 1 when any account-region failed. */
-export function report(run: Run, results: (SourceTotals | undefined)[], seconds: number): number {
+/**
+ * The summary (on stdout, and as a log line), the warnings about config that matched nothing, and the exit
+ * code: 3 when the lease was lost, 1 when any account-region failed.
+ */
+export function report(
+  run: Run,
+  results: (SourceTotals | undefined)[],
+  o: { seconds: number; lag: number | undefined },
+): number {
+  if (run.leaseLost) run.log.error(run.leaseLost.message);
   const ok = results.filter((r) => r !== undefined);
-  const sum = (k: keyof SourceTotals) => ok.reduce((a, r) => a + r[k], 0);
-  run.out(
-    `${run.dryRun ? "Would forward" : "Forwarded"} ${sum("datums")} datums of ${
-      sum("streams")
-    } streams from ${ok.length} of ${results.length} account-regions in ${seconds.toFixed(1)} s${
-      sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""
-    }${run.dryRun ? " (dry run: nothing written)" : ""}`,
-  );
+  const sum = (k: "streams" | "datums" | "already" | "refused") => ok.reduce((a, r) => a + r[k], 0);
+  const calls = Object.entries(run.calls).sort().map(([op, n]) => `${op} ${n}`).join(", ");
+  const line = `${run.dryRun ? "Would forward" : "Forwarded"} ${sum("datums")} datums of ${
+    sum("streams")
+  } streams from ${ok.length} of ${results.length} account-regions in ${o.seconds.toFixed(1)} s${
+    sum("already") ? `; ${sum("already")} already in the destination` : ""
+  }${sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""}${
+    calls ? `; calls: ${calls}` : ""
+  }${o.lag === undefined ? "" : `; largest lag ${readableLag(o.lag)}`}${
+    run.dryRun ? " (dry run: nothing written)" : ""
+  }`;
+  run.out(line);
+  run.log.info(line);
+  if (ok.length === results.length) warnUnmatched(run, ok);
   if (run.leaseLost) return EXIT.state;
   return ok.length === results.length ? EXIT.ok : EXIT.failed;
+}
+
+/**
+ * Config that forwards nothing, named precisely: a metric name or a whole metrics entry that no account-region
+ * has, and streams that answered no datapoint where the entry names a unit.
+ */
+function warnUnmatched(run: Run, results: SourceTotals[]) {
+  const found = (key: string) => results.reduce((n, r) => n + (r.found.get(key) ?? 0), 0);
+  for (const m of run.plan.sources[0]?.metrics ?? []) {
+    const dims = m.dimensions.join(", ") || "no dimensions";
+    const keys = m.names.map((name) => [name, `${m.namespace}|${name}|${m.dimensions.join(",")}`] as const);
+    const missing = keys.filter(([, key]) => found(key) === 0).map(([name]) => name);
+    if (missing.length === m.names.length) {
+      run.log.warn(
+        `No metric ${
+          m.names.join(", ")
+        } of namespace ${m.namespace} with the dimensions ${dims} was found in any account-region: check the namespace, the names and the dimensions (ListMetrics lists what has had data in the past two weeks)`,
+      );
+    } else {
+      for (const name of missing) {
+        run.log.warn(
+          `No metric ${name} of namespace ${m.namespace} with the dimensions ${dims} was found in any account-region: check the name`,
+        );
+      }
+    }
+  }
+  for (const r of results) {
+    for (const [what, n] of r.silent) {
+      run.log.warn(
+        `${n} streams of ${what} answered no datapoint in the periods owed: CloudWatch answers nothing where the metric is published in another unit than the config's; check its unit, or leave unit out`,
+      );
+    }
+  }
+}
+
+/**
+ * On a terminal, a line that says how far a long run is, rewritten in place every second: datums written of
+ * those owed, the rate, and the time left. Nothing of it when stderr is not a terminal.
+ */
+export function progressLine(o: {
+  tty: boolean;
+  write: (text: string) => void;
+  now: () => number;
+  /** Calls `show` every second until the returned function is called (a test passes its own). */
+  every?: (show: () => void) => () => void;
+}) {
+  let owed = 0;
+  let done = 0;
+  const started = o.now();
+  const show = () => {
+    const seconds = (o.now() - started) / 1000;
+    const rate = done / Math.max(seconds, 0.001);
+    const left = rate > 0 ? Math.round((owed - done) / rate) : undefined;
+    o.write(
+      `\r${done} of ${owed} datums, ${Math.round(rate)}/s${
+        left === undefined ? "" : `, about ${left} s left`
+      }\u001b[K`,
+    );
+  };
+  const every = o.every ?? ((f) => {
+    const timer = setInterval(f, 1000);
+    (timer as { unref?: () => void }).unref?.();
+    return () => clearInterval(timer);
+  });
+  const stop = o.tty ? every(show) : undefined;
+  return {
+    owe: (datums: number) => void (owed += datums),
+    wrote: (datums: number) => void (done += datums),
+    end() {
+      if (stop === undefined) return;
+      stop();
+      o.write("\r\u001b[K");
+    },
+  };
 }

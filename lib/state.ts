@@ -18,7 +18,6 @@
  */
 import * as path from "node:path";
 import { StateError } from "./errors.ts";
-import { iso } from "./window.ts";
 
 /** Periods [start, end) that may be in the destination, written at `at` (all epoch seconds). */
 export type Doubt = [start: number, end: number, at: number];
@@ -175,35 +174,4 @@ export function parseLegacy(text: string, file: string): Record<string, StreamSt
     if (!ok || !keyOk) throw bad(`the entry for stream ${key.slice(0, 200)} is malformed`);
   }
   return streams as Record<string, StreamState>;
-}
-
-/**
- * Per account and region: the oldest checkpoint of the streams its last discovery found, how far behind it
- * is, what is in doubt, and how many streams were not found again (metrics that stopped).
- */
-export function status(streams: Record<string, StreamState>, nowSeconds: number): string[] {
-  const by = new Map<string, StreamState[]>();
-  for (const [key, s] of Object.entries(streams)) {
-    const [account, region] = JSON.parse(key) as [string, string];
-    const id = `${account} ${region}`;
-    let list = by.get(id);
-    if (!list) by.set(id, list = []);
-    list.push(s);
-  }
-  if (by.size === 0) return ["No checkpoints yet"];
-  return [...by].sort().map(([k, all]) => {
-    let latest = -Infinity;
-    for (const s of all) latest = Math.max(latest, s.seen ?? -Infinity);
-    const current = all.filter((s) => (s.seen ?? latest) >= latest);
-    let next = Infinity;
-    for (const s of current) next = Math.min(next, s.next ?? Infinity);
-    const doubt = current.filter((s) => s.doubt?.length).length;
-    const gone = all.length - current.length;
-    const upTo = Number.isFinite(next)
-      ? `${iso(next)} (${Math.round((nowSeconds - next) / 60)} min behind)`
-      : "- (nothing forwarded yet)";
-    return `${k}: forwarded up to ${upTo}, ${current.length} streams${doubt ? `, ${doubt} in doubt` : ""}${
-      gone ? `; ${gone} no longer found` : ""
-    }`;
-  });
 }

@@ -5,9 +5,10 @@
  * splits into GetMetricData calls that run side by side.
  */
 import type { SourcePlan } from "./config.ts";
-import type { Stream } from "./discover.ts";
+import { keyOf, type Stream } from "./discover.ts";
 import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
+import type { Log } from "./log.ts";
 import * as state from "./state.ts";
 import type { Store } from "./store.ts";
 import { chunks, iso, owed, type Window } from "./window.ts";
@@ -30,7 +31,13 @@ export interface StepContext {
   nowSeconds: number;
   replay: { start: number; end: number } | undefined;
   dryRun: boolean;
-  warn: (line: string) => void;
+  log: Log;
+  /** Set by SIGTERM or SIGINT: no step starts after it; the one under way finishes and commits. */
+  stop: { requested: boolean };
+  /** Streams (keys) this run left in doubt, a write whose answer was lost: what is there is this run's own. */
+  ownDoubt: Set<string>;
+  /** Told how many datums each account-region owes, and how many it wrote: the progress line. */
+  progress: { owe(datums: number): void; wrote(datums: number): void };
 }
 
 /** Some streams and the periods [start, end) they owe; a step, or one GetMetricData call's worth of one. */
@@ -45,6 +52,8 @@ export interface Step extends Part {
   keys: string[];
   /** The streams some of whose periods may be in the destination already: it is read before they are written. */
   inDoubt: Stream[];
+  /** Of those, the streams in doubt from this very run (a write whose answer was lost): what is there is its own. */
+  ownDoubt: Set<Stream>;
 }
 
 /**
@@ -63,31 +72,6 @@ export async function forEachCall(run: StepContext, step: Step, f: (part: Part) 
     }
   });
 }
-
-/** Keys made once per stream: a run asks for them at every stage. */
-const madeKeys = new WeakMap<Stream, string>();
-
-/** A stream's checkpoint key: account, region, namespace, name, dimensions (name and value) and period. */
-export function keyOf(src: SourcePlan, s: Stream): string {
-  let key = madeKeys.get(s);
-  if (key === undefined) {
-    const dims = s.dims.map((d) => [d.Name, d.Value]);
-    madeKeys.set(
-      s,
-      key = JSON.stringify([src.account, src.region, s.plan.namespace, s.name, dims, s.plan.period]),
-    );
-  }
-  return key;
-}
-
-/** What a key names, less the account and region: the identity a kept listing is rebuilt from. */
-export const identityOf = (key: string) =>
-  (JSON.parse(key) as [string, string, string, string, [string, string][], number]).slice(2) as [
-    string,
-    string,
-    [string, string][],
-    number,
-  ];
 
 /** Whether ListMetrics may ask for recently active metrics only: nothing older than a few hours is owed. */
 export function recentOnly(src: SourcePlan, run: StepContext): boolean {
@@ -110,31 +94,46 @@ function oldestOwed(src: SourcePlan, run: StepContext): number {
  */
 export async function* steps(src: SourcePlan, streams: Stream[], run: StepContext): AsyncGenerator<Step> {
   const where = `account "${src.account}" in ${src.region}`;
-  for (const { w, period, streams: group } of groupByWindow(src, streams, run)) {
+  const fields = { account: src.account, region: src.region };
+  const groups = groupByWindow(src, streams, run);
+  for (const { w, period, streams: group } of groups) {
+    run.progress.owe(group.reduce((n, s) => n + (1 + s.plan.stats.length), 0) * ((w.end - w.start) / period));
+  }
+  for (const { w, period, streams: group } of groups) {
     const keys = group.map((s) => keyOf(src, s));
     if (w.lost) {
-      run.warn(
+      run.log.warn(
         `Cannot forward ${where}: ${group.length} streams missed ${iso(w.lost.start)} to ${
           iso(w.lost.end)
         }, older than PutMetricData accepts`,
+        fields,
       );
       // Said once: the checkpoint moves past what can no longer be written.
       if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
     }
     for (const c of chunks(w, period, CHUNK_PERIODS)) {
+      if (run.stop.requested) return;
       const readable = readableAt(keys, c, run.store);
       if (readable > run.nowSeconds) {
-        run.warn(
+        run.log.warn(
           `Cannot forward ${where} from ${
             iso(c.start)
           } yet: what an interrupted run wrote there becomes readable in CloudWatch only at ${
             iso(readable)
           }, and is checked then`,
+          fields,
         );
         break;
       }
       const inDoubt = group.filter((_, i) => mayBeThere(run.store.get(keys[i]!), c, run));
-      yield { streams: group, keys, window: c, period, inDoubt };
+      const ownDoubt = new Set(group.filter((_, i) => run.ownDoubt.has(keys[i]!)));
+      run.log.debug(
+        `Step: ${group.length} streams, ${iso(c.start)} to ${
+          iso(c.end)
+        }, ${inDoubt.length} read from the destination first`,
+        fields,
+      );
+      yield { streams: group, keys, window: c, period, inDoubt, ownDoubt };
     }
   }
 }

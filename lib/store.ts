@@ -17,7 +17,6 @@ import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
-import type { ListingCounts } from "./discover.ts";
 import { type Doubt, parseLegacy, type StreamState } from "./state.ts";
 import { iso } from "./window.ts";
 
@@ -52,6 +51,14 @@ CREATE TABLE lease (
   expires INTEGER NOT NULL
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE sources (
+  account TEXT NOT NULL,
+  region TEXT NOT NULL,
+  last_ok INTEGER,
+  last_error TEXT,
+  error_at INTEGER,
+  PRIMARY KEY (account, region)
+) WITHOUT ROWID;
 CREATE TABLE listings (
   account TEXT NOT NULL,
   region TEXT NOT NULL,
@@ -80,7 +87,24 @@ export interface Store {
   listing(account: string, region: string): Listing | undefined;
   /** Records a listing (after the `seen` of the streams it found), under the lease. */
   setListing(account: string, region: string, listing: Listing): void;
+  /** Records how an account-region's run went, for --status: done now, or failed with this error. */
+  noteSource(account: string, region: string, failure: { error: string; at: number } | undefined): void;
   close(): void;
+}
+
+/** How many metrics the last listing of a plan returned: namespace-wide (`wide`), and per metric name. */
+export interface PlanCounts {
+  wide?: number;
+  names: Record<string, number>;
+}
+/** Per plan (see planId), what its last listing returned: the next listing picks the cheaper way from it. */
+export type ListingCounts = Record<string, PlanCounts>;
+
+/** How an account-region's runs went: when one last succeeded, and the last failure. */
+export interface SourceNote {
+  lastOk?: number;
+  lastError?: string;
+  errorAt?: number;
 }
 
 /** A ListMetrics listing of an account-region: when, of which config, and what it returned. */
@@ -112,6 +136,7 @@ export function memoryStore(
 ): Store {
   const streams = new Map(Object.entries(initial));
   return {
+    noteSource() {},
     listing: (account, region) => listings.get(JSON.stringify([account, region])),
     setListing: (account, region, listing) => void listings.set(JSON.stringify([account, region]), listing),
     file: undefined,
@@ -133,11 +158,22 @@ export function memoryStore(
 }
 
 /** Every stream's state, read without taking the lease: for --status and --dry-run. */
+/** Everything a store holds, as read without its lease. */
+export interface StoreContents {
+  streams: Record<string, StreamState>;
+  listings: Map<string, Listing>;
+  /** Per account-region (JSON of [account, region]), how its runs went. */
+  sources: Map<string, SourceNote>;
+  continuous: boolean;
+}
+
 export function readStore(
   file: string,
   now?: { nowSeconds: number; interval: number },
-): { streams: Record<string, StreamState>; listings: Map<string, Listing>; continuous: boolean } {
-  if (!fs.existsSync(file)) return { streams: {}, listings: new Map(), continuous: false };
+): StoreContents {
+  if (!fs.existsSync(file)) {
+    return { streams: {}, listings: new Map(), sources: new Map(), continuous: false };
+  }
   checkPath(file);
   // Read-write where allowed, though nothing is written: the last connection to close folds the log away.
   let db: DatabaseSync;
@@ -157,9 +193,24 @@ export function readStore(
       const l = row as unknown as ListingRow;
       listings.set(JSON.stringify([l.account, l.region]), listingOf(l, file));
     }
+    const sources = new Map<string, SourceNote>();
+    for (const row of db.prepare("SELECT * FROM sources").iterate()) {
+      const n = row as unknown as {
+        account: string;
+        region: string;
+        last_ok: number | null;
+        last_error: string | null;
+        error_at: number | null;
+      };
+      sources.set(JSON.stringify([n.account, n.region]), {
+        ...(n.last_ok === null ? {} : { lastOk: Number(n.last_ok) }),
+        ...(n.last_error === null ? {} : { lastError: n.last_error }),
+        ...(n.error_at === null ? {} : { errorAt: Number(n.error_at) }),
+      });
+    }
     // Whether a run now would trust these checkpoints, judged as openStore judges it, for --plan.
     const continuous = now !== undefined && judge(db, identityOf(file), now).continuous;
-    return { streams, listings, continuous };
+    return { streams, listings, sources, continuous };
   } catch (e) {
     throw unusable(file, e);
   } finally {
@@ -196,7 +247,7 @@ export function openStore(file: string, o: OpenOptions): Store {
       o.info(`Imported ${imported} checkpoints from "${o.legacyFile}", kept as "${o.legacyFile}.imported"`);
     }
     const continuous = continuity(db, file, identity, o);
-    return sqliteStore(db, file, lease, continuous, o.clock);
+    return sqliteStore(db, file, lease, continuous, o.clock, o.nowSeconds);
   } catch (e) {
     if (lease) releaseLease(db, lease);
     db.close();
@@ -221,7 +272,14 @@ interface Lease {
   expires: number;
 }
 
-function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: boolean, clock: () => number) {
+function sqliteStore(
+  db: DatabaseSync,
+  file: string,
+  lease: Lease,
+  continuous: boolean,
+  clock: () => number,
+  nowSeconds: number,
+) {
   // Each account-region's rows, read when first asked for.
   const sources = new Map<string, Map<string, StreamState>>();
   const rowsOf = (prefix: string): Map<string, StreamState> => {
@@ -262,6 +320,20 @@ function sqliteStore(db: DatabaseSync, file: string, lease: Lease, continuous: b
     listing(account, region) {
       const row = db.prepare("SELECT * FROM listings WHERE account = ? AND region = ?").get(account, region);
       return row === undefined ? undefined : listingOf(row as unknown as ListingRow, file);
+    },
+    noteSource(account, region, failure) {
+      transaction(db, file, () => {
+        renew();
+        if (failure) {
+          db.prepare(
+            "INSERT INTO sources (account, region, last_error, error_at) VALUES (?, ?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_error = excluded.last_error, error_at = excluded.error_at",
+          ).run(account, region, failure.error, failure.at);
+        } else {
+          db.prepare(
+            "INSERT INTO sources (account, region, last_ok) VALUES (?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_ok = excluded.last_ok",
+          ).run(account, region, nowSeconds);
+        }
+      });
     },
     setListing(account, region, l) {
       transaction(db, file, () => {
@@ -589,8 +661,12 @@ function identityOf(file: string): string {
   return `${st.dev}:${st.ino}:${path.resolve(file)}`;
 }
 
-/** The longest gap between runs over which checkpoints are trusted: two timer intervals. */
-export const trustHorizon = (interval: number) => 2 * interval;
+/**
+ * The longest gap between runs over which checkpoints are trusted: the previous tick's, with half an interval
+ * to spare for a timer's jitter. A missed tick is not trusted: something else (a restored copy, a run without
+ * checkpoints) may have run in its place.
+ */
+export const trustHorizon = (interval: number) => interval * 1.5;
 
 /** A key of the JSON state, which wrote dimensions as "Name=Value", as this store writes it: [Name, Value]. */
 function legacyKey(key: string): string {

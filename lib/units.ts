@@ -118,37 +118,39 @@ export function units(o: UnitOptions): { service: string; timer: string } {
 }
 
 /**
- * Writes both units into a folder for the runtime this runs under, and says where, and which variables the
- * environment file must give the config.
+ * Writes both units into the folder of --systemd-units, for the runtime this runs under, and says where, and
+ * which variables the environment file must give the config.
  */
 export function writeUnits(
-  dir: string,
-  o: {
+  args: {
+    systemdUnits?: string | undefined;
     config: string | undefined;
-    interval: number;
+    every: number | undefined;
     user: string | undefined;
-    script: URL;
-    variables: string[];
   },
+  facts: { interval: number; variables: string[] },
+  scriptUrl: string,
   out: (line: string) => void,
-) {
+): number {
+  const dir = args.systemdUnits!;
   const { service, timer } = units({
     runtime: process.versions["bun"] ? "bun" : "deno",
     runtimePath: process.execPath,
-    script: fileURLToPath(o.script),
-    config: o.config === undefined ? undefined : path.resolve(o.config),
-    interval: o.interval,
-    user: o.user,
+    script: fileURLToPath(scriptUrl),
+    config: args.config === undefined ? undefined : path.resolve(args.config),
+    interval: args.every ?? facts.interval,
+    user: args.user,
   });
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, `${UNIT}.service`), service);
   fs.writeFileSync(path.join(dir, `${UNIT}.timer`), timer);
   out(`Wrote ${path.join(dir, `${UNIT}.service`)} and ${path.join(dir, `${UNIT}.timer`)}`);
-  if (o.variables.length > 0) {
+  if (facts.variables.length > 0) {
     out(
       `The config reads ${
-        o.variables.join(", ")
+        facts.variables.join(", ")
       }: set them in ${ENVIRONMENT_FILE} (owned by root, mode 0600), with AWS credentials if the host has no instance role`,
     );
   }
+  return 0;
 }

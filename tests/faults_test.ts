@@ -19,6 +19,7 @@ import {
   withFleet as withSeededFleet,
   withOldServices,
 } from "./fleet.ts";
+import { notes, said } from "./helpers.ts";
 
 /** Services of the "big" account here: a smaller fleet keeps the many runs below quick. */
 const SERVICES = 20;
@@ -87,7 +88,7 @@ test("two runs started at the same moment: one runs, the other stops at the lock
     for (const r of [a!, b!].filter((r) => r.code === 3)) {
       assert.equal(r.stdout, "");
       assert.match(
-        r.stderr,
+        said(r),
         /^Cannot lock state file "[^"\n]*\/forwarder-state\.db": another run \(pid \d+ on [^\n]+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\) holds its lease until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
       );
     }
@@ -121,15 +122,18 @@ test("the destination refusing every write for an hour, then recovering: nothing
       const lost =
         `the answer to a PutMetricData was lost \\(InternalFailure: [^\\n]*\\); it may have been applied`;
       assert.match(
-        r.stderr,
+        said(r),
         new RegExp(
           `^Cannot be sure of a write for account "production" in eu-west-1: ${lost}; reading the destination in 15 s before writing again$`,
           "m",
         ),
       );
       assert.match(
-        r.stderr,
-        new RegExp(`^Cannot forward account "production" in eu-west-1: WriteInDoubt: ${lost}$`, "m"),
+        said(r),
+        new RegExp(
+          `^Cannot forward account "production" in eu-west-1: PutMetricData as the default credentials failed: WriteInDoubt: ${lost}$`,
+          "m",
+        ),
       );
     }
     emu.faults.putErrorRate = 0;
@@ -145,15 +149,18 @@ test("one source account's role denied: the others advance, and it catches up on
     for (const [minutesAgo, lastRun] of [[30, 40], [20, 30]] as const) {
       const r = await run(minutesAgo);
       assert.equal(r.code, 1);
-      // Ten minutes since the last run: the run says it checks the destination first, then which source failed.
-      const [first, ...failed] = r.stderr.trimEnd().split("\n");
-      assert.equal(first, staleStore(stateFile, now - lastRun * MIN));
+      // Ten minutes since the last run: the run notes it checks the destination first, then says which source
+      // failed, at which call and as whom: AssumeRole of the production role.
+      assert.equal(notes(r).split("\n")[0], staleStore(stateFile, now - lastRun * MIN));
+      const failed = said(r).trimEnd().split("\n");
       assert.equal(failed.length, 2, r.stderr);
       failed.sort().forEach((l, i) =>
         assert.match(
           l,
           new RegExp(
-            `^Cannot forward account "production" in ${["eu-west-1", "us-east-1"][i]}: AccessDenied: .*$`,
+            `^Cannot forward account "production" in ${
+              ["eu-west-1", "us-east-1"][i]
+            }: AssumeRole of "${PRODUCTION_ROLE}" failed: AccessDenied: .*$`,
           ),
         )
       );
@@ -161,12 +168,20 @@ test("one source account's role denied: the others advance, and it catches up on
     }
     const status = await run(20, ["--status"]);
     const upTo = (minutesAgo: number) => new Date(now - minutesAgo * MIN).toISOString().replace(".000Z", "Z");
-    assert.deepEqual(status.stdout.trim().split("\n"), [
-      `acceptance eu-west-1: forwarded up to ${upTo(22)} (2 min behind), 7 streams`,
-      `big eu-west-1: forwarded up to ${upTo(22)} (2 min behind), ${SERVICES * 2} streams`,
-      `production eu-west-1: forwarded up to ${upTo(42)} (22 min behind), 7 streams`,
-      `production us-east-1: forwarded up to ${upTo(42)} (22 min behind), 7 streams`,
-    ]);
+    // In the config's order; the denied account-regions with the error of their last run.
+    const denied = `AssumeRole of "${PRODUCTION_ROLE}" failed: AccessDenied: [^\n]*`;
+    const lines = status.stdout.trim().split("\n");
+    assert.equal(lines.length, 4, status.stdout);
+    [
+      `production eu-west-1: forwarded up to ${
+        upTo(42)
+      } \\(22 min behind\\), 7 streams; its last run failed at ${upTo(20)}: ${denied}`,
+      `production us-east-1: forwarded up to ${
+        upTo(42)
+      } \\(22 min behind\\), 7 streams; its last run failed at ${upTo(20)}: ${denied}`,
+      `acceptance eu-west-1: forwarded up to ${upTo(22)} \\(2 min behind\\), 7 streams`,
+      `big eu-west-1: forwarded up to ${upTo(22)} \\(2 min behind\\), ${SERVICES * 2} streams`,
+    ].forEach((want, i) => assert.match(lines[i]!, new RegExp(`^${want}$`)));
     emu.faults.denyRoles.clear();
     ok(await run(0));
     await assertForwarded(emu, firstPeriod(now, 40), now - 2 * MIN);
@@ -188,7 +203,7 @@ for (
       assert.equal(r.code, 3);
       assert.equal(r.stdout, "");
       assert.match(
-        r.stderr,
+        said(r),
         /^Cannot use state file "[^"\n]*\/forwarder-state\.db": [^\n]*; it was left as it is: (repair it|restore it from a backup), or move it away to start afresh\n$/,
       );
       assert.deepEqual(fs.readFileSync(stateFile), damaged);
@@ -215,12 +230,12 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     });
     const r = await run(0);
     ok(r);
-    const warnings = r.stderr.trim().split("\n");
-    assert.equal(warnings.length, 2, r.stderr);
-    // Its last run was 15 minutes ago, more than two intervals: the run checks the destination first.
-    assert.equal(warnings[0], staleStore(stateFile, now - 15 * MIN));
+    // Its last run was 15 minutes ago, more than an interval: the run notes it checks the destination first.
+    assert.equal(notes(r).split("\n")[0], staleStore(stateFile, now - 15 * MIN));
+    const warnings = said(r).trim().split("\n");
+    assert.equal(warnings.length, 1, r.stderr);
     assert.match(
-      warnings[1]!,
+      warnings[0]!,
       new RegExp(
         `^Cannot forward CPUUtilization ClusterName=shared,ServiceName=svc-0,SourceAccount=acceptance,SourceRegion=eu-west-1 at ${
           new Date(t).toISOString().replace(".000Z", "Z")
@@ -234,7 +249,7 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     );
     // The stream's other periods, and every other stream, went through; the next run does not retry it.
     const again = await run(0);
-    assert.equal(again.stderr, "");
+    assert.equal(said(again), "");
     assert.match(again.stdout, /^Forwarded 0 datums/);
   });
 });
@@ -250,7 +265,7 @@ test("a crash after writing periods over 3 hours old: the next run waits until C
     const early = await run(T);
     ok(early);
     assert.match(
-      early.stderr,
+      said(early),
       new RegExp(
         `^Cannot forward account "acceptance" in eu-west-1 from ${
           new Date(T - 359 * MIN).toISOString().replace(".000Z", "Z")

@@ -26,7 +26,7 @@ test("forward.ts forwards every period with the source's exact statistics, keepi
     assert.equal(second.code, 0, second.stderr);
     assert.match(
       second.stdout,
-      /^Forwarded \d+ datums of 1061 streams from 4 of 4 account-regions in [\d.]+ s\n$/,
+      /^Forwarded \d+ datums of 1061 streams from 4 of 4 account-regions in [\d.]+ s; calls: [^;\n]+; largest lag 2 min\n$/,
     );
     // Periods from the first one forwarded (ending 30 min + delay before now) to the newest complete one.
     const compared = await assertForwarded(emu, now - 33 * MIN, now - 2 * MIN);

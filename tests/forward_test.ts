@@ -5,33 +5,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EXIT, main } from "../forward.ts";
-import type { CloudWatchApi, Datum, Query, Role } from "../lib/aws.ts";
+import type { CloudWatchApi } from "../lib/aws.ts";
 import { readStore } from "../lib/store.ts";
-
-const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
-const iso = (ms: number) => new Date(ms).toISOString();
-const BUNDLED_ENV = {
-  PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::111111111111:role/transfer",
-  ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::222222222222:role/transfer",
-  TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::333333333333:role/transfer",
-};
-
-async function run(
-  argv: string[],
-  env: Record<string, string> = {},
-  cloudWatch?: (region: string, role: Role | undefined) => CloudWatchApi,
-) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, {
-    env,
-    now: () => NOW,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-    ...(cloudWatch ? { cloudWatch } : {}),
-  });
-  return { code, out, err };
-}
+import { BUNDLED_ENV, fakeFleet, iso, logged, NOW, run } from "./fakes.ts";
 
 test("main() prints the usage for --help and refuses unknown options with exit code 2", async () => {
   const help = await run(["--help"]);
@@ -59,9 +35,10 @@ test("main() checks --from, --to and --now", async () => {
   ]);
   const future = await run(["--from", "2026-11-24T11:00:00Z", "--to", "2026-11-24T13:00:00Z"], e);
   assert.equal(future.code, EXIT.usage);
+  // Past the command line, problems are log lines, with the time and the level.
   assert.match(
     future.err[0]!,
-    /^Cannot replay 2026-11-24T11:00:00Z to 2026-11-24T13:00:00Z: the window must be in the past two weeks/,
+    /^2026-11-24T12:00:00\.000Z ERROR Cannot replay 2026-11-24T11:00:00Z to 2026-11-24T13:00:00Z: the window must be in the past two weeks/,
   );
 });
 
@@ -73,72 +50,30 @@ test("main() checks the bundled config, and names every unset variable", async (
   });
   const unset = await run(["--check-config"]);
   assert.equal(unset.code, EXIT.usage);
-  assert.deepEqual(unset.err.map((l) => l.replace(/^forwarder\.yaml:\d+:\d+: /, "")), [
+  assert.deepEqual(unset.err.map((l) => l.replace(/^\S+ ERROR forwarder\.yaml:\d+:\d+: /, "")), [
     'Environment variable "PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.0.role_arn)',
     'Environment variable "ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.1.role_arn)',
     'Environment variable "TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.2.role_arn)',
   ]);
 });
 
-/**
- * An in-memory CloudWatch per account-region: one stream per source, three samples a minute. The destination
- * answers GetMetricData with the SampleCount of what was written to it.
- */
-function fakeFleet(denied: string) {
-  const written: { region: string; namespace: string; datum: Datum }[] = [];
-  const inDestination = (q: Query, t: number) =>
-    written.some((w) =>
-      w.namespace === q.Metric.Namespace && w.datum.MetricName === q.Metric.MetricName &&
-      w.datum.Timestamp === t && JSON.stringify(w.datum.Dimensions) === JSON.stringify(q.Metric.Dimensions)
-    );
-  const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
-    const refuse = () =>
-      Promise.reject(Object.assign(new Error(`not authorized for ${denied}`), { name: "AccessDenied" }));
-    return {
-      listMetrics: (input) =>
-        role?.roleArn === denied ? refuse() : Promise.resolve({
-          metrics: (input.MetricName ? [input.MetricName] : ["CPUUtilization", "MemoryUtilization"]).map((
-            MetricName,
-          ) => ({
-            Namespace: input.Namespace,
-            MetricName,
-            Dimensions: [{ Name: "ClusterName", Value: "c" }, { Name: "ServiceName", Value: "s" }],
-          })),
-          nextToken: undefined,
-        }),
-      getMetricData: (input) => {
-        const ts: number[] = [];
-        for (let t = input.start; t < input.end; t += 60) ts.push(t);
-        const v = { SampleCount: 3, Sum: 6, Minimum: 1, Maximum: 3 } as Record<string, number>;
-        return Promise.resolve({
-          nextToken: undefined,
-          results: input.queries.map((q) => {
-            if (!q.Metric.Namespace.startsWith("Forwarded/")) {
-              return { Id: q.Id, Timestamps: ts, Values: ts.map(() => v[q.Stat]!) };
-            }
-            const there = ts.filter((t) => inDestination(q, t));
-            return { Id: q.Id, Timestamps: there, Values: there.map(() => 3) };
-          }),
-        });
-      },
-      putMetricData: (namespace, datums) => {
-        written.push(...datums.map((datum) => ({ region, namespace, datum })));
-        return Promise.resolve();
-      },
-    };
-  };
-  return { written, cloudWatch };
-}
-
 test("main() forwards every source but a denied one, reports it by name and exits 1", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
   const fleet = fakeFleet(BUNDLED_ENV.ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN);
   const r = await run([], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fleet.cloudWatch);
   assert.equal(r.code, EXIT.failed);
+  // The summary, on stdout and as a log line: a new store's run reads the destination first (3 calls), then
+  // forwards (3), in one write, with one more for the run's own metrics.
+  const summary =
+    "Forwarded 6 datums of 6 streams from 3 of 4 account-regions in 0.0 s; calls: GetMetricData 6, ListMetrics 4, PutMetricData 2; largest lag 2 min";
   assert.deepEqual(r.err, [
-    'Cannot forward account "acceptance" in eu-west-1: AccessDenied: not authorized for arn:aws:iam::222222222222:role/transfer',
+    logged(
+      "ERROR",
+      'Cannot forward account "acceptance" in eu-west-1: AccessDenied: not authorized for arn:aws:iam::222222222222:role/transfer',
+    ),
+    logged("INFO", summary),
   ]);
-  assert.match(r.out[0]!, /^Forwarded 6 datums of 6 streams from 3 of 4 account-regions in [\d.]+ s$/);
+  assert.deepEqual(r.out, [summary]);
   // The newest complete period (11:57, with the 120 s delay), as a statistic set, apart per account and region.
   assert.deepEqual(
     fleet.written.filter((w) => w.namespace !== "CloudWatchForwarder").map((w) =>
@@ -181,11 +116,22 @@ test("main() forwards every source but a denied one, reports it by name and exit
     "Streams production,us-east-1 2 Count 1795521600",
     "Streams test,eu-west-1 2 Count 1795521600",
   ]);
+  // Every configured account-region, the one whose role is denied too, with its error.
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
   assert.deepEqual(status.out, [
     "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
     "production us-east-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
+    "acceptance eu-west-1: never forwarded; its last run failed at 2026-11-24T12:00:00Z: AccessDenied: not authorized for arn:aws:iam::222222222222:role/transfer",
     "test eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
+  ]);
+  const json = JSON.parse(
+    (await run(["--status", "--json"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir })).out[0]!,
+  );
+  assert.deepEqual(json.map((s: { state: string; lagSeconds: number | null }) => [s.state, s.lagSeconds]), [
+    ["ok", 120],
+    ["ok", 120],
+    ["failing", null],
+    ["ok", 120],
   ]);
 });
 
@@ -202,7 +148,7 @@ test("main() --dry-run prints what it would write and writes nothing", async () 
   );
   assert.match(
     r.out[8]!,
-    /^Would forward 8 datums of 8 streams from 4 of 4 account-regions in [\d.]+ s \(dry run: nothing written\)$/,
+    /^Would forward 8 datums of 8 streams from 4 of 4 account-regions in [\d.]+ s; calls: .*\(dry run: nothing written\)$/,
   );
   assert.deepEqual(fs.readdirSync(dir), []);
 });
@@ -282,10 +228,12 @@ test("main() forgets a stream that discovery has not found for 15 days, and says
   const r = await run([], { ...BUNDLED_ENV, STATE_DIRECTORY: dir }, fakeFleet("none").cloudWatch);
   assert.equal(r.code, EXIT.ok);
   const legacy = path.join(dir, "forwarder-state.json");
-  assert.deepEqual(r.err, [
-    `Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`,
-    'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days',
+  assert.deepEqual(r.err.slice(0, 2), [
+    logged("INFO", `Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`),
+    logged("INFO", 'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days'),
   ]);
+  assert.match(r.err[2]!, /^\S+ INFO Forwarded 8 datums/);
+  assert.equal(r.err.length, 3);
   // The earlier version wrote dimensions as "Name=Value"; the store keeps them as [Name, Value].
   const imported = (key: string) => key.replace(/"(\w+)=(\w+)"/g, '["$1","$2"]');
   const kept = readStore(path.join(dir, "forwarder-state.db")).streams;
@@ -293,7 +241,7 @@ test("main() forgets a stream that discovery has not found for 15 days, and says
   assert.deepEqual(kept[imported(stopped)], streams[stopped]);
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
   assert.equal(
-    status.out[1],
+    status.out[0],
     "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams; 1 no longer found",
   );
 });

@@ -87,6 +87,26 @@ export function startForwarder(
   return { pid: child.pid!, done };
 }
 
+const LEVELS = ["error", "warn", "info", "debug"];
+
+/**
+ * What a run said on stderr at `level` or more severe, one message a line, without the time and the level
+ * each log line starts with. A line that is no log line (a stack trace, say) is kept whole, so it shows.
+ */
+export function said(r: { stderr: string }, level: "error" | "warn" | "info" | "debug" = "warn"): string {
+  const most = LEVELS.indexOf(level);
+  return r.stderr.split("\n").filter(Boolean).map((line) => {
+    const m = /^\S+ (ERROR|WARN|INFO|DEBUG) (.*)$/.exec(line);
+    return m ? { rank: LEVELS.indexOf(m[1]!.toLowerCase()), text: m[2]! } : { rank: 0, text: line };
+  }).filter((l) => l.rank <= most).map((l) => `${l.text}\n`).join("");
+}
+
+/** What a run said at the info level and above, less its summary line: the notes about its checkpoints. */
+export const notes = (r: { stderr: string }) =>
+  said(r, "info").split("\n").filter((l) => l && !/^(Forwarded|Would forward) \d+ datums/.test(l)).map((l) =>
+    `${l}\n`
+  ).join("");
+
 /** Runs forward.ts as a user would, under the current runtime unless `command` says otherwise. */
 export function runForwarder(
   args: string[],

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { assertForwarded, type Fleet, MIN, withFleet as withSeededFleet, withOldServices } from "./fleet.ts";
-import type { ProcessResult } from "./helpers.ts";
+import { type ProcessResult, said } from "./helpers.ts";
 
 const SERVICES = 5;
 const STREAMS = 3 * 7 + SERVICES * 2;
@@ -71,7 +71,7 @@ test("a gap older than PutMetricData accepts is reported once, and the checkpoin
     assert.equal(old.code, 0, old.stderr);
     const late = await run(0);
     assert.equal(late.code, 0, late.stderr);
-    const lost = late.stderr.split("\n").filter((l) => l.includes("older than PutMetricData accepts"));
+    const lost = said(late).split("\n").filter((l) => l.includes("older than PutMetricData accepts"));
     assert.equal(lost.length, 4, late.stderr);
     assert.match(
       lost[0]!,
@@ -82,7 +82,7 @@ test("a gap older than PutMetricData accepts is reported once, and the checkpoin
       ),
     );
     const again = await run(0);
-    assert.equal(again.stderr, "");
+    assert.equal(said(again), "");
   });
 });
 
@@ -100,7 +100,7 @@ test("a replay of data over 3 hours old, repeated at once, waits until CloudWatc
     const again = await run(clock.now, replay);
     assert.equal(forwarded(again), 0);
     assert.match(
-      again.stderr,
+      said(again),
       /^Cannot forward account "acceptance" in eu-west-1 from .* yet: what an interrupted run wrote there becomes readable in CloudWatch only at .*, and is checked then\n$/,
     );
     clock.now = T + 121 * MIN;

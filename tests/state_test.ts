@@ -11,7 +11,6 @@ import {
   readableFrom,
   resumeAt,
   statePath,
-  status,
   type StreamState,
 } from "../lib/state.ts";
 import { StateError } from "../lib/errors.ts";
@@ -115,24 +114,6 @@ test("resumeAt() is the checkpoint, or the first period tried by a stream that n
   assert.equal(resumeAt({ doubt: [[60, 120, T], [300, 360, T]] }), 60);
 });
 
-test("status() gives each account-region its oldest checkpoint, the lag, and the streams in doubt", () => {
-  const key = (account: string, region: string, n: string) =>
-    JSON.stringify([account, region, "AWS/ECS", n, [], 60]);
-  const t = Date.UTC(2026, 10, 24, 12) / 1000;
-  assert.deepEqual(status({}, t), ["No checkpoints yet"]);
-  assert.deepEqual(
-    status({
-      [key("prod", "eu-west-1", "a")]: { next: t - 180 },
-      [key("prod", "eu-west-1", "b")]: { next: t - 600, doubt: [[t - 600, t - 540, t]] },
-      [key("acc", "eu-west-1", "a")]: { doubt: [[t - 120, t - 60, t]] },
-    }, t),
-    [
-      "acc eu-west-1: forwarded up to - (nothing forwarded yet), 1 streams, 1 in doubt",
-      "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt",
-    ],
-  );
-});
-
 test("forgotten() picks the streams not found now and not found for 15 days", () => {
   const t = 100 * 86_400;
   const known: [string, StreamState | undefined][] = [
@@ -142,17 +123,6 @@ test("forgotten() picks the streams not found now and not found for 15 days", ()
     ["never-seen", { next: 0 }],
   ];
   assert.deepEqual(forgotten(known, new Set(["found"]), t), ["old"]);
-});
-
-test("status() leaves streams that discovery no longer finds out of the lag, and counts them", () => {
-  const key = (n: string) => JSON.stringify(["prod", "eu-west-1", "AWS/ECS", n, [], 60]);
-  const t = Date.UTC(2026, 10, 24, 12) / 1000;
-  assert.deepEqual(
-    status({ [key("a")]: { next: t - 180, seen: t }, [key("b")]: { next: t - 86_400, seen: t - 86_400 } }, t),
-    [
-      "prod eu-west-1: forwarded up to 2026-11-24T11:57:00Z (3 min behind), 1 streams; 1 no longer found",
-    ],
-  );
 });
 
 test("parseLegacy() reads the JSON state of earlier versions and refuses anything else in one line", () => {

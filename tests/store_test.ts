@@ -308,6 +308,7 @@ test("readStore() reads while a run holds the lease, and finds nothing where the
   assert.deepEqual(readStore(path.join(tempDir(), "none.db")), {
     streams: {},
     listings: new Map(),
+    sources: new Map(),
     continuous: false,
   });
 });

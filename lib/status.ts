@@ -1,0 +1,88 @@
+/**
+ * --status: every account-region of the config, read from the checkpoint store without its lease: how far it
+ * is forwarded and how far behind that is, its streams, those in doubt and why, and its last error where its
+ * last run failed; "never forwarded" where nothing is yet.
+ */
+import type { SourcePlan } from "./config.ts";
+import { readableLag } from "./run.ts";
+import type { StreamState } from "./state.ts";
+import { readStore, type StoreContents } from "./store.ts";
+import { iso } from "./window.ts";
+
+export interface SourceStatus {
+  account: string;
+  region: string;
+  /** The first period not yet forwarded of its furthest-behind stream (ISO), null before any. */
+  forwardedUpTo: string | null;
+  lagSeconds: number | null;
+  streams: number;
+  inDoubt: number;
+  /** Streams the last listing did not find: metrics that stopped. */
+  noLongerFound: number;
+  lastError: string | null;
+  errorAt: string | null;
+  state: "ok" | "failing" | "never forwarded";
+}
+
+/** The status of every configured account-region. */
+export function statusOf(sources: SourcePlan[], contents: StoreContents, nowSeconds: number): SourceStatus[] {
+  const byId = new Map<string, StreamState[]>();
+  for (const [key, s] of Object.entries(contents.streams)) {
+    const id = key.slice(0, key.indexOf(",", key.indexOf(",") + 1)) + "]";
+    let list = byId.get(id);
+    if (!list) byId.set(id, list = []);
+    list.push(s);
+  }
+  return sources.map((src) => {
+    const id = JSON.stringify([src.account, src.region]);
+    const all = byId.get(id) ?? [];
+    let latest = -Infinity;
+    for (const s of all) latest = Math.max(latest, s.seen ?? -Infinity);
+    const current = all.filter((s) => (s.seen ?? latest) >= latest);
+    let next = Infinity;
+    for (const s of current) next = Math.min(next, s.next ?? Infinity);
+    const note = contents.sources.get(id);
+    const failing = note?.errorAt !== undefined && note.errorAt >= (note.lastOk ?? -Infinity);
+    const forwarded = Number.isFinite(next);
+    return {
+      account: src.account,
+      region: src.region,
+      forwardedUpTo: forwarded ? iso(next) : null,
+      lagSeconds: forwarded ? nowSeconds - next : null,
+      streams: current.length,
+      inDoubt: current.filter((s) => s.doubt?.length).length,
+      noLongerFound: all.length - current.length,
+      lastError: failing ? note.lastError ?? null : null,
+      errorAt: failing ? iso(note.errorAt!) : null,
+      state: failing ? "failing" : forwarded ? "ok" : "never forwarded",
+    };
+  });
+}
+
+/** One line per account-region. */
+export function statusLines(statuses: SourceStatus[]): string[] {
+  return statuses.map((s) => {
+    const where = `${s.account} ${s.region}`;
+    const progress = s.forwardedUpTo === null
+      ? "never forwarded"
+      : `forwarded up to ${s.forwardedUpTo} (${readableLag(s.lagSeconds!)} behind), ${s.streams} streams`;
+    const doubt = s.inDoubt
+      ? `, ${s.inDoubt} in doubt (a write that may or may not have arrived: the destination is read before the next one)`
+      : "";
+    const gone = s.noLongerFound ? `; ${s.noLongerFound} no longer found` : "";
+    const error = s.lastError === null ? "" : `; its last run failed at ${s.errorAt}: ${s.lastError}`;
+    return `${where}: ${progress}${doubt}${gone}${error}`;
+  });
+}
+
+/** --status, as lines or (with --json) one JSON object; the store is read without taking its lease. */
+export function printStatus(
+  sources: SourcePlan[],
+  file: string,
+  args: { json: boolean; now: number | undefined },
+  deps: { now: () => number; out: (line: string) => void },
+): number {
+  const statuses = statusOf(sources, readStore(file), args.now ?? Math.floor(deps.now() / 1000));
+  (args.json ? [JSON.stringify(statuses)] : statusLines(statuses)).forEach((l) => deps.out(l));
+  return 0;
+}
