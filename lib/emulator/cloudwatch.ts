@@ -417,7 +417,7 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
     throw invalid(`The collection Dimensions must not have more than ${LIST_MAX_DIMENSION_FILTERS} items.`);
   }
   // A filter may give a name alone (API reference, DimensionFilter); what it gives follows Dimension's rules.
-  const filters = (filterList ?? []).map((f, i) => checkDimension(f, `Dimensions.member.${i + 1}`, false));
+  const filters = (filterList ?? []).map((f, i) => checkDimension(f, "Dimensions", i + 1, false));
   const recently = str(body, "RecentlyActive");
   if (recently !== undefined && recently !== "PT3H") {
     throw invalid(
