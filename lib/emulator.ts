@@ -13,9 +13,9 @@
  * throttled calls.
  *
  * Its parts are in lib/emulator/: http.ts (the server and both wire protocols), cloudwatch.ts and sts.ts (the
- * operations; requests.ts reads their parameters, errors.ts is their error), store.ts (the data), faults.ts
- * (faults, call counts, the control endpoints), quotas.ts, limits.ts, demo_fleet.ts; instance.ts is the state
- * they share.
+ * operations; requests.ts reads their parameters, errors.ts is their error), store.ts (the streams, indexed for
+ * lookup and listing) and samples.ts (their samples, in columns, and aggregation), faults.ts (faults, call
+ * counts, the control endpoints), quotas.ts, limits.ts, demo_fleet.ts; instance.ts is the state they share.
  */
 import process from "node:process";
 import { DEMO_ACCOUNTS, seedDemo } from "./emulator/demo_fleet.ts";

@@ -643,6 +643,93 @@ test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query"
   });
 });
 
+test("GetMetricData and GetMetricStatistics with a Unit read only that unit's samples; without one, GetMetricStatistics names the first sample's", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      { MetricName: "Latency", Value: 1, Timestamp: at(0, 0), Unit: "Milliseconds" },
+      { MetricName: "Latency", Value: 2, Timestamp: at(0, 10), Unit: "Seconds" },
+      { MetricName: "Latency", Value: 4, Timestamp: at(0, 20) },
+      { MetricName: "Latency", Value: 8, Timestamp: at(1), Unit: "Seconds" },
+    ]);
+    const sums = async (unit?: string) =>
+      (await cloudWatch(emu.url, A).send(
+        new GetMetricDataCommand({
+          StartTime: at(0),
+          EndTime: at(2),
+          ScanBy: "TimestampAscending",
+          MetricDataQueries: [query("a", unit ? { Unit: unit } : {})],
+        } as never),
+      )).MetricDataResults![0]!.Values;
+    assert.deepEqual(await sums(), [7, 8]);
+    assert.deepEqual(await sums("Seconds"), [2, 8]);
+    assert.deepEqual(await sums("Milliseconds"), [1]);
+    assert.deepEqual(await sums("None"), [4]);
+    const all = await gms(emu, { EndTime: at(2) });
+    assert.deepEqual(all.Datapoints!.map((d) => [d.Sum, d.Unit]), [[7, "Milliseconds"], [8, "Milliseconds"]]);
+    const seconds = await gms(emu, { EndTime: at(2), Unit: "Seconds" });
+    assert.deepEqual(seconds.Datapoints!.map((d) => [d.Sum, d.Unit]), [[2, "Seconds"], [8, "Seconds"]]);
+  });
+});
+
+test("GetMetricData aggregates samples put out of time order as if in order; a statistic set without values takes its period's percentiles away", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      { MetricName: "Latency", Value: 3, Timestamp: at(2) },
+      { MetricName: "Latency", Values: [1, 2], Counts: [1, 3], Timestamp: at(1, 30) },
+      { MetricName: "Latency", Value: 1, Timestamp: at(0) },
+      { MetricName: "Latency", Value: 5, Timestamp: at(1) },
+      { MetricName: "Latency", Value: 6, Timestamp: at(0, 59) },
+    ]);
+    await put(emu, [{
+      MetricName: "Latency",
+      StatisticValues: { SampleCount: 2, Sum: 3, Minimum: 1, Maximum: 2 },
+      Timestamp: at(2, 1),
+    }]);
+    const stats = ["SampleCount", "Sum", "Minimum", "Maximum", "p50", "p100"];
+    const r = await gmd(emu, stats.map((stat) => ({ stat })), at(0), at(3));
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [
+      [2, 5, 3],
+      [7, 12, 6],
+      [1, 1, 1],
+      [6, 5, 3],
+      [1, 2],
+      [6, 5],
+    ]);
+    assert.deepEqual(r.MetricDataResults![4]!.Timestamps, [at(0), at(1)]);
+  });
+});
+
+test("GetMetricData computes percentiles over fractional Counts as it always has", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [
+      { MetricName: "Latency", Values: [1, 2], Counts: [0.5, 0], Timestamp: at(0) },
+      { MetricName: "Latency", Values: [3], Counts: [0.5], Timestamp: at(1) },
+      { MetricName: "Latency", Values: [4, 4], Timestamp: at(2) },
+    ]);
+    const r = await gmd(emu, [{ stat: "p50" }, { stat: "SampleCount" }, { stat: "Maximum" }], at(0), at(3));
+    // Fewer than one sample in all: nearest rank 1 is past the total, and the largest value answers.
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[2, 3, 4], [0.5, 0.5, 2], [1, 3, 4]]);
+  });
+});
+
+test("a stream is the same whatever order its dimensions come in; ListMetrics gives them sorted by name", async () => {
+  await withEmu(async (emu) => {
+    const ab = [{ Name: "b", Value: "1" }, { Name: "a", Value: "2" }];
+    await put(emu, [
+      { MetricName: "Latency", Value: 1, Timestamp: at(0), Dimensions: ab },
+      { MetricName: "Latency", Value: 2, Timestamp: at(0), Dimensions: [...ab].reverse() },
+    ]);
+    const r = await gmd(emu, [{ stat: "Sum", dims: ab }], at(0), at(1));
+    assert.deepEqual(r.MetricDataResults![0]!.Values, [3]);
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    assert.deepEqual(listed.Metrics, [{
+      Namespace: "App",
+      MetricName: "Latency",
+      Dimensions: [{ Name: "a", Value: "2" }, { Name: "b", Value: "1" }],
+    }]);
+  });
+});
+
 // ---- GetMetricStatistics ----
 
 test("GetMetricStatistics answers several statistics and percentiles in one call", async () => {
@@ -755,6 +842,169 @@ test("ListMetrics refuses more than 10 dimension filters with InvalidParameterVa
       cloudWatch(emu.url, A).send(new ListMetricsCommand({ Dimensions: filters })),
       "InvalidParameterValue",
     );
+  });
+});
+
+/** Each page of a listing as "namespace/name/dim=value,...", following NextToken; `between` runs between pages. */
+async function listPages(
+  emu: Emulator,
+  input: Record<string, unknown>,
+  between: (pages: number) => Promise<void> = async () => {},
+): Promise<string[][]> {
+  const pages: string[][] = [];
+  let token: string | undefined;
+  do {
+    const r = await cloudWatch(emu.url, A).send(
+      new ListMetricsCommand({ ...input, ...(token ? { NextToken: token } : {}) }),
+    );
+    pages.push(
+      r.Metrics!.map((m) =>
+        `${m.Namespace}/${m.MetricName}/${m.Dimensions!.map((d) => `${d.Name}=${d.Value}`).join(",")}`
+      ),
+    );
+    token = r.NextToken;
+    if (token) await between(pages.length);
+  } while (token);
+  return pages;
+}
+
+/** Puts `count` streams of App (or `namespace`) in order, 1,000 a call: name(i) and dims(i) for each i. */
+async function putStreams(
+  emu: Emulator,
+  count: number,
+  name: (i: number) => string,
+  dims: (i: number) => { Name: string; Value: string }[] = () => [],
+  namespace = "App",
+) {
+  for (let from = 0; from < count; from += 1000) {
+    const data = Array.from(
+      { length: Math.min(1000, count - from) },
+      (_, k) => ({ MetricName: name(from + k), Value: 1, Timestamp: at(0), Dimensions: dims(from + k) }),
+    );
+    await put(emu, data, namespace);
+  }
+}
+
+const padded = (prefix: string) => (i: number) => `${prefix}${String(i).padStart(4, "0")}`;
+
+test("ListMetrics lists in the order streams were created: 500 fit one page without NextToken, 501 take two", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 500, padded("m"));
+    const one = await listPages(emu, { Namespace: "App" });
+    assert.deepEqual(one.map((p) => p.length), [500]);
+    assert.deepEqual(one[0], Array.from({ length: 500 }, (_, i) => `App/${padded("m")(i)}/`));
+    await putStreams(emu, 1, () => "last");
+    const two = await listPages(emu, { Namespace: "App" });
+    assert.deepEqual(two.map((p) => p.length), [500, 1]);
+    assert.deepEqual(two[1], ["App/last/"]);
+  });
+});
+
+test("ListMetrics: streams created between pages come after those listed, none skipped or listed twice", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 1200, padded("s"));
+    const pages = await listPages(emu, { Namespace: "App" }, async (page) => {
+      if (page !== 1) return;
+      await putStreams(emu, 300, padded("new"));
+      await putStreams(emu, 100, padded("other"), () => [], "Other");
+      // New data for streams listed already, and for streams not listed yet, moves none of them.
+      await put(emu, [{ MetricName: "s0001", Value: 2 }, { MetricName: "s1100", Value: 2 }]);
+    });
+    assert.deepEqual(pages.map((p) => p.length), [500, 500, 500]);
+    const names = pages.flat();
+    assert.deepEqual(names, [
+      ...Array.from({ length: 1200 }, (_, i) => `App/${padded("s")(i)}/`),
+      ...Array.from({ length: 300 }, (_, i) => `App/${padded("new")(i)}/`),
+    ]);
+  });
+});
+
+test("ListMetrics: a NextToken can be sent again and gives the same page", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 1200, padded("s"));
+    const client = cloudWatch(emu.url, A);
+    const first = await client.send(new ListMetricsCommand({ Namespace: "App" }));
+    const again = async () =>
+      await client.send(new ListMetricsCommand({ Namespace: "App", NextToken: first.NextToken }));
+    const [a, b] = [await again(), await again()];
+    assert.deepEqual(a.Metrics, b.Metrics);
+    assert.equal(a.NextToken, b.NextToken);
+    assert.equal(a.Metrics![0]!.MetricName, "s0500");
+  });
+});
+
+for (const token of ["forged", "emu-", "emu-1201", "emu-1e3", "emu--1"]) {
+  test(`ListMetrics refuses the NextToken "${token}" with InvalidNextToken`, async () => {
+    await withEmu(async (emu) => {
+      await putStreams(emu, 1200, padded("s"));
+      await rejectsWith(
+        cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App", NextToken: token })),
+        "InvalidNextToken",
+        400,
+      );
+    });
+  });
+}
+
+test("ListMetrics pages a listing narrowed by name, dimension names and a dimension value, with or without a namespace", async () => {
+  await withEmu(async (emu) => {
+    const name = (i: number) => (i % 2 ? "Cpu" : "Mem");
+    const dims = (i: number) => [
+      { Name: "Cluster", Value: `c${i % 3}` },
+      i % 5 ? { Name: "Service", Value: `s${i}` } : { Name: "Shard", Value: `x${i}` },
+    ];
+    await putStreams(emu, 3000, name, dims);
+    await putStreams(emu, 700, name, dims, "Other");
+    const expect = (namespace: string, count: number, keep: (i: number) => boolean) =>
+      Array.from({ length: count }, (_, i) => i).filter(keep).map((i) =>
+        `${namespace}/${name(i)}/${dims(i).map((d) => `${d.Name}=${d.Value}`).join(",")}`
+      );
+    const cases: [Record<string, unknown>, string[]][] = [
+      [
+        {
+          Namespace: "App",
+          MetricName: "Cpu",
+          Dimensions: [{ Name: "Cluster", Value: "c1" }, { Name: "Service" }],
+        },
+        expect("App", 3000, (i) => i % 2 === 1 && i % 3 === 1 && i % 5 !== 0),
+      ],
+      [{ Namespace: "App", Dimensions: [{ Name: "Service" }] }, expect("App", 3000, (i) => i % 5 !== 0)],
+      [{ MetricName: "Mem" }, [
+        ...expect("App", 3000, (i) => i % 2 === 0),
+        ...expect("Other", 700, (i) => i % 2 === 0),
+      ]],
+      [{}, [...expect("App", 3000, () => true), ...expect("Other", 700, () => true)]],
+      [{ Namespace: "Nothing" }, []],
+    ];
+    for (const [input, expected] of cases) {
+      const pages = await listPages(emu, input);
+      assert.ok(pages.every((p) => p.length <= 500), JSON.stringify(input));
+      assert.deepEqual(pages.slice(0, -1).map((p) => p.length), pages.slice(0, -1).map(() => 500));
+      assert.deepEqual(pages.flat(), expected, JSON.stringify(input));
+    }
+  });
+});
+
+test("emu.seed() keeps dimension names and values as given, control characters too, each set its own stream", async () => {
+  await withEmu(async (emu) => {
+    const sets = [{ "a\u0000b": "c" }, { a: "b\u0000c" }, { "\u0001": "" }, { "": "\u0001x" }, {}];
+    for (const dimensions of sets) {
+      emu.seed({
+        account: A,
+        region: "eu-west-1",
+        namespace: "AWS/X",
+        name: "m",
+        dimensions,
+        timestamp: T0,
+        values: [1],
+      });
+    }
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "AWS/X" }));
+    assert.deepEqual(
+      listed.Metrics!.map((m) => m.Dimensions),
+      sets.map((d) => Object.entries(d).map(([Name, Value]) => ({ Name, Value }))),
+    );
+    assert.equal(emu.streamCount(), sets.length);
   });
 });
 

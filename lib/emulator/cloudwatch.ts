@@ -41,7 +41,8 @@ import {
   strings,
   time,
 } from "./requests.ts";
-import type { MetricStore, Sample, Stream } from "./store.ts";
+import { forEachPeriod } from "./samples.ts";
+import type { MetricStore, Sample } from "./store.ts";
 
 /** Runs one CloudWatch operation on an account and region's data; returns its answer. */
 export function callCloudWatch(
@@ -249,20 +250,27 @@ function getMetricData(store: MetricStore, account: string, region: string, body
   const parsed = queries.map((q, i) =>
     parseQuery(store, account, region, q, `MetricDataQueries.member.${i + 1}`, ids)
   );
+  const now = store.now();
   const results = parsed.filter((q) => q.returnData).map((q) => {
+    const r: QueryResult = { Id: q.id, Label: q.label, times: [], values: [] };
     // Periods under 60 s are only answered for data stored at high resolution.
-    if (q.period < 60 && q.stream && !q.stream.highRes) {
-      return { Id: q.id, Label: q.label, points: [] as [number, number][] };
-    }
-    const from = roundStart(start, q.period);
-    const buckets = store.aggregate(q.stream, from, end, q.period * 1000, q.unit);
-    const points: [number, number][] = [];
-    for (const [t, agg] of buckets) {
+    if (!q.stream || (q.period < 60 && !q.stream.highRes)) return r;
+    const span = {
+      start: roundStart(start, q.period),
+      end,
+      periodMs: q.period * 1000,
+      unit: q.unit,
+      now,
+      withRaw: !BASIC_STATS.has(q.stat),
+    };
+    forEachPeriod(q.stream, span, (t, agg) => {
       const v = agg.stat(q.stat);
-      if (v !== undefined) points.push([t, v]);
-    }
-    points.sort((a, b) => scanBy === "TimestampAscending" ? a[0] - b[0] : b[0] - a[0]);
-    return { Id: q.id, Label: q.label, points };
+      if (v === undefined) return;
+      r.times.push(t);
+      r.values.push(v);
+    });
+    if (scanBy === "TimestampDescending") [r.times, r.values] = [r.times.reverse(), r.values.reverse()];
+    return r;
   });
   // NextToken is the number of datapoints already returned, counted over the results in order.
   return resultPage(results, nextTokenSkip(body), maxPoints);
@@ -317,26 +325,30 @@ function parseQuery(
   };
 }
 
+/** A query's datapoints in the order asked for: their times (ms) and values. */
+interface QueryResult {
+  Id: string;
+  Label: string;
+  times: number[];
+  values: number[];
+}
+
 /** One page of at most maxPoints datapoints, after the first `skip`, counted over the results in order. */
-function resultPage(
-  results: { Id: string; Label: string; points: [number, number][] }[],
-  skip: number,
-  maxPoints: number,
-) {
+function resultPage(results: QueryResult[], skip: number, maxPoints: number) {
   const pageEnd = skip + maxPoints;
   let offset = 0;
   const out = results.map((r) => {
-    const from = Math.min(Math.max(skip - offset, 0), r.points.length);
-    const to = Math.min(Math.max(pageEnd - offset, 0), r.points.length);
-    offset += r.points.length;
-    const take = r.points.slice(from, to);
-    const status = to < r.points.length ? "PartialData" : "Complete";
+    const count = r.times.length;
+    const from = Math.min(Math.max(skip - offset, 0), count);
+    const to = Math.min(Math.max(pageEnd - offset, 0), count);
+    offset += count;
+    const whole = from === 0 && to === count;
     return {
       Id: r.Id,
       Label: r.Label,
-      Timestamps: take.map((p) => p[0] / 1000),
-      Values: take.map((p) => p[1]),
-      StatusCode: status,
+      Timestamps: (whole ? r.times : r.times.slice(from, to)).map((t) => t / 1000),
+      Values: whole ? r.values : r.values.slice(from, to),
+      StatusCode: to < count ? "PartialData" : "Complete",
     };
   });
   const more = pageEnd < offset;
@@ -387,12 +399,18 @@ function getMetricStatistics(
     );
   }
   const stream = store.find(account, region, namespace, name, dims);
-  const buckets = store.aggregate(stream, roundStart(start, period), end, period * 1000, unit);
-  const datapoints = [...buckets].sort((a, b) => a[0] - b[0]).map(([t, agg]) => {
-    const dp: Record<string, unknown> = {
-      Timestamp: t / 1000,
-      Unit: unit ?? stream?.samples[0]?.unit ?? "None",
-    };
+  const datapoints: Record<string, unknown>[] = [];
+  if (!stream) return { Label: name, Datapoints: datapoints };
+  const span = {
+    start: roundStart(start, period),
+    end,
+    periodMs: period * 1000,
+    unit,
+    now: store.now(),
+    withRaw: extended.length > 0,
+  };
+  forEachPeriod(stream, span, (t, agg) => {
+    const dp: Record<string, unknown> = { Timestamp: t / 1000, Unit: unit ?? stream.unitAt(0) };
     for (const s of stats) dp[s] = agg.stat(s);
     if (extended.length > 0) {
       const ext: Record<string, number> = {};
@@ -402,7 +420,7 @@ function getMetricStatistics(
       }
       dp["ExtendedStatistics"] = ext;
     }
-    return dp;
+    datapoints.push(dp);
   });
   return { Label: name, Datapoints: datapoints };
 }
@@ -417,7 +435,7 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
     throw invalid(`The collection Dimensions must not have more than ${LIST_MAX_DIMENSION_FILTERS} items.`);
   }
   // A filter may give a name alone (API reference, DimensionFilter); what it gives follows Dimension's rules.
-  const filters = (filterList ?? []).map((f, i) => checkDimension(f, `Dimensions.member.${i + 1}`, false));
+  const filters = (filterList ?? []).map((f, i) => checkDimension(f, "Dimensions", i + 1, false));
   const recently = str(body, "RecentlyActive");
   if (recently !== undefined && recently !== "PT3H") {
     throw invalid(
@@ -426,24 +444,12 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
   }
   const t = store.now();
   const since = recently ? t - RECENTLY_ACTIVE_MS : t - MAX_AGE_MS;
-  const all: Stream[] = [];
-  for (const s of store.streamsOf(account, region).values()) {
-    if (namespace !== undefined && s.namespace !== namespace) continue;
-    if (name !== undefined && s.name !== name) continue;
-    if (
-      !filters.every((f) =>
-        s.dims.some((d) => d.Name === f.name && (f.value === undefined || d.Value === f.value))
-      )
-    ) continue;
-    const newest = s.samples[s.samples.length - 1]?.t ?? 0;
-    if (Math.max(newest, s.lastReceived) < since) continue;
-    all.push(s);
-  }
-  const skip = nextTokenSkip(body, all.length);
-  const page = all.slice(skip, skip + LIST_PAGE_SIZE);
-  const next = skip + page.length < all.length ? { NextToken: `emu-${skip + page.length}` } : {};
+  // NextToken is the position in the account and Region's streams where the next page starts.
+  const from = nextTokenSkip(body, store.created(account, region));
+  const query = { namespace, name, filters, since };
+  const { page, next } = store.list(account, region, query, from, LIST_PAGE_SIZE);
   return {
-    Metrics: page.map((s) => ({ Namespace: s.namespace, MetricName: s.name, Dimensions: s.dims })),
-    ...next,
+    Metrics: page.map((s) => ({ Namespace: s.namespace, MetricName: s.name, Dimensions: s.dimensions() })),
+    ...(next === undefined ? {} : { NextToken: `emu-${next}` }),
   };
 }

@@ -41,9 +41,7 @@ export function listen(emu: Instance, port: number): Promise<{ port: number; sto
 
 async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) {
   const { faults } = emu;
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  let raw = Buffer.concat(chunks);
+  let raw = await body(req);
   const url = req.url ?? "/";
   if (url.startsWith("/_emulator/")) return control(faults, emu.counts, req.method ?? "GET", url, raw, res);
   // Latency is spent half before the call is processed and half after, as on a network: a client that
@@ -77,6 +75,16 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
     const err = e instanceof AwsError ? e : new AwsError("InternalFailure", String(e), 500);
     return isCloudWatch ? reply(...jsonError(err)) : reply(...xmlError(err));
   }
+}
+
+/** The body of a request; read with events, which cost less than an async iterator in both runtimes. */
+function body(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
 }
 
 /**

@@ -79,8 +79,8 @@ export function parseDimensions(raw: unknown[] | undefined, where: string): Dime
     throw invalid(`The collection ${where} must not have more than ${MAX_DIMENSIONS} items.`);
   }
   const dims: Dimension[] = [];
-  for (const [i, d] of (raw ?? []).entries()) {
-    const { name, value } = checkDimension(d, `${where}.member.${i + 1}`, true);
+  for (let i = 0; i < (raw?.length ?? 0); i++) {
+    const { name, value } = checkDimension(raw![i], where, i + 1, true);
     if (dims.some((x) => x.Name === name)) {
       throw invalid(`The dimension name ${name} in ${where} is specified more than once.`);
     }
@@ -90,44 +90,57 @@ export function parseDimensions(raw: unknown[] | undefined, where: string): Dime
 }
 
 /**
- * One Dimension (or DimensionFilter, whose Value is optional) by the rules of the API reference, Dimension:
- * a Name of 1-255 and a Value of 1-1,024 characters, both ASCII without control characters and with at least
- * one non-whitespace character, and a Name that does not start with a colon.
+ * One Dimension (or DimensionFilter, whose Value is optional), member `index` of the list at `list`, by the
+ * rules of the API reference, Dimension: a Name of 1-255 and a Value of 1-1,024 characters, both ASCII without
+ * control characters and with at least one non-whitespace character, and a Name that does not start with a
+ * colon. Messages name the member; its path is only written out for one (a call checks thousands).
  */
 export function checkDimension(
   d: unknown,
-  where: string,
+  list: string,
+  index: number,
   valueRequired: true,
 ): { name: string; value: string };
 export function checkDimension(
   d: unknown,
-  where: string,
+  list: string,
+  index: number,
   valueRequired: false,
 ): { name: string; value: string | undefined };
-export function checkDimension(d: unknown, where: string, valueRequired: boolean) {
-  if (!isObject(d)) throw new AwsError("SerializationException", `${where} must be a structure`);
+export function checkDimension(d: unknown, list: string, index: number, valueRequired: boolean) {
+  if (!isObject(d)) {
+    throw new AwsError("SerializationException", `${list}.member.${index} must be a structure`);
+  }
   const name = str(d, "Name", true);
   const value = valueRequired ? str(d, "Value", true) : str(d, "Value");
-  checkText(name, `${where}.Name`, DIMENSION_NAME_MAX);
+  const nameProblem = textProblem(name, DIMENSION_NAME_MAX);
+  if (nameProblem) throw invalid(`The value for parameter ${list}.member.${index}.Name ${nameProblem}`);
   if (name.startsWith(":")) {
-    throw invalid(`The value for parameter ${where}.Name must not start with a colon.`);
+    throw invalid(`The value for parameter ${list}.member.${index}.Name must not start with a colon.`);
   }
-  if (value !== undefined) checkText(value, `${where}.Value`, DIMENSION_VALUE_MAX);
+  const valueProblem = value === undefined ? undefined : textProblem(value, DIMENSION_VALUE_MAX);
+  if (valueProblem) throw invalid(`The value for parameter ${list}.member.${index}.Value ${valueProblem}`);
   return { name, value };
 }
 
-/** A dimension name or value: its length, then ASCII only, no control characters, not only whitespace. */
-function checkText(text: string, where: string, max: number) {
-  if (text.length < 1 || text.length > max) {
-    throw invalid(`The value for parameter ${where} must be 1 to ${max} characters long.`);
+/** Any character but printable ASCII: one test that passes most names and values without the two below. */
+const NOT_PRINTABLE = /[^\x20-\x7e]/;
+
+/**
+ * What is wrong with a dimension name or value, in the order checked: its length, then ASCII only, no control
+ * characters, not only whitespace; undefined when nothing is.
+ */
+function textProblem(text: string, max: number): string | undefined {
+  if (text.length < 1 || text.length > max) return `must be 1 to ${max} characters long.`;
+  if (NOT_PRINTABLE.test(text)) {
+    if (NON_ASCII.test(text)) return "contains non-ASCII characters.";
+    if (ASCII_CONTROL.test(text)) return "contains control characters.";
   }
-  if (NON_ASCII.test(text)) throw invalid(`The value for parameter ${where} contains non-ASCII characters.`);
-  if (ASCII_CONTROL.test(text)) {
-    throw invalid(`The value for parameter ${where} contains control characters.`);
+  // Printable ASCII is only whitespace if it is only spaces, so it must start with one.
+  if (text.charCodeAt(0) === 32 && text.trim() === "") {
+    return "must contain at least one non-whitespace character.";
   }
-  if (text.trim() === "") {
-    throw invalid(`The value for parameter ${where} must contain at least one non-whitespace character.`);
-  }
+  return undefined;
 }
 
 /** A Namespace: 1-255 characters of the user guide's set, not beginning with a colon. */

@@ -1,34 +1,18 @@
 /**
- * The metric store of one emulator: streams of samples per account and region, kept in time order, and their
- * exact aggregation into periods (every basic statistic, and nearest-rank percentiles over raw values).
+ * The metric store of one emulator: the streams of each account and Region, indexed by namespace and metric
+ * name in the order they were created, each with its samples (samples.ts).
+ *
+ * ListMetrics resumes a listing at a position in that order rather than counting matches again from the
+ * start, so a page costs about what it returns however many streams come before it; and since streams are
+ * only ever added, at the end, a position stays valid while new streams appear.
  */
+import { type Sample, Samples } from "./samples.ts";
+
+export type { Sample };
 
 export interface Dimension {
   Name: string;
   Value: string;
-}
-
-/** One accepted datum: its aggregate, and the raw values (with counts) when percentiles can be computed. */
-export interface Sample {
-  t: number;
-  unit: string;
-  n: number;
-  sum: number;
-  min: number;
-  max: number;
-  values: number[] | undefined;
-  counts: number[] | undefined;
-  /** When reads may see it (ms); absent for data that is readable at once. */
-  visibleAt?: number;
-}
-
-export interface Stream {
-  namespace: string;
-  name: string;
-  dims: Dimension[];
-  samples: Sample[];
-  highRes: boolean;
-  lastReceived: number;
 }
 
 export interface RawPut {
@@ -43,98 +27,209 @@ export interface RawPut {
   unit?: string;
 }
 
-const streamKey = (namespace: string, name: string, dims: Dimension[]) =>
-  JSON.stringify([namespace, name, dims.map((d) => [d.Name, d.Value])]);
+/** A stream's dimensions in one string, sorted by name: name, value, name... joined by SEP. */
+type DimsKey = string;
+/** Joins names and values in a DimsKey: the API refuses control characters in both. */
+const SEP = "\u0000";
+/** Starts a DimsKey written as JSON instead, for seeded dimensions with a character that would confuse SEP. */
+const JSON_KEY = "\u0001";
+// deno-lint-ignore no-control-regex
+const CONFUSING = /[\u0000\u0001]/;
 
-const sortDims = (dims: Dimension[]) =>
-  [...dims].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+/** Dimensions sorted by name: as given when they are (callers usually sort them), else an insertion-sorted copy. */
+function sortedByName(dims: Dimension[]): Dimension[] {
+  let i = 1;
+  while (i < dims.length && dims[i - 1]!.Name < dims[i]!.Name) i++;
+  if (i >= dims.length) return dims;
+  const sorted = dims.slice();
+  for (; i < sorted.length; i++) {
+    const d = sorted[i]!;
+    let j = i - 1;
+    for (; j >= 0 && sorted[j]!.Name > d.Name; j--) sorted[j + 1] = sorted[j]!;
+    sorted[j + 1] = d;
+  }
+  return sorted;
+}
 
-/** Index of the first sample at or after t (samples are kept in time order). */
-function lowerBound(samples: Sample[], t: number): number {
+/**
+ * The key of a set of dimensions; `checked` when they come from the API, which refuses control characters.
+ * Concatenated for a lookup; `stored`, joined instead into one flat string, which JavaScriptCore keeps in 16
+ * bytes less than the rope a concatenation makes: millions of keys are kept.
+ */
+function dimsKey(dims: Dimension[], checked: boolean, stored = false): DimsKey {
+  const sorted = sortedByName(dims);
+  if (!checked && sorted.some((d) => CONFUSING.test(d.Name) || CONFUSING.test(d.Value))) {
+    return JSON_KEY + JSON.stringify(sorted.map((d) => [d.Name, d.Value]));
+  }
+  if (stored) return sorted.flatMap((d) => [d.Name, d.Value]).join(SEP);
+  let key = "";
+  for (let i = 0; i < sorted.length; i++) {
+    key += (i === 0 ? "" : SEP) + sorted[i]!.Name + SEP + sorted[i]!.Value;
+  }
+  return key;
+}
+
+/** The dimensions of a key, sorted by name. */
+export function dimsOf(key: DimsKey): Dimension[] {
+  if (key === "") return [];
+  if (key.startsWith(JSON_KEY)) {
+    return (JSON.parse(key.slice(1)) as [string, string][]).map(([Name, Value]) => ({ Name, Value }));
+  }
+  const parts = key.split(SEP);
+  const dims: Dimension[] = [];
+  for (let i = 0; i < parts.length; i += 2) dims.push({ Name: parts[i]!, Value: parts[i + 1]! });
+  return dims;
+}
+
+/** Whether a key has a dimension of this name (and value, if given), read in place without splitting it. */
+function hasDimension(key: DimsKey, name: string, value: string | undefined): boolean {
+  if (key.startsWith(JSON_KEY)) {
+    return dimsOf(key).some((d) => d.Name === name && (value === undefined || d.Value === value));
+  }
+  for (let at = 0; key !== "";) {
+    const nameEnd = key.indexOf(SEP, at);
+    const valueEnd = key.indexOf(SEP, nameEnd + 1);
+    const end = valueEnd < 0 ? key.length : valueEnd;
+    if (nameEnd - at === name.length && key.startsWith(name, at)) {
+      return value === undefined ||
+        (end - nameEnd - 1 === value.length && key.startsWith(value, nameEnd + 1));
+    }
+    if (valueEnd < 0) return false;
+    at = valueEnd + 1;
+  }
+  return false;
+}
+
+/** A metric name in a namespace of one account and Region, with its streams. */
+class Metric {
+  /** In the order they were created. */
+  readonly streams: Stream[] = [];
+  readonly byDims = new Map<DimsKey, Stream>();
+  constructor(readonly namespace: string, readonly name: string) {}
+}
+
+class Namespace {
+  /** In the order they were created. */
+  readonly streams: Stream[] = [];
+  readonly metrics = new Map<string, Metric>();
+}
+
+/** The streams of one account and Region; a stream's seq is its index in `streams`. */
+class Place {
+  readonly streams: Stream[] = [];
+  readonly namespaces = new Map<string, Namespace>();
+
+  metric(namespace: string, name: string): Metric {
+    let ns = this.namespaces.get(namespace);
+    if (!ns) this.namespaces.set(namespace, ns = new Namespace());
+    let metric = ns.metrics.get(name);
+    if (!metric) ns.metrics.set(name, metric = new Metric(namespace, name));
+    return metric;
+  }
+
+  /** Adds a stream of `metric`, at the end of each index. */
+  create(metric: Metric, dims: DimsKey, unit: string): Stream {
+    const stream = new Stream(metric, dims, this.streams.length, unit);
+    metric.byDims.set(dims, stream);
+    metric.streams.push(stream);
+    this.namespaces.get(metric.namespace)!.streams.push(stream);
+    this.streams.push(stream);
+    return stream;
+  }
+
+  /**
+   * The first `limit` streams the query selects at or after position `from`, and the position of the next
+   * one it selects, if any.
+   */
+  list(q: ListQuery, from: number, limit: number): { page: Stream[]; next: number | undefined } {
+    const candidates = this.#candidates(q);
+    const page: Stream[] = [];
+    for (let i = firstFrom(candidates, from); i < candidates.length; i++) {
+      const s = candidates[i]!;
+      if (q.name !== undefined && s.name !== q.name) continue;
+      if (!q.filters.every((f) => hasDimension(s.dims, f.name, f.value))) continue;
+      if (Math.max(s.newest() ?? 0, s.lastReceived) < q.since) continue;
+      if (page.length === limit) return { page, next: s.seq };
+      page.push(s);
+    }
+    return { page, next: undefined };
+  }
+
+  /** The shortest index that holds every stream the query can select, in the order of creation. */
+  #candidates(q: ListQuery): Stream[] {
+    if (q.namespace === undefined) return this.streams;
+    const ns = this.namespaces.get(q.namespace);
+    if (q.name === undefined) return ns?.streams ?? [];
+    return ns?.metrics.get(q.name)?.streams ?? [];
+  }
+}
+
+/** Index of the first stream of a list (in the order of creation) whose position is `from` or later. */
+function firstFrom(streams: Stream[], from: number): number {
   let lo = 0;
-  let hi = samples.length;
+  let hi = streams.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (samples[mid]!.t < t) lo = mid + 1;
+    if (streams[mid]!.seq < from) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
-function insertSample(stream: Stream, sample: Sample) {
-  const s = stream.samples;
-  if (s.length === 0 || s[s.length - 1]!.t <= sample.t) s.push(sample);
-  else s.splice(lowerBound(s, sample.t + 1), 0, sample);
-}
+/** A metric stream: its identity, its place in the order of creation, and its samples. */
+export class Stream extends Samples {
+  highRes = false;
+  lastReceived = 0;
 
-/** Exact aggregate of a set of samples: every basic statistic, and percentiles over raw values. */
-class Aggregate {
-  n = 0;
-  sum = 0;
-  min = Infinity;
-  max = -Infinity;
-  raw: [number, number][] | undefined = [];
-
-  add(s: Sample) {
-    this.n += s.n;
-    this.sum += s.sum;
-    if (s.min < this.min) this.min = s.min;
-    if (s.max > this.max) this.max = s.max;
-    if (s.values === undefined || this.raw === undefined) this.raw = undefined;
-    else for (let i = 0; i < s.values.length; i++) this.raw.push([s.values[i]!, s.counts?.[i] ?? 1]);
+  constructor(readonly metric: Metric, readonly dims: DimsKey, readonly seq: number, unit: string) {
+    super(unit);
   }
 
-  stat(name: string): number | undefined {
-    switch (name) {
-      case "SampleCount":
-        return this.n;
-      case "Sum":
-        return this.sum;
-      case "Average":
-        return this.sum / this.n;
-      case "Minimum":
-        return this.min;
-      case "Maximum":
-        return this.max;
-    }
-    // Percentiles need the distribution; a statistic set with Minimum != Maximum does not carry it.
-    if (this.raw === undefined) return undefined;
-    const p = Number(name.slice(1));
-    const sorted = [...this.raw].sort((a, b) => a[0] - b[0]);
-    const total = sorted.reduce((acc, [, c]) => acc + c, 0);
-    if (total === 0) return undefined;
-    // Nearest-rank: the smallest value with at least p% of the samples at or below it.
-    const rank = Math.max(1, Math.ceil((p / 100) * total));
-    let seen = 0;
-    for (const [v, c] of sorted) {
-      seen += c;
-      if (seen >= rank) return v;
-    }
-    return sorted[sorted.length - 1]![0];
+  get namespace(): string {
+    return this.metric.namespace;
+  }
+
+  get name(): string {
+    return this.metric.name;
+  }
+
+  dimensions(): Dimension[] {
+    return dimsOf(this.dims);
   }
 }
 
-function matches(stream: Stream, namespace: string, name: string, dims: Dimension[]) {
-  if (stream.namespace !== namespace || stream.name !== name || stream.dims.length !== dims.length) {
-    return false;
-  }
-  return stream.dims.every((d, i) => d.Name === dims[i]!.Name && d.Value === dims[i]!.Value);
+/** What ListMetrics asks for: each field narrows the listing when given. */
+export interface ListQuery {
+  namespace: string | undefined;
+  name: string | undefined;
+  filters: { name: string; value: string | undefined }[];
+  /** Only streams with data or a call at or after this time (ms). */
+  since: number;
 }
 
 /** The streams of one emulator, by account and region; `now` is its clock, for arrival and visibility. */
 export class MetricStore {
-  /** account|region -> stream key -> stream */
-  readonly #data = new Map<string, Map<string, Stream>>();
+  /** account -> region -> its streams */
+  readonly #places = new Map<string, Map<string, Place>>();
+  /** One string for each unit, so that millions of samples do not each keep a copy. */
+  readonly #units = new Map<string, string>();
 
   constructor(readonly now: () => number) {}
 
-  streamsOf(account: string, region: string): Map<string, Stream> {
-    const k = `${account}|${region}`;
-    let m = this.#data.get(k);
-    if (!m) this.#data.set(k, m = new Map());
-    return m;
+  #place(account: string, region: string, create: true): Place;
+  #place(account: string, region: string, create: false): Place | undefined;
+  #place(account: string, region: string, create: boolean): Place | undefined {
+    let regions = this.#places.get(account);
+    if (!regions && create) this.#places.set(account, regions = new Map());
+    let place = regions?.get(region);
+    if (!place && create) regions!.set(region, place = new Place());
+    return place;
   }
 
+  /**
+   * Stores a sample in its stream, which it creates if new; `checked` when the dimensions come from the API,
+   * which refuses control characters in them.
+   */
   put(
     account: string,
     region: string,
@@ -142,68 +237,74 @@ export class MetricStore {
     name: string,
     dims: Dimension[],
     s: Sample,
-    highRes: boolean,
+    highRes = false,
+    checked = true,
   ) {
-    const sorted = sortDims(dims);
-    const streams = this.streamsOf(account, region);
-    const key = streamKey(namespace, name, sorted);
-    let stream = streams.get(key);
-    if (!stream) {
-      stream = { namespace, name, dims: sorted, samples: [], highRes: false, lastReceived: 0 };
-      streams.set(key, stream);
-    }
+    let unit = this.#units.get(s.unit);
+    if (unit === undefined) this.#units.set(s.unit, unit = s.unit);
+    const place = this.#place(account, region, true);
+    const metric = place.metric(namespace, name);
+    const stream = metric.byDims.get(dimsKey(dims, checked)) ??
+      place.create(metric, dimsKey(dims, checked, true), unit);
     stream.highRes ||= highRes;
     stream.lastReceived = Math.max(stream.lastReceived, this.now());
-    insertSample(stream, s);
+    stream.insert(s, unit);
   }
 
-  find(account: string, region: string, namespace: string, name: string, dims: Dimension[]) {
-    const sorted = sortDims(dims);
-    const s = this.streamsOf(account, region).get(streamKey(namespace, name, sorted));
-    return s && matches(s, namespace, name, sorted) ? s : undefined;
+  /** The stream of these dimensions (from the API, so checked), if there is one. */
+  find(
+    account: string,
+    region: string,
+    namespace: string,
+    name: string,
+    dims: Dimension[],
+  ): Stream | undefined {
+    const metric = this.#place(account, region, false)?.namespaces.get(namespace)?.metrics.get(name);
+    return metric?.byDims.get(dimsKey(dims, true));
   }
 
-  /** Aggregates a stream into periods over [start, end), bucketed from start. */
-  aggregate(stream: Stream | undefined, start: number, end: number, periodMs: number, unit?: string) {
-    const buckets = new Map<number, Aggregate>();
-    if (!stream) return buckets;
-    const s = stream.samples;
-    for (let i = lowerBound(s, start); i < s.length && s[i]!.t < end; i++) {
-      const sample = s[i]!;
-      if (unit !== undefined && sample.unit !== unit) continue;
-      if (sample.visibleAt !== undefined && sample.visibleAt > this.now()) continue;
-      const b = start + Math.floor((sample.t - start) / periodMs) * periodMs;
-      let agg = buckets.get(b);
-      if (!agg) buckets.set(b, agg = new Aggregate());
-      agg.add(sample);
-    }
-    return buckets;
+  /** How many streams an account and Region has: listing positions run from 0 to this. */
+  created(account: string, region: string): number {
+    return this.#place(account, region, false)?.streams.length ?? 0;
+  }
+
+  /** ListMetrics' page: see Place.list. */
+  list(account: string, region: string, q: ListQuery, from: number, limit: number) {
+    return this.#place(account, region, false)?.list(q, from, limit) ?? { page: [], next: undefined };
   }
 
   /** Writes raw values without the API's checks, the way an AWS service publishes into its own namespace. */
   seed(put: RawPut) {
     const dims = Object.entries(put.dimensions).map(([Name, Value]) => ({ Name, Value }));
-    let n = 0, sum = 0, min = Infinity, max = -Infinity;
-    for (const v of put.values) {
-      n++;
-      sum += v;
-      min = Math.min(min, v);
-      max = Math.max(max, v);
-    }
-    const sample = {
-      t: put.timestamp,
-      unit: put.unit ?? "None",
-      n,
-      sum,
-      min,
-      max,
-      values: put.values,
-      counts: undefined,
-    };
-    this.put(put.account, put.region, put.namespace, put.name, dims, sample, false);
+    this.put(put.account, put.region, put.namespace, put.name, dims, seedSample(put), false, false);
   }
 
   streamCount(): number {
-    return [...this.#data.values()].reduce((a, m) => a + m.size, 0);
+    let count = 0;
+    for (const regions of this.#places.values()) {
+      for (const place of regions.values()) count += place.streams.length;
+    }
+    return count;
   }
+}
+
+/** The sample of a seeded datum: its values, each counted once. */
+function seedSample(put: RawPut): Sample {
+  let n = 0, sum = 0, min = Infinity, max = -Infinity;
+  for (const v of put.values) {
+    n++;
+    sum += v;
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+  }
+  return {
+    t: put.timestamp,
+    unit: put.unit ?? "None",
+    n,
+    sum,
+    min,
+    max,
+    values: put.values,
+    counts: undefined,
+  };
 }
