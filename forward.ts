@@ -39,7 +39,7 @@ export interface Deps {
   /** Whether stderr is a terminal, for the progress line. */
   tty?: boolean;
   /** Where SIGTERM and SIGINT are heard: a test passes its own. */
-  onStop?: (stop: () => void) => void;
+  onStop?: (stop: (signal: string) => void) => void;
 }
 
 export async function main(argv: string[], deps: Deps): Promise<number> {
@@ -65,7 +65,7 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const paths = state.statePath(plan.stateFile, configDir, deps.env);
     if (args.status) return printStatus(plan.sources, paths.file, args, deps);
     const clients = await r.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
-    const stop = r.stopOnSignals(deps.onStop);
+    const stop = r.stopOnSignals(log, deps.onStop);
     const once = (nowSeconds: number) =>
       pass(r.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
     if (args.every) return await r.every(args.every, once, stop, deps);

@@ -110,6 +110,11 @@ export function parseArgs(argv: string[]): Args {
   if (every !== undefined && everySeconds === undefined) {
     throw usage(`--every takes a duration from 10s to 24h, such as 60s or 5m, not ${quoted(every)}`);
   }
+  const once = ["--now", "--from", "--dry-run", "--plan", "--status", "--check-config", "--systemd-units"]
+    .filter((f) => flags[f] !== undefined);
+  if (every !== undefined && once.length > 0) {
+    throw usage(`--every runs on the clock, pass after pass: it does not go with ${once.join(" or ")}`);
+  }
   const logFormat = value("--log-format") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw usage(`--log-format takes text or json, not ${quoted(logFormat)}`);

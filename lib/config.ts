@@ -364,6 +364,7 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
       );
     }
   });
+  sameStreams(c, problem);
   // One line for the target namespace, however many source namespaces share its problem.
   for (const source of new Set(c.metrics.map((m) => m.namespace))) {
     const target = c.destination.namespace.replaceAll("{namespace}", source);
@@ -373,6 +374,35 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
       : issue?.message;
     if (message !== undefined) return problem(message, ["destination", "namespace"]);
   }
+}
+
+/** Entries that select the same streams: a stream is forwarded once, so its stats and unit belong in one. */
+function sameStreams(c: Input, problem: (message: string, path: (string | number)[]) => void) {
+  const selecting = (i: number) => {
+    const m = c.metrics[i]!;
+    return m.match === undefined && m.streams === undefined && m.dimensions !== undefined
+      ? JSON.stringify([
+        m.namespace,
+        [...m.dimensions].sort(),
+        m.period ?? c.defaults.period ?? DEFAULT_PERIOD,
+      ])
+      : undefined;
+  };
+  c.metrics.forEach((m, j) => {
+    const id = selecting(j);
+    if (id === undefined) return;
+    const i = c.metrics.findIndex((_, i) => i < j && selecting(i) === id);
+    if (i < 0) return;
+    m.names.forEach((name, k) => {
+      if (!c.metrics[i]!.names.includes(name)) return;
+      problem(
+        `${
+          quote(name)
+        } of ${m.namespace} with these dimensions is in metrics.${i} already: a stream is forwarded once, so give its stats and unit in one entry`,
+        ["metrics", j, "names", k],
+      );
+    });
+  });
 }
 
 /** valibot issue paths carry the input of each step; build one for a rawCheck issue. */

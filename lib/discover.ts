@@ -108,14 +108,12 @@ export async function discover(
   recentOnly: boolean,
   last: ListingCounts = {},
 ): Promise<{ streams: Stream[]; counts: ListingCounts }> {
-  const streams = new Map<string, Stream>();
-  const add = (plan: MetricPlan, name: string, dims: Dimension[]) => {
-    const s = { plan, name, dims: sorted(dims) };
-    streams.set(JSON.stringify([plan.namespace, name, s.dims, plan.period]), s);
-  };
+  const streams: Stream[] = [];
+  const add = (plan: MetricPlan, name: string, dims: Dimension[]) =>
+    void streams.push({ plan, name, dims: sorted(dims) });
   const counts: ListingCounts = {};
   const listings: Promise<void>[] = [];
-  for (const s of staticStreams(plans)) add(s.plan, s.name, s.dims);
+  streams.push(...staticStreams(plans));
   for (const plan of plans) {
     if (plan.streams) continue;
     const c: PlanCounts = counts[planId(plan)] ??= { names: {} };
@@ -134,7 +132,21 @@ export async function discover(
     else for (const name of plan.names) listings.push(list(name));
   }
   await Promise.all(listings);
-  return { streams: [...streams.values()], counts };
+  return { streams: onceEach(plans, streams), counts };
+}
+
+/**
+ * Each stream once, with the first plan in the config that selects it: one checkpoint per stream, so two
+ * entries that select the same stream cannot both forward it (config.ts refuses the plain case).
+ */
+export function onceEach(plans: MetricPlan[], streams: Stream[]): Stream[] {
+  const byId = new Map<string, Stream>();
+  for (const s of streams) {
+    const id = JSON.stringify([s.plan.namespace, s.name, s.dims, s.plan.period]);
+    const had = byId.get(id);
+    if (had === undefined || plans.indexOf(had.plan) > plans.indexOf(s.plan)) byId.set(id, s);
+  }
+  return [...byId.values()];
 }
 
 /** The streams the config names in full (`streams:`): they need no listing. */
@@ -245,7 +257,7 @@ export async function streamsOf(
   if (last?.fingerprint === fingerprint && age >= 0 && age < run.discoveryInterval) {
     const found = run.store.keys(src.account, src.region)
       .filter((k) => (run.store.get(k)?.seen ?? -Infinity) >= last.listedAt).map(identityOf);
-    const kept = [...rebuild(src.metrics, found), ...staticStreams(src.metrics)];
+    const kept = onceEach(src.metrics, [...staticStreams(src.metrics), ...rebuild(src.metrics, found)]);
     run.log.debug(`Kept the listing of ${iso(last.listedAt)}: ${kept.length} streams`, fields(src));
     return kept;
   }

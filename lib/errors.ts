@@ -47,14 +47,21 @@ function permissionProblem(e: unknown): string {
   return oneLine(`Deno refused ${what}: run again with ${flag ?? "the permission it names"}${home}`);
 }
 
-/** One line for an error: its code and message. */
+/** One line for an error: the call that failed (see blame), its code and message. */
 export function describe(e: unknown): string {
   if (isPermissionError(e)) return permissionProblem(e);
-  const message = oneLine(e instanceof Error ? e.message.split("\n")[0]! : String(e));
-  const code = errorCode(e);
-  const what = message && message !== code ? `${code}: ${message}` : code;
   const call = (e as { call?: unknown })?.call;
-  return typeof call === "string" ? `${call} failed: ${what}` : what;
+  return typeof call === "string" ? `${call} failed: ${reason(e)}` : reason(e);
+}
+
+/** What AWS (or the connection) said: the error's code and message, on one line. */
+export function reason(e: unknown): string {
+  const code = errorCode(e);
+  let message = oneLine(e instanceof Error ? e.message.split("\n")[0]! : String(e));
+  // The HTTP handler's own words for a request timeout name itself rather than what happened.
+  const timeout = /exceeded the configured (\d+) ms requestTimeout/.exec(message);
+  if (code === "TimeoutError" && timeout) message = `no answer within ${timeout[1]} ms`;
+  return message && message !== code ? `${code}: ${message}` : code;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import { batches } from "./batch.ts";
 import type { Plan, SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
-import { describe, isDataRefused, isRequestRefused } from "./errors.ts";
+import { isDataRefused, isRequestRefused, reason } from "./errors.ts";
 import { fetchValues, type PeriodStats } from "./fetch.ts";
 import { PUT_MAX_BYTES, PUT_MAX_DATUMS } from "./limits.ts";
 import { iso } from "./window.ts";
@@ -198,7 +198,7 @@ export async function putBatch(
     await api.putMetricData(namespace, batch, fence());
   } catch (e) {
     if (!isDataRefused(e) || isRequestRefused(e)) throw e;
-    if (batch.length === 1) return refused(batch[0]!, describe(e));
+    if (batch.length === 1) return refused(batch[0]!, reason(e));
     const half = Math.ceil(batch.length / 2);
     await putBatch(api, namespace, batch.slice(0, half), refused, fence);
     await putBatch(api, namespace, batch.slice(half), refused, fence);

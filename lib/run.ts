@@ -110,11 +110,17 @@ export async function clientsFor(
  * SIGTERM (systemd stopping the service) and SIGINT (Ctrl-C) ask the run to stop: the step under way
  * finishes and commits, and no other starts. A test passes its own `onStop`.
  */
-export function stopOnSignals(onStop?: (stop: () => void) => void): { requested: boolean } {
+export function stopOnSignals(
+  log: Log,
+  onStop?: (stop: (signal: string) => void) => void,
+): { requested: boolean } {
   const stop = { requested: false };
-  const request = () => void (stop.requested = true);
+  const request = (signal: string) => {
+    if (!stop.requested) log.info(`Stopping on ${signal}: the steps under way finish and are committed`);
+    stop.requested = true;
+  };
   if (onStop) onStop(request);
-  else for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, request);
+  else for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => request(signal));
   return stop;
 }
 
@@ -457,7 +463,9 @@ function warnUnmatched(run: Run, results: SourceTotals[]) {
   for (const r of results) {
     for (const [what, n] of r.silent) {
       run.log.warn(
-        `${n} streams of ${what} answered no datapoint in the periods owed: CloudWatch answers nothing where the metric is published in another unit than the config's; check its unit, or leave unit out`,
+        `${n} ${
+          n === 1 ? "stream" : "streams"
+        } of ${what} answered no datapoint in the periods owed: CloudWatch answers nothing where the metric is published in another unit than the config's; check its unit, or leave unit out`,
       );
     }
   }

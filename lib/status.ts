@@ -42,7 +42,8 @@ export function statusOf(sources: SourcePlan[], contents: StoreContents, nowSeco
     let next = Infinity;
     for (const s of current) next = Math.min(next, s.next ?? Infinity);
     const note = contents.sources.get(id);
-    const failing = note?.errorAt !== undefined && note.errorAt >= (note.lastOk ?? -Infinity);
+    // A run that succeeds clears the error its account-region's last run left.
+    const failing = note?.errorAt !== undefined;
     const forwarded = Number.isFinite(next);
     return {
       account: src.account,

@@ -230,6 +230,37 @@ export interface OpenOptions {
   info: (line: string) => void;
 }
 
+/** Renews the lease, unless another run took it over while this one was stalled. */
+function renewLease(db: DatabaseSync, file: string, lease: Lease, clock: () => number) {
+  const holder = db.prepare("SELECT holder FROM lease WHERE id = 1").get() as { holder: string } | undefined;
+  if (holder?.holder !== lease.holder) {
+    throw new StateError(
+      `Cannot write state file "${file}": another run took over its lease while this run was stalled; this run stops without writing`,
+    );
+  }
+  lease.renewed = clock();
+  lease.expires = lease.renewed + LEASE_MS;
+  db.prepare("UPDATE lease SET expires = ? WHERE id = 1").run(lease.expires);
+}
+
+/** An account-region's last success (which clears its last failure), or its last failure, for --status. */
+function noteSourceRow(
+  db: DatabaseSync,
+  account: string,
+  region: string,
+  note: { error: string; at: number } | { ok: number },
+) {
+  if ("error" in note) {
+    db.prepare(
+      "INSERT INTO sources (account, region, last_error, error_at) VALUES (?, ?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_error = excluded.last_error, error_at = excluded.error_at",
+    ).run(account, region, note.error, note.at);
+  } else {
+    db.prepare(
+      "INSERT INTO sources (account, region, last_ok) VALUES (?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_ok = excluded.last_ok, last_error = NULL, error_at = NULL",
+    ).run(account, region, note.ok);
+  }
+}
+
 /** Opens (or creates) the store and takes its lease. */
 export function openStore(file: string, o: OpenOptions): Store {
   checkPath(file);
@@ -301,19 +332,7 @@ function sqliteStore(
     "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
   );
   const remove = db.prepare("DELETE FROM streams WHERE key = ?");
-  const renew = () => {
-    const holder = db.prepare("SELECT holder FROM lease WHERE id = 1").get() as
-      | { holder: string }
-      | undefined;
-    if (holder?.holder !== lease.holder) {
-      throw new StateError(
-        `Cannot write state file "${file}": another run took over its lease while this run was stalled; this run stops without writing`,
-      );
-    }
-    lease.renewed = clock();
-    lease.expires = lease.renewed + LEASE_MS;
-    db.prepare("UPDATE lease SET expires = ? WHERE id = 1").run(lease.expires);
-  };
+  const renew = () => renewLease(db, file, lease, clock);
   const store: Store = {
     file,
     continuous,
@@ -324,15 +343,7 @@ function sqliteStore(
     noteSource(account, region, failure) {
       transaction(db, file, () => {
         renew();
-        if (failure) {
-          db.prepare(
-            "INSERT INTO sources (account, region, last_error, error_at) VALUES (?, ?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_error = excluded.last_error, error_at = excluded.error_at",
-          ).run(account, region, failure.error, failure.at);
-        } else {
-          db.prepare(
-            "INSERT INTO sources (account, region, last_ok) VALUES (?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_ok = excluded.last_ok",
-          ).run(account, region, nowSeconds);
-        }
+        noteSourceRow(db, account, region, failure ?? { ok: nowSeconds });
       });
     },
     setListing(account, region, l) {

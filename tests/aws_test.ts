@@ -61,7 +61,9 @@ test("connector() does not keep a failed AssumeRole: the next call asks again", 
       const list = () => client.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] });
       await assert.rejects(
         list(),
-        (e: unknown) => errorCode(e) === "AccessDenied" && describe(e).startsWith("AccessDenied: User: "),
+        (e: unknown) =>
+          errorCode(e) === "AccessDenied" &&
+          describe(e).startsWith(`AssumeRole of "${role}" failed: AccessDenied: User: `),
       );
       emu.faults.denyRoles.clear();
       await list();
@@ -96,7 +98,11 @@ test("connector() gives up on a read that is not answered in time after about tw
         client.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] }),
         (
           e: unknown,
-        ) => (assert.match(describe(e), /^TimeoutError: no answer within 350 ms, retries included$/), true),
+        ) => (assert.match(
+          describe(e),
+          /^ListMetrics as the default credentials failed: TimeoutError: no answer within 350 ms, retries included$/,
+        ),
+          true),
       );
       // Two attempts of 150 ms and a backoff, where one answer alone would take 2 s and six attempts 1 s.
       const took = Date.now() - started;
@@ -144,7 +150,10 @@ test("putMetricData() does not send again a write whose answer was an error: it 
         (
           e: unknown,
         ) => (assert.ok(e instanceof WriteInDoubt),
-          assert.match(describe(e), /^WriteInDoubt: .*InternalFailure/),
+          assert.match(
+            describe(e),
+            /^PutMetricData as the default credentials failed: WriteInDoubt: .*InternalFailure/,
+          ),
           true),
       );
       assert.equal(puts(emu).calls, 1);

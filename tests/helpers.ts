@@ -56,6 +56,8 @@ export interface RunOptions {
 export interface Started {
   pid: number;
   done: Promise<ProcessResult>;
+  /** What it has written so far. */
+  output(): { stdout: string; stderr: string };
 }
 
 /** Starts forward.ts as a user would, under the current runtime unless `command` says otherwise. */
@@ -70,11 +72,11 @@ export function startForwarder(
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += String(d)));
+  child.stderr.on("data", (d) => (stderr += String(d)));
   const done = new Promise<ProcessResult>((resolve, reject) => {
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += String(d)));
-    child.stderr.on("data", (d) => (stderr += String(d)));
     const timer = options.killAfterMs === undefined
       ? undefined
       : setTimeout(() => child.kill("SIGKILL"), options.killAfterMs);
@@ -84,7 +86,7 @@ export function startForwarder(
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { pid: child.pid!, done };
+  return { pid: child.pid!, done, output: () => ({ stdout, stderr }) };
 }
 
 const LEVELS = ["error", "warn", "info", "debug"];

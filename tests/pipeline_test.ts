@@ -120,6 +120,49 @@ test("discover() reads every page, keeps the selected streams once, and skips Li
   assert.deepEqual(counts, { [planId(plan())]: { names: { CPUUtilization: 3 } } });
 });
 
+test("discover() forwards a stream two entries select once, with the first entry in the config, whichever listing answers last", async () => {
+  const listed = [
+    {
+      Namespace: "AWS/ECS",
+      MetricName: "CPUUtilization",
+      Dimensions: dims({ ClusterName: "prod-a", ServiceName: "x" }),
+    },
+    {
+      Namespace: "AWS/ECS",
+      MetricName: "CPUUtilization",
+      Dimensions: dims({ ClusterName: "test-a", ServiceName: "x" }),
+    },
+  ];
+  const prod = plan({ match: { ClusterName: "prod-*" }, stats: ["p99"] });
+  const all = plan();
+  const statics = plan({ streams: [{ ClusterName: "prod-a", ServiceName: "x" }] });
+  for (const delays of [[0, 5], [5, 0]]) {
+    let call = 0;
+    const api = {
+      listMetrics() {
+        const wait = delays[call++ % 2]!;
+        return new Promise<{ metrics: Metric[]; nextToken: undefined }>((resolve) =>
+          setTimeout(() => resolve({ metrics: listed, nextToken: undefined }), wait)
+        );
+      },
+    };
+    const which = (streams: Stream[]) =>
+      streams.map((s) =>
+        `${s.dims[0]!.Value} ${s.plan === prod ? "prod" : s.plan === all ? "all" : "static"}`
+      );
+    assert.deepEqual(which((await discover(api, [prod, all], false)).streams), ["prod-a prod", "test-a all"]);
+    assert.deepEqual(which((await discover(api, [all, prod], false)).streams), ["prod-a all", "test-a all"]);
+    assert.deepEqual(which((await discover(api, [all, statics], false)).streams), [
+      "prod-a all",
+      "test-a all",
+    ]);
+    assert.deepEqual(which((await discover(api, [statics, all], false)).streams), [
+      "prod-a static",
+      "test-a all",
+    ]);
+  }
+});
+
 test("listsWide() lists a namespace once where that takes fewer pages than a listing per name", () => {
   const two = plan({ names: ["CPUUtilization", "MemoryUtilization"] });
   const cases: [string, MetricPlan, PlanCounts | undefined, boolean][] = [

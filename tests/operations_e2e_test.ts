@@ -1,0 +1,83 @@
+/**
+ * Loop mode as a service runs it, with forward.ts as a real process against the emulator on the real clock:
+ * passes on multiples of the interval, and SIGTERM (systemctl stop) while a write is under way or between
+ * passes. Every case ends with what the store says was forwarded checked against the source.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { readStore } from "../lib/store.ts";
+import {
+  assertForwarded,
+  destCount,
+  type Fleet,
+  forwarderEnv,
+  ok,
+  streamsInDoubt,
+  withFleet,
+} from "./fleet.ts";
+import { runForwarder, said, startForwarder, until } from "./helpers.ts";
+
+const SUMMARY = /^Forwarded \d+ datums of \d+ streams from 4 of 4 account-regions/;
+
+/** The span every stream of the store has forwarded: from the latest first period to the earliest next. */
+function forwardedSpan(stateFile: string): { from: number; to: number } {
+  const streams = Object.values(readStore(stateFile).streams);
+  assert.ok(streams.length > 0, "the store has streams");
+  const from = Math.max(...streams.map((s) => s.first ?? Infinity));
+  const to = Math.min(...streams.map((s) => s.next ?? -Infinity));
+  assert.ok(from < to, `every stream forwarded something: ${from} < ${to}`);
+  return { from: from * 1000, to: to * 1000 };
+}
+
+/** One more run, once, on the real clock: it finishes whatever the loop left. Then checks the whole span. */
+async function settleAndCheck(fleet: Fleet) {
+  fleet.emu.faults.putReplyDelayMs = 0;
+  ok(await runForwarder(["--config", fleet.config], forwarderEnv(fleet.emu)));
+  assert.equal(streamsInDoubt(fleet.stateFile), 0);
+  const { from, to } = forwardedSpan(fleet.stateFile);
+  assert.ok(await assertForwarded(fleet.emu, from, to) > 0);
+}
+
+test("--every under SIGTERM while a write is under way: the step finishes and commits, exit 0, nothing in doubt, lost or twice", async () => {
+  await withFleet({ minutes: 10, services: 20 }, async (fleet) => {
+    // Each write's answer held a while after it is applied (the fleet was seeded first, without the delay).
+    fleet.emu.faults.putReplyDelayMs = 1_500;
+    const loop = startForwarder(["--config", fleet.config, "--every", "10s"], forwarderEnv(fleet.emu));
+    await until(() => destCount(fleet.emu, "PutMetricData", "calls") > 0, "a write is under way");
+    process.kill(loop.pid, "SIGTERM");
+    const r = await loop.done;
+    ok(r);
+    assert.match(said(r, "info"), /^Stopping on SIGTERM: the steps under way finish and are committed$/m);
+    assert.equal(said(r), "", "no warning or error");
+    assert.equal(r.stdout.split("\n").filter((l) => SUMMARY.test(l)).length, 1, r.stdout);
+    // Written and answered, then committed: a run killed before the commit would leave its streams in doubt.
+    assert.equal(streamsInDoubt(fleet.stateFile), 0);
+    await settleAndCheck(fleet);
+  });
+});
+
+test("--every 10s: passes fall on multiples of 10 s, and SIGTERM between passes ends the wait within a second", async () => {
+  await withFleet({ minutes: 10, services: 20 }, async (fleet) => {
+    const loop = startForwarder(["--config", fleet.config, "--every", "10s"], forwarderEnv(fleet.emu));
+    const summaries = () =>
+      loop.output().stderr.split("\n").filter((l) => / INFO Forwarded \d+ datums/.test(l)).map((l) =>
+        Date.parse(l.slice(0, l.indexOf(" ")))
+      );
+    await until(() => summaries().length >= 2, "two passes have ended", 60_000);
+    const [, second] = summaries();
+    // A pass with little to do ends within a few seconds of its start, which is on a multiple of 10 s.
+    assert.ok(second! % 10_000 < 5_000, `the second pass ended ${new Date(second!).toISOString()}`);
+    const signalled = Date.now();
+    process.kill(loop.pid, "SIGTERM");
+    const r = await loop.done;
+    const took = Date.now() - signalled;
+    ok(r);
+    assert.ok(
+      took < 3_000,
+      `stopped ${took} ms after SIGTERM: within its nap of a second, not at the next pass`,
+    );
+    assert.equal(said(r), "", "no warning or error");
+    await settleAndCheck(fleet);
+  });
+});
