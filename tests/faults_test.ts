@@ -245,7 +245,11 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     // Every other datum of the 15 periods owed went through.
     assert.match(
       r.stdout,
-      new RegExp(`^Forwarded ${15 * (STREAMS + 3) - 1} datums .*; 1 refused by CloudWatch and skipped; calls: [^;]+; largest lag 2 min\n$`),
+      new RegExp(
+        `^Forwarded ${
+          15 * (STREAMS + 3) - 1
+        } datums .*; 1 refused by CloudWatch and skipped; calls: [^;]+; largest lag 2 min\n$`,
+      ),
     );
     // The stream's other periods, and every other stream, went through; the next run does not retry it.
     const again = await run(0);

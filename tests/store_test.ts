@@ -61,6 +61,24 @@ test("openStore() keeps every update, one row a stream, in a file private to its
   again.close();
 });
 
+test("noteSource() keeps an account-region's last failure until a run of it succeeds", () => {
+  const file = tempFile();
+  const note = (at: number, failure?: string) => {
+    const store = open(file, { clock: () => at * 1000, nowSeconds: at });
+    store.noteSource("prod", "eu-west-1", failure === undefined ? undefined : { error: failure, at });
+    store.close();
+    return readStore(file).sources.get(JSON.stringify(["prod", "eu-west-1"]));
+  };
+  assert.deepEqual(note(T), { lastOk: T });
+  assert.deepEqual(note(T + 60, "AccessDenied: no"), {
+    lastOk: T,
+    lastError: "AccessDenied: no",
+    errorAt: T + 60,
+  });
+  // In the same second as the failure: the later run's word is what counts.
+  assert.deepEqual(note(T + 60), { lastOk: T + 60 });
+});
+
 test("update() applies every transition or none", async () => {
   const file = tempFile();
   const store = open(file);
