@@ -125,7 +125,6 @@ export function writeUnits(
   args: {
     systemdUnits?: string | undefined;
     config: string | undefined;
-    every: number | undefined;
     user: string | undefined;
   },
   facts: { interval: number; variables: string[] },
@@ -138,7 +137,7 @@ export function writeUnits(
     runtimePath: process.execPath,
     script: fileURLToPath(scriptUrl),
     config: args.config === undefined ? undefined : path.resolve(args.config),
-    interval: args.every ?? facts.interval,
+    interval: facts.interval,
     user: args.user,
   });
   fs.mkdirSync(dir, { recursive: true });

@@ -51,9 +51,10 @@ test("deno run --allow-net --allow-env forward.ts runs the bundled config withou
     const env = bundledEnv(emu, dir);
     const first = await exec(bin("deno"), ["run", "--allow-net", "--allow-env", "forward.ts"], env);
     assert.equal(first.code, 0, first.stderr);
+    // On the real clock the newest complete period ended 2 to 3 minutes ago, by the second the run starts in.
     assert.match(
       first.stdout,
-      /^Forwarded 36 datums of 36 streams from 4 of 4 account-regions in [\d.]+ s; calls: [^;\n]+; largest lag 2 min\n$/,
+      /^Forwarded 36 datums of 36 streams from 4 of 4 account-regions in [\d.]+ s; calls: [^;\n]+; largest lag [23] min\n$/,
     );
     assert.equal(said(first).split("\n").filter(Boolean).length, 1);
     assert.match(
