@@ -933,6 +933,26 @@ test("ListMetrics: a NextToken can be sent again and gives the same page", async
   });
 });
 
+test("ListMetrics: a page starts where the last one ended, though streams listed before it left RecentlyActive", async () => {
+  await withEmu(async (emu, clock) => {
+    await putStreams(emu, 600, padded("s"));
+    const client = cloudWatch(emu.url, A);
+    const first = await client.send(new ListMetricsCommand({ Namespace: "App", RecentlyActive: "PT3H" }));
+    assert.equal(first.Metrics!.length, 500);
+    // Three hours on, only the streams not listed yet have new data.
+    clock.now += 3 * 3_600_000 + 60_000;
+    await put(emu, Array.from({ length: 100 }, (_, i) => ({ MetricName: padded("s")(500 + i), Value: 1 })));
+    const next = await client.send(
+      new ListMetricsCommand({ Namespace: "App", RecentlyActive: "PT3H", NextToken: first.NextToken }),
+    );
+    assert.deepEqual(
+      next.Metrics!.map((m) => m.MetricName),
+      Array.from({ length: 100 }, (_, i) => padded("s")(500 + i)),
+    );
+    assert.equal(next.NextToken, undefined);
+  });
+});
+
 for (const token of ["forged", "emu-", "emu-1201", "emu-1e3", "emu--1"]) {
   test(`ListMetrics refuses the NextToken "${token}" with InvalidNextToken`, async () => {
     await withEmu(async (emu) => {
