@@ -712,6 +712,25 @@ test("GetMetricData computes percentiles over fractional Counts as it always has
   });
 });
 
+test("emu.seed() takes any number of values in one datum, and percentiles count every one", async () => {
+  await withEmu(async (emu) => {
+    const values = Array.from({ length: 200_000 }, (_, i) => i % 1000);
+    const [namespace, name] = ["AWS/X", "m"];
+    emu.seed({ account: A, region: "eu-west-1", namespace, name, dimensions: {}, timestamp: T0, values });
+    const r = await cloudWatch(emu.url, A).send(
+      new GetMetricDataCommand({
+        StartTime: at(0),
+        EndTime: at(1),
+        MetricDataQueries: ["p50", "SampleCount"].map((Stat, i) => ({
+          Id: `q${i}`,
+          MetricStat: { Metric: { Namespace: namespace, MetricName: name }, Period: 60, Stat },
+        })),
+      }),
+    );
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[499], [200_000]]);
+  });
+});
+
 test("a stream is the same whatever order its dimensions come in; ListMetrics gives them sorted by name", async () => {
   await withEmu(async (emu) => {
     const ab = [{ Name: "b", Value: "1" }, { Name: "a", Value: "2" }];
