@@ -712,6 +712,25 @@ test("GetMetricData computes percentiles over fractional Counts as it always has
   });
 });
 
+test("emu.seed() takes any number of values in one datum, and percentiles count every one", async () => {
+  await withEmu(async (emu) => {
+    const values = Array.from({ length: 200_000 }, (_, i) => i % 1000);
+    const [namespace, name] = ["AWS/X", "m"];
+    emu.seed({ account: A, region: "eu-west-1", namespace, name, dimensions: {}, timestamp: T0, values });
+    const r = await cloudWatch(emu.url, A).send(
+      new GetMetricDataCommand({
+        StartTime: at(0),
+        EndTime: at(1),
+        MetricDataQueries: ["p50", "SampleCount"].map((Stat, i) => ({
+          Id: `q${i}`,
+          MetricStat: { Metric: { Namespace: namespace, MetricName: name }, Period: 60, Stat },
+        })),
+      }),
+    );
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[499], [200_000]]);
+  });
+});
+
 test("a stream is the same whatever order its dimensions come in; ListMetrics gives them sorted by name", async () => {
   await withEmu(async (emu) => {
     const ab = [{ Name: "b", Value: "1" }, { Name: "a", Value: "2" }];
@@ -930,6 +949,26 @@ test("ListMetrics: a NextToken can be sent again and gives the same page", async
     assert.deepEqual(a.Metrics, b.Metrics);
     assert.equal(a.NextToken, b.NextToken);
     assert.equal(a.Metrics![0]!.MetricName, "s0500");
+  });
+});
+
+test("ListMetrics: a page starts where the last one ended, though streams listed before it left RecentlyActive", async () => {
+  await withEmu(async (emu, clock) => {
+    await putStreams(emu, 600, padded("s"));
+    const client = cloudWatch(emu.url, A);
+    const first = await client.send(new ListMetricsCommand({ Namespace: "App", RecentlyActive: "PT3H" }));
+    assert.equal(first.Metrics!.length, 500);
+    // Three hours on, only the streams not listed yet have new data.
+    clock.now += 3 * 3_600_000 + 60_000;
+    await put(emu, Array.from({ length: 100 }, (_, i) => ({ MetricName: padded("s")(500 + i), Value: 1 })));
+    const next = await client.send(
+      new ListMetricsCommand({ Namespace: "App", RecentlyActive: "PT3H", NextToken: first.NextToken }),
+    );
+    assert.deepEqual(
+      next.Metrics!.map((m) => m.MetricName),
+      Array.from({ length: 100 }, (_, i) => padded("s")(500 + i)),
+    );
+    assert.equal(next.NextToken, undefined);
   });
 });
 

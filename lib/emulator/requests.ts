@@ -179,7 +179,10 @@ export function checkStat(stat: string, where: string) {
   }
 }
 
-/** NextToken as this emulator writes it, "emu-N": N items (at most `max`) were returned already. */
+/**
+ * NextToken as this emulator writes it, "emu-N", where N (at most `max`) says where the next page starts: the
+ * datapoints GetMetricData returned already, or ListMetrics' position among the account and Region's streams.
+ */
 export function nextTokenSkip(body: Record<string, unknown>, max = Infinity): number {
   const token = str(body, "NextToken");
   if (token === undefined) return 0;

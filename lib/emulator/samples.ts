@@ -30,17 +30,16 @@ const SINGLE = -2;
 // then k counts if any.
 
 /**
- * Below this many numbers a column grows by an exact copy: V8 gives an array that is pushed to 16 spare slots,
- * which for millions of streams of a few samples each would be most of the memory.
+ * Below this many numbers a column grows by an exact copy: V8 grows a pushed array by half again and 16 slots,
+ * which for millions of streams of a few samples each would be much of the memory.
  */
 const EXACT_GROWTH_BELOW = 256;
 
-function append(column: number[], ...items: number[]): number[] {
-  if (column.length >= EXACT_GROWTH_BELOW) {
-    column.push(...items);
-    return column;
-  }
-  return column.concat(items);
+/** `column` with `items` added at its end: the same array, or a copy while it is short. */
+function append(column: number[], items: number[]): number[] {
+  if (column.length < EXACT_GROWTH_BELOW) return column.concat(items);
+  for (const x of items) column.push(x);
+  return column;
 }
 
 /** The samples of a stream in time order (samples of the same time in the order they came). */
@@ -90,7 +89,7 @@ export class Samples {
   insert(s: Sample, unit: string) {
     const at = this.count === 0 || this.time(this.count - 1) <= s.t ? this.count : this.bound(s.t, true);
     const record = [s.t, s.n, s.sum, s.min, s.max, this.#dist(s)];
-    if (at === this.count) this.cols = append(this.cols, ...record);
+    if (at === this.count) this.cols = append(this.cols, record);
     else this.cols.splice(at * FIELDS, 0, ...record);
     if (unit !== this.unit && this.units === undefined) this.units = Array(this.count - 1).fill(this.unit);
     this.units?.splice(at, 0, unit);
@@ -107,7 +106,8 @@ export class Samples {
     if (values.length === 1 && Object.is(values[0], s.min) && Object.is(counts?.[0] ?? 1, s.n)) return SINGLE;
     const offset = this.raw?.length ?? 0;
     const head = values.length * 2 + (counts === undefined ? 0 : 1);
-    this.raw = append(this.raw ?? [], head, ...values, ...(counts ?? []));
+    // Concatenated rather than spread: a seeded datum may have more values than a call takes arguments.
+    this.raw = append(this.raw ?? [], [head].concat(values, counts ?? []));
     return offset;
   }
 

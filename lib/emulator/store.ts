@@ -70,7 +70,7 @@ function dimsKey(dims: Dimension[], checked: boolean, stored = false): DimsKey {
 }
 
 /** The dimensions of a key, sorted by name. */
-export function dimsOf(key: DimsKey): Dimension[] {
+function dimsOf(key: DimsKey): Dimension[] {
   if (key === "") return [];
   if (key.startsWith(JSON_KEY)) {
     return (JSON.parse(key.slice(1)) as [string, string][]).map(([Name, Value]) => ({ Name, Value }));
