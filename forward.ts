@@ -8,24 +8,16 @@
  * a stage named in pass() and forwardSource() below; lib/README.md says which module owns which.
  */
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import * as path from "node:path";
 import bundled from "./forwarder.yaml" with { type: "text" };
 import type { CloudWatchApi, Role } from "./lib/aws.ts";
-import { mapLimit } from "./lib/batch.ts";
 import { type Args, EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
 import type { Plan, SourcePlan } from "./lib/config.ts";
-import { streamsOf } from "./lib/discover.ts";
-import { fetchStats } from "./lib/fetch.ts";
-import { type Log, logger } from "./lib/log.ts";
-import { planRun, printPlan } from "./lib/plan.ts";
-import { alreadyWritten, datumsOf, type Producer, targetOf } from "./lib/publish.ts";
-import * as r from "./lib/run.ts";
-import { lagOf, writeSelfMetrics } from "./lib/selfmetrics.ts";
-import * as state from "./lib/state.ts";
-import { printStatus } from "./lib/status.ts";
-import { forEachCall, recentOnly, steps } from "./lib/step.ts";
-import { writeUnits } from "./lib/units.ts";
+import type { Log } from "./lib/log.ts";
+import type { Producer } from "./lib/publish.ts";
+import type { Run, SourceTotals } from "./lib/run.ts";
+
+/** The stages (lib/stages.ts), loaded once the command line asks for more than --help, which answers at once. */
+let s: typeof import("./lib/stages.ts");
 
 export { EXIT };
 
@@ -46,29 +38,27 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
   let log: Log | undefined;
   try {
     const args = parseArgs(argv);
-    log = logger({
+    if (args.help) return (deps.out(HELP), EXIT.ok);
+    s ??= await import("./lib/stages.ts");
+    log = s.logger({
       format: args.logFormat,
       level: args.logLevel,
       env: deps.env,
       now: deps.now,
       write: deps.err,
     });
-    if (args.help) return (deps.out(HELP), EXIT.ok);
-    // Loaded here rather than above, so that --help answers without parsing YAML or loading the AWS SDK.
-    const config = await import("./lib/config.ts");
     if (args.systemdUnits) {
-      return writeUnits(args, config.unitFacts(args.config, bundled), import.meta.url, deps.out);
+      return s.writeUnits(args, s.unitFacts(args.config, bundled), import.meta.url, deps.out);
     }
-    const { plan, name } = config.loadConfigFile(args.config, bundled, deps.env);
+    const { plan, name } = s.loadConfigFile(args.config, bundled, deps.env);
     if (args.checkConfig) return (deps.out(`${name}: OK, ${plan.sources.length} account-regions`), EXIT.ok);
-    const configDir = path.dirname(args.config ? path.resolve(args.config) : fileURLToPath(import.meta.url));
-    const paths = state.statePath(plan.stateFile, configDir, deps.env);
-    if (args.status) return printStatus(plan.sources, paths.file, args, deps);
-    const clients = await r.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
-    const stop = r.stopOnSignals(log, deps.onStop);
+    const paths = s.statePath(plan.stateFile, s.configFolder(args.config, import.meta.url), deps.env);
+    if (args.status) return s.printStatus(plan.sources, paths.file, args, deps);
+    const clients = await s.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
+    const stop = s.stopOnSignals(log, deps.onStop);
     const once = (nowSeconds: number) =>
-      pass(r.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
-    if (args.every) return await r.every(args.every, once, stop, deps);
+      pass(s.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
+    if (args.every) return await s.every(args.every, once, stop, deps);
     return await once(args.now ?? Math.floor(deps.now() / 1000));
   } catch (e) {
     return exitCodeOf(e, (line) => (log ? log.error(line) : deps.err(line)));
@@ -76,47 +66,50 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
 }
 
 /** One run: every account-region, then the forwarder's own metrics and the summary. */
-async function pass(run: r.Run, args: Args, plan: Plan): Promise<number> {
+async function pass(run: Run, args: Args, plan: Plan): Promise<number> {
   try {
-    r.checkReplay(run.replay, run.nowSeconds);
-    if (args.plan) return (printPlan(await planRun(run), args.json, plan.interval, run.out), EXIT.ok);
+    s.checkReplay(run.replay, run.nowSeconds);
+    if (args.plan) return (s.printPlan(await s.planRun(run), args.json, plan.interval, run.out), EXIT.ok);
     const started = run.clock();
-    const results = await mapLimit(
+    const results = await s.mapLimit(
       plan.sources,
-      r.SOURCE_CONCURRENCY,
-      (src) => r.runSource(src, run, forwardSource),
+      s.SOURCE_CONCURRENCY,
+      (src) => s.runSource(src, run, forwardSource),
     );
     const seconds = (run.clock() - started) / 1000;
-    if (plan.selfMetrics && !run.dryRun) await writeSelfMetrics(run, results, seconds); // PutMetricData
-    const lags = plan.sources.map((src) => lagOf(run, src)).filter((l) => l !== undefined);
-    return r.report(run, results, { seconds, lag: lags.length ? Math.max(...lags) : undefined });
+    if (plan.selfMetrics && !run.dryRun) await s.writeSelfMetrics(run, results, seconds); // PutMetricData
+    // An account-region that failed is behind all the same: its lag is read from its checkpoints.
+    const lags = plan.sources.map((src, i) => results[i]?.lag ?? s.lagOf(run, src)).filter((l) =>
+      l !== undefined
+    );
+    return s.report(run, results, { seconds, lag: lags.length ? Math.max(...lags) : undefined });
   } finally {
     run.end();
   }
 }
 
 /** One account-region: its streams, then every step of periods they owe, oldest first. */
-async function forwardSource(src: SourcePlan, run: r.Run, out: Producer, totals: r.SourceTotals) {
-  const api = run.cloudWatch(src.region, r.roleOf(src)); // AssumeRole, once per role and run
+async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: SourceTotals) {
+  const api = run.cloudWatch(src.region, s.roleOf(src)); // AssumeRole, once per role and run
   // ListMetrics every discovery_interval; in between, the streams the last listing found.
-  const streams = await streamsOf(api, src, run, recentOnly(src, run));
-  r.noteFound(totals, streams);
-  const target = targetOf(run.plan, src);
-  for await (const step of steps(src, streams, run)) {
+  const streams = await s.streamsOf(api, src, run, s.recentOnly(src, run));
+  s.noteFound(totals, streams);
+  const target = s.targetOf(run.plan, src);
+  for await (const step of s.steps(src, streams, run)) {
     // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
-    const present = await alreadyWritten(run.destination, step.inDoubt, target, step.window, step.period);
-    if (!run.dryRun) await run.store.update(step.keys, (st) => state.intend(st, step.window, run.nowSeconds));
-    const tally = r.stepTally(src, run, totals, step.keys);
-    await forEachCall(run, step, async (part) => {
-      const stats = await fetchStats(api, part.streams, part.window, part.period); // GetMetricData, source
-      const datums = datumsOf(part.streams, stats, target, present, step.ownDoubt);
+    const present = await s.alreadyWritten(run.destination, step.inDoubt, target, step.window, step.period);
+    if (!run.dryRun) await run.store.update(step.keys, (st) => s.intend(st, step.window, run.nowSeconds));
+    const tally = s.stepTally(src, run, totals, step.keys);
+    await s.forEachCall(run, step, async (part) => {
+      const stats = await s.fetchStats(api, part.streams, part.window, part.period); // GetMetricData, source
+      const datums = s.datumsOf(part.streams, stats, target, present, step.ownDoubt);
       tally.add(part.streams, stats, datums);
-      if (run.dryRun) r.printDatums(datums.byNamespace, run.out);
+      if (run.dryRun) s.printDatums(datums.byNamespace, run.out);
       else out.write(datums.byNamespace, tally.refused); // PutMetricData, pooled over account-regions
     });
     if (run.dryRun) continue;
     await tally.confirm(out); // every datum of the step accepted by PutMetricData, or refused and reported
-    await run.store.update(step.keys, (st) => state.commit(st, step.window));
+    await run.store.update(step.keys, (st) => s.commit(st, step.window));
   }
 }
 

@@ -13,7 +13,16 @@ import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { pacer } from "./batch.ts";
-import { blame, isRefused, isThrottled, neverSent, StateError, WriteInDoubt } from "./errors.ts";
+import {
+  blame,
+  isCredentialsError,
+  isPermissionError,
+  isRefused,
+  isThrottled,
+  neverSent,
+  StateError,
+  WriteInDoubt,
+} from "./errors.ts";
 import { QUOTA_TPS } from "./limits.ts";
 
 export interface Dimension {
@@ -93,8 +102,9 @@ const CONNECTION_TIMEOUT_MS = 5_000;
  */
 const REQUEST_TIMEOUT_MS = 15_000;
 /**
- * A read with its retries ends by then: about two request timeouts, so a hung endpoint costs an account-region
- * half a minute, not six attempts of a full timeout each. Well under the lease (lib/store.ts).
+ * A read is not sent again once its attempts have waited this long for answers (about two request timeouts),
+ * so a hung endpoint costs an account-region half a minute, not six attempts of a full timeout each; nor does
+ * AssumeRole take longer. Well under the lease (lib/store.ts).
  */
 const CALL_DEADLINE_MS = 2 * REQUEST_TIMEOUT_MS + 5_000;
 /**
@@ -102,9 +112,11 @@ const CALL_DEADLINE_MS = 2 * REQUEST_TIMEOUT_MS + 5_000;
  * delay between calls, which can bunch their arrival, do not push an account-region over its quota.
  */
 const QUOTA_SHARE = 0.9;
-/** Backoff between write attempts: full jitter up to this base doubled per attempt (as the SDK's). */
+/** Backoff between our own attempts: full jitter up to this base doubled per attempt (as the SDK's). */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 20_000;
+const backoff = (attempt: number, random: () => number) =>
+  random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
 /** STS refuses a session shorter than 900 s (AssumeRole.DurationSeconds); an hour is the default. */
 const SESSION_SECONDS = 3600;
 /** Refresh credentials this long before they expire, so no call is signed with a dying session. */
@@ -176,11 +188,10 @@ export function connector(options: ConnectorOptions) {
   };
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
     const credentials = role ? { credentials: assumed(role) } : {};
-    // Writes go through a client of their own that never retries: lib/aws.ts decides what may be sent again.
-    const reader = unlogged(new CloudWatchClient({ region, ...common, ...credentials }));
-    const writer = unlogged(new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 }));
+    // The SDK sends each call once: read() and write() decide what is sent again, and when.
+    const client = unlogged(new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 }));
     const as = role ? `as role "${role.roleArn}"` : "as the default credentials";
-    return adapt(reader, writer, writes, { answered, deadline, pace: paced(role, region), as });
+    return adapt(client, writes, { answered, deadline, pace: paced(role, region), as });
   };
 }
 
@@ -244,8 +255,7 @@ function roleCredentials(
 
 /** The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. */
 function adapt(
-  reader: CloudWatchClient,
-  writer: CloudWatchClient,
+  client: CloudWatchClient,
   writes: WriteOptions,
   { answered, deadline, pace, as }: {
     answered: () => void;
@@ -255,22 +265,42 @@ function adapt(
     as: string;
   },
 ): CloudWatchApi {
-  // A read keeps the SDK's retries, within a deadline of about two request timeouts.
+  /**
+   * A read, sent again as long as it failed without a refusal (throttled, a server error, a lost connection, no
+   * answer in time), each time after a backoff and at the pace again, within about two request timeouts of
+   * waiting for answers: a read can be sent any number of times, and the SDK's own retries would not wait
+   * for the pace.
+   */
   const read = async <T>(
     op: keyof typeof QUOTA_TPS,
     send: (o: { abortSignal: AbortSignal }) => Promise<T>,
   ): Promise<T> => {
-    await pace(op);
-    const r = await send({ abortSignal: AbortSignal.timeout(deadline) }).catch((e) => {
-      throw blame((e as Error)?.name === "AbortError" ? timedOut(deadline) : e, `${op} ${as}`);
-    });
-    answered();
-    return r;
+    let waited = 0;
+    for (let attempt = 1;; attempt++) {
+      await pace(op);
+      const sent = writes.now();
+      try {
+        const r = await send({
+          abortSignal: AbortSignal.timeout(writes.requestTimeout + CONNECTION_TIMEOUT_MS),
+        });
+        answered();
+        return r;
+      } catch (e) {
+        waited += writes.now() - sent;
+        const again = isThrottled(e) || !(isRefused(e) || isPermissionError(e) || isCredentialsError(e));
+        if (again && attempt < MAX_ATTEMPTS && waited + writes.requestTimeout <= deadline) {
+          await writes.sleep(backoff(attempt, writes.random));
+          continue;
+        }
+        const call = `${op} ${as}${attempt > 1 ? ` (${attempt} attempts)` : ""}`;
+        throw blame((e as Error)?.name === "AbortError" ? timedOut(writes.requestTimeout) : e, call);
+      }
+    }
   };
   return {
     async listMetrics(input) {
       const { command, output } = plainJson(new ListMetricsCommand({}), input);
-      await read("ListMetrics", (o) => reader.send(command, o));
+      await read("ListMetrics", (o) => client.send(command, o));
       const r = output() as { Metrics?: Partial<Metric>[]; NextToken?: string };
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
@@ -301,7 +331,7 @@ function adapt(
         new GetMetricDataCommand({ MetricDataQueries: [], StartTime: new Date(0), EndTime: new Date(0) }),
         wire,
       );
-      await read("GetMetricData", (o) => reader.send(command, o));
+      await read("GetMetricData", (o) => client.send(command, o));
       const r = output() as { MetricDataResults?: QueryResult[]; NextToken?: string };
       const results = (r.MetricDataResults ?? []).map((m) => ({
         Id: m.Id,
@@ -316,13 +346,15 @@ function adapt(
       const wire = { Namespace: namespace, MetricData: datums };
       const command = () =>
         plainJson(new PutMetricDataCommand({ Namespace: namespace, MetricData: [] }), wire).command;
-      await write(writer, command, leaseEnds, { ...writes, pace: () => pace("PutMetricData") }).catch((e) => {
+      await write(client, command, leaseEnds, { ...writes, pace: () => pace("PutMetricData") }).catch((e) => {
         throw blame(e, `PutMetricData ${as}`);
       });
       answered();
     },
   };
 }
+
+const utf8 = new TextEncoder();
 
 /**
  * Sends a command with a request body written by JSON.stringify, and reads a successful answer with
@@ -336,7 +368,8 @@ function plainJson<C>(command: C, wire: unknown) {
   const stack = (command as unknown as { middlewareStack: MiddlewareStack }).middlewareStack;
   stack.add(
     (next) => (args) => {
-      (args.request as { body: string }).body = JSON.stringify(wire);
+      // Bytes rather than a string: signing and sending would each encode a string again.
+      (args.request as { body: Uint8Array }).body = utf8.encode(JSON.stringify(wire));
       return next(args);
     },
     { step: "serialize", priority: "low", name: "plainJsonBody" },
@@ -369,11 +402,9 @@ interface MiddlewareStack {
 }
 type Handler = (args: { request: unknown }) => Promise<{ response: unknown }>;
 
-/** A call that ran past its deadline, retries and all. */
+/** A call not answered in time. */
 const timedOut = (ms: number) =>
-  Object.assign(new Error(`no answer within ${Math.round(ms)} ms, retries included`), {
-    name: "TimeoutError",
-  });
+  Object.assign(new Error(`no answer within ${Math.round(ms)} ms`), { name: "TimeoutError" });
 
 interface WriteOptions {
   pace?: () => Promise<void>;
@@ -416,7 +447,7 @@ async function write(
       if (e instanceof StateError) throw e;
       const again = isThrottled(e) || neverSent(e);
       if (again && attempt < MAX_ATTEMPTS) {
-        await o.sleep(o.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt));
+        await o.sleep(backoff(attempt, o.random));
         continue;
       }
       if (again || isRefused(e)) throw e;

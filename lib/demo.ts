@@ -85,8 +85,12 @@ async function compare(
 ) {
   const cloudWatch = connector({ stsRegion: "eu-west-1" });
   const destination = cloudWatch("eu-west-1", undefined);
-  const read = (api: CloudWatchApi, metric: Metric) =>
-    fetchValues(api, STATS.map((stat) => ({ metric, stat, unit: undefined })), window, 60);
+  const read = async (api: CloudWatchApi, metric: Metric) => {
+    const values = STATS.map(() => new Map<number, number>());
+    const items = STATS.map((stat) => ({ metric, stat, unit: undefined }));
+    await fetchValues(api, items, window, 60, (k, t, v) => values[k]!.set(t, v));
+    return values;
+  };
   for (const [name, , regions] of ACCOUNTS) {
     for (const region of regions) {
       const source = cloudWatch(region, { roleArn: env[roleVariable(name)]!, externalId: undefined });

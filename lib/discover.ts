@@ -46,6 +46,10 @@ export function globMatches(glob: string, value: string): boolean {
   return g === glob.length;
 }
 
+/** Metric and dimension names, one string each however many streams carry them. */
+const names = new Map<string, string>();
+const interned = (name: string) => names.get(name) ?? (names.set(name, name), name);
+
 const sorted = (dims: Dimension[]) =>
   [...dims].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
 
@@ -109,8 +113,13 @@ export async function discover(
   last: ListingCounts = {},
 ): Promise<{ streams: Stream[]; counts: ListingCounts }> {
   const streams: Stream[] = [];
+  // A listing parses every metric and dimension name anew: held once each, for a stream lives the whole run.
   const add = (plan: MetricPlan, name: string, dims: Dimension[]) =>
-    void streams.push({ plan, name, dims: sorted(dims) });
+    void streams.push({
+      plan,
+      name: interned(name),
+      dims: sorted(dims.map((d) => ({ Name: interned(d.Name), Value: d.Value }))),
+    });
   const counts: ListingCounts = {};
   const listings: Promise<void>[] = [];
   streams.push(...staticStreams(plans));
@@ -132,8 +141,21 @@ export async function discover(
     else for (const name of plan.names) listings.push(list(name));
   }
   await Promise.all(listings);
-  return { streams: onceEach(plans, streams), counts };
+  return { streams: mayRepeat(plans) ? onceEach(plans, streams) : streams, counts };
 }
+
+/**
+ * Whether a stream can come up twice: from two entries (same namespace, period and a name in common), or from
+ * a `streams:` list. A listing alone names each metric once.
+ */
+const mayRepeat = (plans: MetricPlan[]) =>
+  plans.some((p, i) =>
+    p.streams !== undefined ||
+    plans.some((q, j) =>
+      j < i && p.namespace === q.namespace && p.period === q.period &&
+      p.names.some((n) => q.names.includes(n))
+    )
+  );
 
 /**
  * Each stream once, with the first plan in the config that selects it: one checkpoint per stream, so two

@@ -123,6 +123,10 @@ export function neverSent(e: unknown): boolean {
   return x?.name === "TimeoutError" && String(x.message).includes("did not establish a connection");
 }
 
+/** No credentials to sign with (none configured, or a profile that cannot be read): asking again cannot help. */
+export const isCredentialsError = (e: unknown) =>
+  (e as { name?: unknown })?.name === "CredentialsProviderError";
+
 /** CloudWatch answered with a refusal (HTTP 4xx): it did not apply the call. */
 export function isRefused(e: unknown): boolean {
   const s = status(e);

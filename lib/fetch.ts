@@ -2,7 +2,7 @@
  * Fetching: GetMetricData in as few calls as its limits allow, mapped back to per-period statistics.
  */
 import type { CloudWatchApi, Metric } from "./aws.ts";
-import { batches, mapLimit } from "./batch.ts";
+import { mapLimit } from "./batch.ts";
 import type { Stream } from "./discover.ts";
 import { GMD_MAX_DATAPOINTS, GMD_MAX_QUERIES } from "./limits.ts";
 
@@ -27,18 +27,22 @@ export function queriesPerCall(periods: number): number {
   return Math.max(1, Math.min(GMD_MAX_QUERIES, Math.floor(GMD_MAX_DATAPOINTS / Math.max(1, periods))));
 }
 
-/** Runs the queries over [start, end); returns, per item, its values by period start (epoch seconds). */
+/**
+ * Runs the queries over [start, end) and hands each value to `found` with its item's index and its period start
+ * (epoch seconds), as the answers come: a large fetch holds no copy of what it has handed on.
+ */
 export async function fetchValues(
   api: Pick<CloudWatchApi, "getMetricData">,
   items: Item[],
   w: { start: number; end: number },
   period: number,
-): Promise<Map<number, number>[]> {
-  const out = items.map(() => new Map<number, number>());
-  const indexed = items.map((item, i) => ({ item, i }));
-  const calls = batches(indexed, queriesPerCall((w.end - w.start) / period));
-  await mapLimit(calls, CALLS_AT_ONCE, async (batch) => {
-    const queries = batch.map(({ item }, q) => ({
+  found: (item: number, t: number, value: number) => void,
+): Promise<void> {
+  const perCall = queriesPerCall((w.end - w.start) / period);
+  const calls = Array.from({ length: Math.ceil(items.length / perCall) }, (_, c) => c * perCall);
+  await mapLimit(calls, CALLS_AT_ONCE, async (first) => {
+    const batch = items.slice(first, first + perCall);
+    const queries = batch.map((item, q) => ({
       Id: `q${q}`,
       Metric: item.metric,
       Period: period,
@@ -46,30 +50,32 @@ export async function fetchValues(
       Unit: item.unit,
     }));
     let nextToken: string | undefined;
-    const status = new Map<string, string>();
+    // Queries whose last answer was not Complete (PartialData on a page with more to come, say).
+    const incomplete = new Map<number, string>();
     do {
       const page = await api.getMetricData({ queries, ...w, maxDatapoints: GMD_MAX_DATAPOINTS, nextToken });
       for (const r of page.results) {
-        const target = batch[Number(r.Id.slice(1))];
-        if (!target) throw new Error(`Cannot map GetMetricData result "${r.Id}" to a query`);
-        status.set(r.Id, r.StatusCode ?? "Complete");
-        r.Timestamps.forEach((t, k) => {
+        const q = Number(r.Id.slice(1));
+        if (!(q >= 0 && q < batch.length)) {
+          throw new Error(`Cannot map GetMetricData result "${r.Id}" to a query`);
+        }
+        if ((r.StatusCode ?? "Complete") === "Complete") incomplete.delete(q);
+        else incomplete.set(q, r.StatusCode!);
+        for (let k = 0; k < r.Timestamps.length; k++) {
+          const t = r.Timestamps[k]!;
           const v = r.Values[k];
-          if (v !== undefined && t >= w.start && t < w.end) out[target.i]!.set(t, v);
-        });
+          if (v !== undefined && t >= w.start && t < w.end) found(first + q, t, v);
+        }
       }
       nextToken = page.nextToken;
     } while (nextToken);
     // A result left incomplete after the last page would pass for periods without data: refuse it, so that
     // nothing is committed and the next run asks again.
-    for (const [id, code] of status) {
-      if (code !== "Complete") {
-        const m = batch[Number(id.slice(1))]!.item.metric;
-        throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
-      }
+    for (const [q, code] of incomplete) {
+      const m = batch[q]!.metric;
+      throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
     }
   });
-  return out;
 }
 
 const metricOf = (s: Stream): Metric => ({
@@ -95,18 +101,27 @@ export async function fetchStats(
   w: { start: number; end: number },
   period: number,
 ): Promise<PeriodStats[][]> {
-  const items = streams.flatMap((s, si) =>
-    statsOf(s).map((stat) => ({ si, stat, item: { metric: metricOf(s), stat, unit: s.plan.unit } }))
-  );
-  const values = await fetchValues(api, items.map((x) => x.item), w, period);
-  const rows = streams.map(() => new Map<number, Record<string, number>>());
-  items.forEach((x, k) => {
-    for (const [t, v] of values[k]!) {
-      const byT = rows[x.si]!;
-      const r = byT.get(t) ?? {};
-      r[x.stat] = v;
-      byT.set(t, r);
+  const items: Item[] = [];
+  const owner: number[] = [];
+  streams.forEach((s, si) => {
+    const metric = metricOf(s);
+    for (const stat of statsOf(s)) {
+      items.push({ metric, stat, unit: s.plan.unit });
+      owner.push(si);
     }
   });
-  return rows.map((byT) => [...byT].sort((a, b) => a[0] - b[0]).map(([t, values]) => ({ t, values })));
+  const byStream: (Map<number, PeriodStats> | undefined)[] = new Array(streams.length);
+  await fetchValues(api, items, w, period, (k, t, v) => {
+    const si = owner[k]!;
+    const byT = byStream[si] ??= new Map();
+    let p = byT.get(t);
+    if (p === undefined) byT.set(t, p = { t, values: {} });
+    p.values[items[k]!.stat] = v;
+  });
+  const out: PeriodStats[][] = [];
+  for (let si = 0; si < streams.length; si++) {
+    const byT = byStream[si];
+    out.push(byT === undefined ? [] : [...byT.values()].sort((a, b) => a.t - b.t));
+  }
+  return out;
 }

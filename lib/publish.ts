@@ -99,12 +99,11 @@ export async function alreadyWritten(
     stat: "SampleCount",
     unit: undefined,
   }));
-  const found = items.length > 0 ? await fetchValues(api, items, w, period) : [];
   const present = new Map<Stream, Set<string>>();
-  wanted.forEach((x, k) => {
-    let set = present.get(x.s);
-    if (!set) present.set(x.s, set = new Set());
-    for (const t of found[k]!.keys()) set.add(`${x.name}@${t}`);
+  for (const x of wanted) if (!present.has(x.s)) present.set(x.s, new Set());
+  await fetchValues(api, items, w, period, (k, t) => {
+    const x = wanted[k]!;
+    present.get(x.s)!.add(`${x.name}@${t}`);
   });
   return present;
 }
@@ -144,13 +143,31 @@ export function datumsOf(
 export const describeDatum = (x: Datum) =>
   `${x.MetricName} ${x.Dimensions.map((y) => `${y.Name}=${y.Value}`).join(",")} at ${iso(x.Timestamp)}`;
 
-const encoder = new TextEncoder();
-const jsonBytes = (x: unknown) => encoder.encode(JSON.stringify(x)).length;
+/**
+ * The bytes of a string in a JSON body, at most: quotes, UTF-8, and escapes at their longest (`\u001f`; a
+ * surrogate counted as one too), without building the JSON.
+ */
+function jsonLength(s: string): number {
+  let n = 2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    n += c < 0x20 || (c >= 0xd800 && c <= 0xdfff)
+      ? 6
+      : c === 0x22 || c === 0x5c
+      ? 2
+      : c < 0x80
+      ? 1
+      : c < 0x800
+      ? 2
+      : 3;
+  }
+  return n;
+}
 /**
  * A datum's keys, punctuation and numbers in the JSON body: every number a datum can carry at its longest
  * (24 characters, as -1.2345678901234567e-300) and every key it can have.
  */
-const DATUM_FRAME_BYTES = jsonBytes({
+const DATUM_FRAME_BYTES = JSON.stringify({
   MetricName: "",
   Dimensions: [],
   Timestamp: -1.2345678901234567e-300,
@@ -163,18 +180,18 @@ const DATUM_FRAME_BYTES = jsonBytes({
   Value: -1.2345678901234567e-300,
   Unit: "",
   StorageResolution: -1.2345678901234567e-300,
-}) + 1;
-/** A stream's datums share their dimensions: measured once per list. */
-const dimensionBytes = new WeakMap<Dimension[], number>();
+}).length + 1;
+/** A dimension's keys and punctuation, `{"Name":,"Value":},`, its two strings measured apart. */
+const DIMENSION_FRAME_BYTES = '{"Name":,"Value":},'.length;
 
 /**
  * A datum's size in a PutMetricData body, at most: its strings measured as JSON, the rest at its longest.
- * Measuring every datum as JSON would cost a large run seconds.
+ * Writing every datum out as JSON to measure it would cost a large run seconds.
  */
 export function datumBytes(d: Datum): number {
-  let dims = dimensionBytes.get(d.Dimensions);
-  if (dims === undefined) dimensionBytes.set(d.Dimensions, dims = jsonBytes(d.Dimensions));
-  return DATUM_FRAME_BYTES + dims + jsonBytes(d.MetricName) + (d.Unit ? jsonBytes(d.Unit) : 0);
+  let n = DATUM_FRAME_BYTES + jsonLength(d.MetricName) + (d.Unit ? jsonLength(d.Unit) : 0);
+  for (const x of d.Dimensions) n += DIMENSION_FRAME_BYTES + jsonLength(x.Name) + jsonLength(x.Value);
+  return n;
 }
 
 /** Splits datums into PutMetricData calls: at most 1,000 datums and well under 1 MB each. */

@@ -9,11 +9,12 @@ import { type Args, EXIT } from "./cli.ts";
 import type { Plan, SourcePlan } from "./config.ts";
 import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
+import { heapKeeper } from "./heap.ts";
 import type { Log } from "./log.ts";
 import { describeDatum, type Producer, type Publisher, publisher } from "./publish.ts";
 import type { Stream } from "./discover.ts";
 import type { PeriodStats } from "./fetch.ts";
-import type { StepContext } from "./step.ts";
+import { lagOf, type StepContext } from "./step.ts";
 import { memoryStore, type OpenOptions, openStore as openSqlite, readStore, type Store } from "./store.ts";
 import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
 import process from "node:process";
@@ -29,6 +30,8 @@ export interface Run extends StepContext {
   sleep: (ms: number) => Promise<void>;
   /** API calls this run made, by operation (AssumeRole counted by lib/aws.ts's connector). */
   calls: Record<string, number>;
+  /** Takes room for an account-region's streams among those held at once; gives a function to give it back. */
+  admit: (streams: number) => Promise<() => void>;
   /** Once any part of the run finds its lease lost: said once, and the run ends with exit code 3. */
   leaseLost?: StateError;
   /** Wall clock, epoch ms. */
@@ -49,6 +52,8 @@ export interface SourceTotals {
   found: Map<string, number>;
   /** Streams that answered no datapoint in any period owed, per metrics entry, where the entry names a unit. */
   silent: Map<string, number>;
+  /** How far its oldest current stream is behind, in seconds, once it is done (see lib/selfmetrics.ts). */
+  lag?: number | undefined;
 }
 
 /**
@@ -58,6 +63,12 @@ export interface SourceTotals {
 export const SOURCE_CONCURRENCY = 64;
 /** Datapoints of GetMetricData answers held at once, over all account-regions: eight full answers. */
 const MAX_POINTS_HELD = 8 * GMD_MAX_DATAPOINTS;
+/**
+ * Streams held at once, over all account-regions, each counted as its checkpoints say: a fleet of a few hundred
+ * thousand runs all at once, a larger one in waves, each account-region's memory given back when it is done.
+ * A stream costs about a kilobyte while its account-region runs.
+ */
+const STREAMS_AT_ONCE = 250_000;
 
 /** What a run is made of: the command line, the config, and what outlives a run in loop mode. */
 export interface RunOptions {
@@ -135,14 +146,17 @@ export function startRun(o: RunOptions): Run {
   const calls = o.clients.calls;
   for (const op of Object.keys(calls)) delete calls[op];
   o.clients.progress.answered = () => store.touch();
+  // Every answer is a moment to see whether the heap has grown enough to collect (lib/heap.ts).
+  const tidy = heapKeeper();
+  const then = <T>(answer: Promise<T>) => answer.then((r) => (tidy(), r));
   const counted = (api: CloudWatchApi): CloudWatchApi => ({
-    listMetrics: (input) => (count(calls, "ListMetrics"), api.listMetrics(input)),
-    getMetricData: (input) => (count(calls, "GetMetricData"), api.getMetricData(input)),
+    listMetrics: (input) => (count(calls, "ListMetrics"), then(api.listMetrics(input))),
+    getMetricData: (input) => (count(calls, "GetMetricData"), then(api.getMetricData(input))),
     putMetricData: (
       ns,
       datums,
       lease,
-    ) => (count(calls, "PutMetricData"), api.putMetricData(ns, datums, lease)),
+    ) => (count(calls, "PutMetricData"), then(api.putMetricData(ns, datums, lease))),
   });
   const destination = counted(o.clients.cloudWatch(o.plan.destination.region, roleOf(o.plan.destination)));
   const progress = progressLine({ tty: o.deps.tty === true, write: o.deps.err, now: o.deps.now });
@@ -161,6 +175,7 @@ export function startRun(o: RunOptions): Run {
     out: (line) => o.deps.out(o.log.clean(line)),
     sleep: o.deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     held: budget(MAX_POINTS_HELD),
+    admit: budget(STREAMS_AT_ONCE),
     stop: o.stop,
     calls,
     ownDoubt: new Set(),
@@ -279,8 +294,17 @@ export async function runSource(
   forward: (src: SourcePlan, run: Run, out: Producer, totals: SourceTotals) => Promise<void>,
 ): Promise<SourceTotals | undefined> {
   const fields = { account: src.account, region: src.region };
+  const totals: SourceTotals = {
+    streams: 0,
+    datums: 0,
+    already: 0,
+    refused: 0,
+    found: new Map(),
+    silent: new Map(),
+  };
+  // A first run knows no count: its account-region is let in, and holds what its listing finds.
+  const admitted = await run.admit(Math.max(1, run.store.count(src.account, src.region)));
   const started = run.clock();
-  const totals = { streams: 0, datums: 0, already: 0, refused: 0, found: new Map(), silent: new Map() };
   const attempt = async () => {
     const out = run.publisher.join();
     try {
@@ -304,6 +328,7 @@ export async function runSource(
       await attempt();
     }
     if (!run.dryRun) run.store.noteSource(src.account, src.region, undefined);
+    totals.lag = lagOf(run, src);
     run.log.debug(
       `Done: ${totals.datums} datums of ${totals.streams} streams, ${totals.already} already there, in ${
         ((run.clock() - started) / 1000).toFixed(1)
@@ -321,6 +346,9 @@ export async function runSource(
     run.log.error(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`, fields);
     if (!run.dryRun) tryNote(run, src, describe(e));
     return undefined;
+  } finally {
+    run.store.release(src.account, src.region);
+    admitted();
   }
 }
 

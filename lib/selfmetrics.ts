@@ -3,10 +3,10 @@
  * account-region (the forwarder falls behind), and the run's duration once a run (missing means it stopped).
  */
 import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
-import type { Plan, SourcePlan } from "./config.ts";
+import type { Plan } from "./config.ts";
 import { describe } from "./errors.ts";
 import type { SourceTotals } from "./run.ts";
-import type { StepContext } from "./step.ts";
+import { lagOf, type StepContext } from "./step.ts";
 
 /** The forwarder's own namespace in the destination: metrics about its runs, to alarm on. */
 export const SELF_NAMESPACE = "CloudWatchForwarder";
@@ -48,23 +48,10 @@ export function selfMetrics(
       datum("Streams", r?.streams ?? 0, "Count", dims),
       datum("Errors", r === undefined ? 1 : 0, "Count", dims),
     );
-    const lag = lagOf(run, src);
+    const lag = r?.lag ?? lagOf(run, src);
     if (lag !== undefined) out.push(datum("LagSeconds", lag, "Seconds", dims));
   });
   return out;
-}
-
-/** How far an account-region's oldest current stream is behind now, in seconds; undefined before any. */
-export function lagOf(run: StepContext, src: SourcePlan): number | undefined {
-  const keys = run.store.keys(src.account, src.region);
-  let latest = -Infinity;
-  for (const k of keys) latest = Math.max(latest, run.store.get(k)?.seen ?? -Infinity);
-  let next = Infinity;
-  for (const k of keys) {
-    const s = run.store.get(k);
-    if ((s?.seen ?? latest) >= latest && s?.next !== undefined) next = Math.min(next, s.next);
-  }
-  return Number.isFinite(next) ? Math.max(0, run.nowSeconds - next) : undefined;
 }
 
 /** Writes the run's own metrics; a failure is said, and is no account-region's failure. */

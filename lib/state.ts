@@ -17,6 +17,7 @@
  * after it is written, so whoever reaches it later checks first.
  */
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { StateError } from "./errors.ts";
 
 /** Periods [start, end) that may be in the destination, written at `at` (all epoch seconds). */
@@ -35,6 +36,10 @@ export interface StreamState {
    */
   since?: number;
 }
+
+/** The folder of the config in use: the one given, or the bundled one beside forward.ts (`scriptUrl`). */
+export const configFolder = (config: string | undefined, scriptUrl: string) =>
+  path.dirname(config ? path.resolve(config) : fileURLToPath(scriptUrl));
 
 /**
  * The checkpoint database: the config's `state_file` (relative to the config's folder), else systemd's
@@ -57,7 +62,8 @@ export function statePath(
 
 /** Records that the periods of [start, end) may reach the destination from `at` on. */
 export function intend(s: StreamState, w: { start: number; end: number }, at: number): StreamState {
-  return { ...s, doubt: merge([...(s.doubt ?? []), [w.start, w.end, at]]) };
+  const doubt: Doubt[] = s.doubt?.length ? merge([...s.doubt, [w.start, w.end, at]]) : [[w.start, w.end, at]];
+  return { ...s, doubt };
 }
 
 /**

@@ -180,3 +180,16 @@ const aligned = (w: { start: number; end: number }, period: number): Window => (
   start: Math.floor(w.start / period) * period,
   end: Math.floor(w.end / period) * period,
 });
+
+/** How far an account-region's oldest current stream is behind now, in seconds; undefined before any. */
+export function lagOf(run: StepContext, src: SourcePlan): number | undefined {
+  const keys = run.store.keys(src.account, src.region);
+  let latest = -Infinity;
+  for (const k of keys) latest = Math.max(latest, run.store.get(k)?.seen ?? -Infinity);
+  let next = Infinity;
+  for (const k of keys) {
+    const s = run.store.get(k);
+    if ((s?.seen ?? latest) >= latest && s?.next !== undefined) next = Math.min(next, s.next);
+  }
+  return Number.isFinite(next) ? Math.max(0, run.nowSeconds - next) : undefined;
+}

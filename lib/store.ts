@@ -77,6 +77,10 @@ export interface Store {
   get(key: string): StreamState | undefined;
   /** The keys of one account-region's streams. */
   keys(account: string, region: string): string[];
+  /** How many streams an account-region has, without reading them. */
+  count(account: string, region: string): number;
+  /** Lets go of an account-region's rows held in memory; they are read again when next asked for. */
+  release(account: string, region: string): void;
   /** Applies a transition to streams (undefined removes one) in one transaction, under the lease. */
   update(keys: string[], f: (s: StreamState, key: string) => StreamState | undefined): Promise<void>;
   /** Checks and renews the lease; returns when it expires (epoch ms). A write must be sent well before. */
@@ -143,6 +147,10 @@ export function memoryStore(
     continuous,
     get: (k) => streams.get(k),
     keys: (account, region) => [...streams.keys()].filter((k) => k.startsWith(prefixOf(account, region))),
+    count(account, region) {
+      return this.keys(account, region).length;
+    },
+    release() {},
     update(keys, f) {
       for (const k of keys) {
         const next = f(streams.get(k) ?? {}, k);
@@ -286,10 +294,9 @@ export function openStore(file: string, o: OpenOptions): Store {
   }
 }
 
+/** A stream's row, as far as it is read: the account and region are in its key. */
 interface Row {
   key: string;
-  account: string;
-  region: string;
   first: number | null;
   next: number | null;
   doubt: string | null;
@@ -318,20 +325,14 @@ function sqliteStore(
     if (rows) return rows;
     sources.set(prefix, rows = new Map());
     const [account, region] = JSON.parse(`${prefix}]`) as [string, string];
-    const select = db.prepare("SELECT * FROM streams WHERE account = ? AND region = ?");
-    for (const row of select.iterate(account, region)) {
+    const select = db.prepare(
+      "SELECT key, first, next, doubt, seen, since FROM streams WHERE account = ? AND region = ?",
+    );
+    for (const row of select.all(account, region)) {
       rows.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
     }
     return rows;
   };
-  const insert = db.prepare(
-    "INSERT INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-  );
-  // An existing row is updated in place, which leaves the index alone: three times as fast as replacing it.
-  const change = db.prepare(
-    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
-  );
-  const remove = db.prepare("DELETE FROM streams WHERE key = ?");
   const renew = () => renewLease(db, file, lease, clock);
   const store: Store = {
     file,
@@ -356,29 +357,15 @@ function sqliteStore(
     },
     get: (key) => rowsOf(sourcePrefix(key)).get(key),
     keys: (account, region) => [...rowsOf(prefixOf(account, region)).keys()],
-    update(keys, f) {
-      try {
-        const changed = keys.map((k) => {
-          const old = store.get(k);
-          return [k, f(old ?? {}, k), old !== undefined] as const;
-        });
-        transaction(db, file, () => {
-          renew();
-          for (const [k, s, exists] of changed) {
-            if (s === undefined) remove.run(k);
-            else if (exists) change.run(...toColumns(s), k);
-            else insert.run(k, ...sourceOf(k), ...toColumns(s));
-          }
-        });
-        for (const [k, s] of changed) {
-          if (s === undefined) rowsOf(sourcePrefix(k)).delete(k);
-          else rowsOf(sourcePrefix(k)).set(k, s);
-        }
-        return Promise.resolve();
-      } catch (e) {
-        return Promise.reject(e);
-      }
+    count(account, region) {
+      const loaded = sources.get(prefixOf(account, region));
+      if (loaded) return loaded.size;
+      const row = db.prepare("SELECT count(*) AS n FROM streams WHERE account = ? AND region = ?")
+        .get(account, region) as { n: number };
+      return Number(row.n);
     },
+    release: (account, region) => void sources.delete(prefixOf(account, region)),
+    update: rowWriter(db, file, rowsOf, renew),
     fence() {
       transaction(db, file, renew);
       return lease.expires;
@@ -398,6 +385,55 @@ function sqliteStore(
     },
   };
   return store;
+}
+
+/** A store's update(): the transitions in one transaction under the lease, then the rows held in memory. */
+function rowWriter(
+  db: DatabaseSync,
+  file: string,
+  rowsOf: (prefix: string) => Map<string, StreamState>,
+  renew: () => void,
+): Store["update"] {
+  const insert = db.prepare(
+    "INSERT INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  // An existing row is updated in place, which leaves the index alone: three times as fast as replacing it.
+  const change = db.prepare(
+    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
+  );
+  const remove = db.prepare("DELETE FROM streams WHERE key = ?");
+  return (keys, f) => {
+    try {
+      // The keys of one update are mostly one account-region's: its rows are looked up once.
+      let prefix = "";
+      let rows = new Map<string, StreamState>();
+      const rowsFor = (k: string) => {
+        if (!k.startsWith(prefix) || k.charCodeAt(prefix.length) !== 44) {
+          rows = rowsOf(prefix = sourcePrefix(k));
+        }
+        return rows;
+      };
+      const before = keys.map((k) => rowsFor(k).get(k));
+      const after = keys.map((k, i) => f(before[i] ?? {}, k));
+      transaction(db, file, () => {
+        renew();
+        keys.forEach((k, i) => {
+          const s = after[i];
+          if (s === undefined) remove.run(k);
+          else if (before[i] !== undefined) change.run(...toColumns(s), k);
+          else insert.run(k, ...sourceOf(k), ...toColumns(s));
+        });
+      });
+      keys.forEach((k, i) => {
+        const s = after[i];
+        if (s === undefined) rowsFor(k).delete(k);
+        else rowsFor(k).set(k, s);
+      });
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
 }
 
 interface ListingRow {

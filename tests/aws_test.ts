@@ -100,7 +100,7 @@ test("connector() gives up on a read that is not answered in time after about tw
           e: unknown,
         ) => (assert.match(
           describe(e),
-          /^ListMetrics as the default credentials failed: TimeoutError: no answer within 350 ms, retries included$/,
+          /^ListMetrics as the default credentials \(2 attempts\) failed: TimeoutError: no answer within 150 ms$/,
         ),
           true),
       );
@@ -135,6 +135,44 @@ test("putMetricData() sends a throttled write again, and it is applied once", as
     await asDestination(emu.url, async () => {
       await connector(quick)("eu-west-1", undefined).putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]);
       assert.deepEqual(puts(emu), { calls: 3, applied: 1 });
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("a read throttled five times is sent again, each time after a backoff and at the pace, and is answered", async () => {
+  const emu = await startEmulator({ throttleRate: 0.5, random: sequence(Array(5).fill(0.1)) });
+  try {
+    await asDestination(emu.url, async () => {
+      const naps: number[] = [];
+      const api = connector({ ...quick, sleep: (ms) => (naps.push(ms), Promise.resolve()) })(
+        "eu-west-1",
+        undefined,
+      );
+      const page = await api.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] });
+      assert.deepEqual(page, { metrics: [], nextToken: undefined });
+      assert.equal(emu.counts()["999999999999"]?.["eu-west-1"]?.calls["ListMetrics"], 6);
+      assert.equal(naps.length, 5);
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("a read that keeps being throttled fails after six attempts, named with its call", async () => {
+  const emu = await startEmulator({ throttleRate: 1 });
+  try {
+    await asDestination(emu.url, async () => {
+      const api = connector(quick)("eu-west-1", undefined);
+      await assert.rejects(
+        api.getMetricData({ queries: [], start: 0, end: 60, maxDatapoints: 100_800 }),
+        (e: unknown) => (assert.match(
+          describe(e),
+          /^GetMetricData as the default credentials \(6 attempts\) failed: Throttling: Rate exceeded$/,
+        ),
+          true),
+      );
     });
   } finally {
     await emu.stop();

@@ -301,7 +301,8 @@ function tally(before: Counts, after: Counts): Tally {
  * - GetMetricData in the sources: per account-region ceil(queries / 500) with queries = streams x 4
  *   statistics, or ceil(periods x queries / 100,800) where the datapoints need more calls;
  * - GetMetricData in the destination: none, since the checkpoints continue;
- * - PutMetricData: ceil(datums / 1,000) over the whole run, one datum per stream and period.
+ * - PutMetricData: ceil(datums / 1,000) over the whole run, one datum per stream and period, and one call for
+ *   the forwarder's own metrics, which are in a namespace of their own (a call writes one namespace).
  */
 function minimumCalls(f: Flags): Record<Operation, number> {
   const accountRegions = f.accounts * f.regions;
@@ -315,7 +316,7 @@ function minimumCalls(f: Flags): Record<Operation, number> {
     ListMetrics: accountRegions * Math.ceil(f.streams / LIST_PAGE_SIZE),
     GetMetricData_source: accountRegions * readCalls,
     GetMetricData_destination: 0,
-    PutMetricData: Math.ceil((f.streams * f.periods * accountRegions) / PUT_MAX_DATUMS),
+    PutMetricData: Math.ceil((f.streams * f.periods * accountRegions) / PUT_MAX_DATUMS) + 1,
   };
 }
 

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { EXIT } from "../forward.ts";
 import type { ListMetricsInput } from "../lib/aws.ts";
 import { logger } from "../lib/log.ts";
+import { heapKeeper } from "../lib/heap.ts";
 import { every, progressLine } from "../lib/run.ts";
 import { BUNDLED_ENV, fakeFleet, iso, NOW, run } from "./fakes.ts";
 
@@ -265,4 +266,30 @@ test("main() --every in-process: each pass forwards the periods completed since 
   assert.ok(
     r.err.some((l) => l.endsWith("INFO Stopping on SIGTERM: the steps under way finish and are committed")),
   );
+});
+
+test("heapKeeper() collects once memory has grown by 32 MB, or by a quarter of what is left after the last collection", () => {
+  const MB = 1024 * 1024;
+  let used = 100 * MB;
+  let alive = 0;
+  const collected: number[] = [];
+  const tidy = heapKeeper({
+    used: () => used,
+    collect: () => (collected.push(used / MB), used = alive * MB),
+  });
+  for (
+    const [now, left] of [
+      [120, 0], // 20 MB more than at the start: left as it is
+      [133, 110], // 33 MB more: collected, and 110 MB are alive
+      [140, 0], // a floor of 110 allows up to 142
+      [143, 150], // collected, and 150 MB are alive
+      [187, 0], // a quarter of 150 is 37.5: up to 187.5
+      [190, 160],
+    ] as const
+  ) {
+    used = now * MB;
+    alive = left;
+    tidy();
+  }
+  assert.deepEqual(collected, [133, 143, 190]);
 });

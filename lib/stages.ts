@@ -1,0 +1,30 @@
+/**
+ * Every stage forward.ts runs, gathered so that it loads them all in one step once the command line asks for
+ * more than --help, which then answers without loading the file system, SQLite, YAML or valibot.
+ */
+export { mapLimit } from "./batch.ts";
+export { loadConfigFile, unitFacts } from "./config.ts";
+export { streamsOf } from "./discover.ts";
+export { fetchStats } from "./fetch.ts";
+export { logger } from "./log.ts";
+export { planRun, printPlan } from "./plan.ts";
+export { alreadyWritten, datumsOf, targetOf } from "./publish.ts";
+export {
+  checkReplay,
+  clientsFor,
+  every,
+  noteFound,
+  printDatums,
+  report,
+  roleOf,
+  runSource,
+  SOURCE_CONCURRENCY,
+  startRun,
+  stepTally,
+  stopOnSignals,
+} from "./run.ts";
+export { writeSelfMetrics } from "./selfmetrics.ts";
+export { commit, configFolder, intend, statePath } from "./state.ts";
+export { printStatus } from "./status.ts";
+export { forEachCall, lagOf, recentOnly, steps } from "./step.ts";
+export { writeUnits } from "./units.ts";
