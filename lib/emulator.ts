@@ -56,6 +56,8 @@ export interface Emulator {
   /** Writes raw values without the API's checks, the way an AWS service publishes into its own namespace. */
   seed(put: RawPut): void;
   counts(): Record<string, Record<string, Counts>>;
+  /** Every credential AssumeRole has issued: access key id, secret access key and session token. */
+  issued(): string[][];
   streamCount(): number;
   stop(): Promise<void>;
 }
@@ -90,6 +92,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     faults,
     seed,
     counts: () => structuredClone(emu.counts),
+    issued: () => [...emu.sessions].map(([keyId, s]) => [keyId, s.secret, s.token]),
     streamCount: () => emu.store.streamCount(),
     stop,
   }));

@@ -505,6 +505,14 @@ function transaction(db: DatabaseSync, file: string, f: () => void) {
 
 function unusable(file: string, e: unknown): Error {
   if (e instanceof StateError || isPermissionError(e)) return e as Error;
+  // SQLITE_BUSY past the busy timeout: a process holds the write lock, as one paused inside a transaction does.
+  if (/database is locked/.test(e instanceof Error ? e.message : "")) {
+    return new StateError(
+      `Cannot use state file "${file}": another process has held its write lock for ${
+        BUSY_TIMEOUT_MS / 1000
+      } s (a run paused or stopped in the middle of a write); nothing was changed, and the next run tries again`,
+    );
+  }
   return new StateError(
     `Cannot use state file "${file}": ${
       describe(e)

@@ -1,13 +1,17 @@
 /**
- * Loop mode as a service runs it, with forward.ts as a real process against the emulator on the real clock:
- * passes on multiples of the interval, and SIGTERM (systemctl stop) while a write is under way or between
- * passes. Every case ends with what the store says was forwarded checked against the source.
+ * Running as a service, with forward.ts as a real process against the emulator on the real clock: loop mode's
+ * passes on multiples of the interval, SIGTERM (systemctl stop) while a write is under way or between passes,
+ * each case ended by checking what the store says was forwarded against the source; and no credential in any
+ * output or in the state file.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
 import process from "node:process";
 import { readStore } from "../lib/store.ts";
 import {
+  ACCOUNTS,
   assertForwarded,
   destCount,
   type Fleet,
@@ -79,5 +83,44 @@ test("--every 10s: passes fall on multiples of 10 s, and SIGTERM between passes 
     );
     assert.equal(said(r), "", "no warning or error");
     await settleAndCheck(fleet);
+  });
+});
+
+test("no output of any run, and not its state file, carries a credential: the environment's, or one AssumeRole issued", async () => {
+  await withFleet({ minutes: 10, services: 20 }, async (fleet) => {
+    const { emu, config, stateFile } = fleet;
+    // A secret long enough to be masked, a role refused, and calls that fail now and then: error paths print too.
+    const secret = crypto.randomBytes(30).toString("base64");
+    const env: Record<string, string> = { ...forwarderEnv(emu), AWS_SECRET_ACCESS_KEY: secret };
+    emu.faults.denyRoles.add(`arn:aws:iam::${ACCOUNTS.acceptance}:role/transfer`);
+    Object.assign(emu.faults, { throttleRate: 0.2, errorRate: 0.05 });
+    const outputs: string[] = [];
+    for (
+      const args of [
+        ["--log-level", "debug"],
+        ["--log-level", "debug", "--log-format", "json"],
+        ["--plan"],
+        ["--plan", "--json"],
+        ["--status"],
+        ["--status", "--json"],
+        ["--dry-run", "--log-level", "debug"],
+      ]
+    ) {
+      const r = await runForwarder(["--config", config, ...args], env);
+      outputs.push(r.stdout, r.stderr);
+    }
+    const issued = emu.issued();
+    assert.ok(issued.length > 0, "AssumeRole issued credentials");
+    const secrets = [secret, env["AWS_ACCESS_KEY_ID"]!, ...issued.flat()];
+    const state = fs.readFileSync(stateFile, "latin1");
+    for (const secret of secrets) {
+      for (const [i, text] of outputs.entries()) {
+        assert.ok(!text.includes(secret), `output ${i} shows a credential`);
+      }
+      assert.ok(!state.includes(secret), "the state file holds a credential");
+    }
+    // The runs said something of every kind: the refused role, and their summaries.
+    assert.match(outputs.join(""), /AccessDenied/);
+    assert.match(outputs.join(""), /Forwarded \d+ datums/);
   });
 });

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { DatabaseSync } from "node:sqlite";
 import { LEASE_MS, readStore } from "../lib/store.ts";
 import {
   assertForwarded,
@@ -194,6 +195,28 @@ test("a symbolic link at the state file or its log: refused in one line and not 
   });
 });
 
+/**
+ * Stops a process (SIGSTOP) at a moment it holds no write transaction on the store: a pause inside one would
+ * hold SQLite's write lock, which no lease can take back (store_test has what the next run says then). Stopped
+ * inside one, it is let go on for a millisecond and stopped again.
+ */
+async function stopOutsideTransaction(pid: number, file: string) {
+  for (;;) {
+    process.kill(pid, "SIGSTOP");
+    const db = new DatabaseSync(file);
+    try {
+      db.exec("BEGIN IMMEDIATE");
+      db.exec("ROLLBACK");
+      return;
+    } catch {
+      process.kill(pid, "SIGCONT");
+      await new Promise((r) => setTimeout(r, 1));
+    } finally {
+      db.close();
+    }
+  }
+}
+
 test("a run stalled past its lease: another run takes over, and the stalled one writes nothing once resumed", async () => {
   // "big" with enough services that its reads take long: the other sources record their intents and wait
   // for it to pool their writes, which leaves time to stop the run between an intent and its write.
@@ -204,7 +227,7 @@ test("a run stalled past its lease: another run takes over, and the stalled one 
     const before = writes();
     const stalled = start(0);
     await until(() => streamsInDoubt(stateFile) > 0, "the run records an intent");
-    process.kill(stalled.pid, "SIGSTOP");
+    await stopOutsideTransaction(stalled.pid, stateFile);
     try {
       const stoppedAt = Date.now();
       // Anything already sent would arrive within the latency: the run was stopped before its write left.

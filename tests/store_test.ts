@@ -112,6 +112,27 @@ test("openStore() refuses a second run while the first holds the lease, with a c
   open(file).close();
 });
 
+test("openStore() names a write lock held past the busy timeout, and leaves the file as it is", () => {
+  const file = tempFile();
+  open(file).close();
+  const holder = new DatabaseSync(file);
+  holder.exec("BEGIN IMMEDIATE");
+  try {
+    assert.throws(() => open(file), (e: unknown) => {
+      assert.ok(e instanceof StateError);
+      assert.equal(
+        e.message,
+        `Cannot use state file "${file}": another process has held its write lock for 5 s (a run paused or stopped in the middle of a write); nothing was changed, and the next run tries again`,
+      );
+      return true;
+    });
+  } finally {
+    holder.exec("ROLLBACK");
+    holder.close();
+  }
+  open(file).close();
+});
+
 test("openStore() takes over a lease whose process is gone", () => {
   const file = tempFile();
   open(file); // never closed: its lease stays, as after a SIGKILL

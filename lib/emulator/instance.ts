@@ -9,6 +9,8 @@ import type { MetricStore } from "./store.ts";
 /** Temporary credentials issued by AssumeRole. */
 export interface Session {
   account: string;
+  /** The secret access key issued with it: kept so that a test can look for it where it must not be. */
+  secret: string;
   token: string;
   expires: number;
 }

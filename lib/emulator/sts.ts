@@ -67,12 +67,11 @@ function assumeRole(emu: Instance, account: string, params: URLSearchParams) {
   }
   const target = m[1]!;
   const keyId = `ASIA${randomBytes(4).toString("hex").toUpperCase()}${target}`;
+  const secret = randomBytes(20).toString("base64");
   const token = randomBytes(24).toString("base64");
   const expires = now() + duration * 1000;
-  sessions.set(keyId, { account: target, token, expires });
-  return `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${keyId}</AccessKeyId><SecretAccessKey>${
-    randomBytes(20).toString("base64")
-  }</SecretAccessKey><SessionToken>${token}</SessionToken><Expiration>${
+  sessions.set(keyId, { account: target, secret, token, expires });
+  return `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${keyId}</AccessKeyId><SecretAccessKey>${secret}</SecretAccessKey><SessionToken>${token}</SessionToken><Expiration>${
     new Date(expires).toISOString()
   }</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROA${target}:${session}</AssumedRoleId><Arn>arn:aws:sts::${target}:assumed-role/${
     m[2]
