@@ -105,7 +105,7 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: S
       const datums = s.datumsOf(part.streams, stats, target, present, step.ownDoubt);
       tally.add(part.streams, stats, datums);
       if (run.dryRun) s.printDatums(datums.byNamespace, run.out);
-      else out.write(datums.byNamespace, tally.refused); // PutMetricData, pooled over account-regions
+      else await out.write(datums.byNamespace, tally.refused); // PutMetricData, pooled over account-regions
     });
     if (run.dryRun) continue;
     await tally.confirm(out); // every datum of the step accepted by PutMetricData, or refused and reported

@@ -226,9 +226,10 @@ export async function putBatch(
 export interface Producer {
   /**
    * Queues datums by target namespace; full batches go at once. Datums CloudWatch refuses for their data are
-   * reported through `refused`; any other failure is given by the next flush().
+   * reported through `refused`; any other failure is given by the next flush(). Resolves once the datums sent
+   * and not yet answered, over the whole pool, are fewer than SENT_AT_ONCE.
    */
-  write(byNamespace: Map<string, Datum[]>, refused: (datum: Datum, reason: string) => void): void;
+  write(byNamespace: Map<string, Datum[]>, refused: (datum: Datum, reason: string) => void): Promise<void>;
   /** Waits until everything this producer queued is written; rejects with the first failure. */
   flush(): Promise<void>;
   /** Done: the pool no longer waits for this producer before sending what is queued. */
@@ -238,6 +239,13 @@ export interface Producer {
 export interface Publisher {
   join(): Producer;
 }
+
+/**
+ * Datums sent and not yet answered, over the pool, beyond which a producer's write waits: reading is faster
+ * than writing at the destination's PutMetricData quota (a backfill reads a day of periods in one call), so
+ * without this every datum of a step would wait in memory for its turn.
+ */
+export const SENT_AT_ONCE = 64 * PUT_MAX_DATUMS;
 
 /**
  * Pools the datums of concurrent producers (account-regions) into shared PutMetricData calls, so a run makes
@@ -263,6 +271,8 @@ export function publisher(
   }
   const queues = new Map<string, Entry[]>();
   const members = new Set<Member>();
+  let sent = 0;
+  const room: (() => void)[] = [];
 
   const settled = (m: Member, count: number, error?: unknown) => {
     m.pending -= count;
@@ -271,6 +281,11 @@ export function publisher(
   };
 
   const send = (namespace: string, entries: Entry[]) => {
+    sent += entries.length;
+    const answered = () => {
+      sent -= entries.length;
+      while (sent < SENT_AT_ONCE && room.length > 0) room.shift()!();
+    };
     const byDatum = new Map(entries.map((e) => [e.datum, e]));
     const counts = new Map<Member, number>();
     for (const e of entries) counts.set(e.owner, (counts.get(e.owner) ?? 0) + 1);
@@ -278,7 +293,7 @@ export function publisher(
       .then(
         () => counts.forEach((n, m) => settled(m, n)),
         (error) => counts.forEach((n, m) => settled(m, n, error)),
-      );
+      ).finally(answered);
   };
 
   const flushQueues = (all: boolean) => {
@@ -304,7 +319,7 @@ export function publisher(
       const me: Member = { waiting: false, pending: 0, failure: undefined, wake: undefined };
       members.add(me);
       return {
-        write(byNamespace, refused) {
+        async write(byNamespace, refused) {
           for (const [namespace, datums] of byNamespace) {
             if (datums.length === 0) continue;
             let queue = queues.get(namespace);
@@ -313,6 +328,8 @@ export function publisher(
             me.pending += datums.length;
           }
           flushQueues(false);
+          // Only datums sent are counted: those left in a partial batch go once every producer waits.
+          while (sent >= SENT_AT_ONCE) await new Promise<void>((resolve) => room.push(resolve));
         },
         async flush() {
           me.waiting = true;

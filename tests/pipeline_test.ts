@@ -16,7 +16,7 @@ import {
 import type { PlanCounts } from "../lib/store.ts";
 import { fetchStats, queriesPerCall } from "../lib/fetch.ts";
 import { GMD_MAX_QUERIES, PUT_MAX_BYTES, PUT_MAX_DATUMS } from "../lib/limits.ts";
-import { datumBytes, publisher, putBatch, putBatches, toDatums } from "../lib/publish.ts";
+import { datumBytes, publisher, putBatch, putBatches, SENT_AT_ONCE, toDatums } from "../lib/publish.ts";
 
 const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
   namespace: "AWS/ECS",
@@ -481,6 +481,35 @@ test("publisher() pools the datums of producers into full calls and sends the re
   const c = pool.join();
   await c.flush();
   c.leave();
+});
+
+test("publisher(): a write waits while the datums sent and not yet answered reach SENT_AT_ONCE", async () => {
+  const answers: (() => void)[] = [];
+  const api: Pick<CloudWatchApi, "putMetricData"> = {
+    putMetricData: () => new Promise<void>((resolve) => answers.push(resolve)),
+  };
+  const a = publisher(api).join();
+  const none = () => assert.fail("nothing refused");
+  const many = (k: number) => Array.from({ length: k }, (_, i) => datum(i));
+  // One full batch over the limit, and a partial one that is not sent (and not counted) until a flush.
+  let back = false;
+  const wrote = a.write(new Map([["A", many(SENT_AT_ONCE + PUT_MAX_DATUMS + 1)]]), none).then(
+    () => (back = true),
+  );
+  const tick = () => new Promise((r) => setTimeout(r, 1));
+  await tick();
+  assert.equal(answers.length, SENT_AT_ONCE / PUT_MAX_DATUMS + 1);
+  assert.equal(back, false);
+  answers.shift()!(); // sent: exactly SENT_AT_ONCE, still too many
+  await tick();
+  assert.equal(back, false);
+  answers.shift()!();
+  await wrote;
+  const flushed = a.flush();
+  await tick();
+  assert.equal(answers.length, SENT_AT_ONCE / PUT_MAX_DATUMS); // and the partial batch of one
+  answers.splice(0).forEach((answer) => answer());
+  await flushed;
 });
 
 test("publisher() sends what is queued when a producer leaves, and fails every writer of a failed call", async () => {
