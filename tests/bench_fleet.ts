@@ -4,7 +4,9 @@
  * samples, so that a million streams take seconds.
  *
  * Run as a script, it is the benchmark's emulator process: it starts an emulator, seeds the fleet, prints one
- * JSON line `{"url", "streams", "seed_s"}` once it serves, and exits when its stdin closes (its parent gone):
+ * JSON line `{"url", "streams", "seed_s"}` once it serves, and exits when its stdin closes (its parent gone).
+ * A line `pass MS` on its stdin moves its clock on by MS, as if that much time had passed, and is answered
+ * `passed`: backfilled data becomes readable only hours after it was written, as in CloudWatch.
  *   bun run tests/bench_fleet.ts --accounts N --regions N --streams N --from MS --to MS [--latency-ms N]
  *                                [--no-quotas]
  */
@@ -104,14 +106,29 @@ async function serve(argv: string[]) {
     strict: true,
   });
   const fleet = { accounts: Number(o.accounts), regions: Number(o.regions), streams: Number(o.streams) };
-  const emu = await startEmulator({ latencyMs: Number(o["latency-ms"]), quotas: !o["no-quotas"] });
+  let passed = 0;
+  const emu = await startEmulator({
+    latencyMs: Number(o["latency-ms"]),
+    quotas: !o["no-quotas"],
+    now: () => Date.now() + passed,
+  });
   const started = performance.now();
   const streams = seedBenchFleet(emu.seed, fleet, Number(o.from), Number(o.to));
   const seedSeconds = (performance.now() - started) / 1000;
   console.log(JSON.stringify({ url: emu.url, streams, seed_s: seedSeconds }));
   // The parent holds our stdin: when it ends, for whatever reason, so do we.
   process.stdin.on("end", () => process.exit(0));
-  process.stdin.resume();
+  let input = "";
+  process.stdin.on("data", (d) => {
+    input += String(d);
+    for (let nl = input.indexOf("\n"); nl >= 0; nl = input.indexOf("\n")) {
+      const [word, ms] = input.slice(0, nl).split(" ");
+      input = input.slice(nl + 1);
+      if (word !== "pass" || !(Number(ms) >= 0)) throw new Error(`Cannot read the line "${word} ${ms}"`);
+      passed += Number(ms);
+      console.log("passed");
+    }
+  });
 }
 
 if (import.meta.main) await serve(process.argv.slice(2));
