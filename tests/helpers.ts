@@ -109,6 +109,24 @@ export const notes = (r: { stderr: string }) =>
     `${l}\n`
   ).join("");
 
+/** Runs a command to its end, in `cwd` (the project's folder by default), with only the environment given. */
+export function exec(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd = new URL("..", import.meta.url).pathname,
+): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += String(d)));
+    child.stderr.on("data", (d) => (stderr += String(d)));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 /** Runs forward.ts as a user would, under the current runtime unless `command` says otherwise. */
 export function runForwarder(
   args: string[],

@@ -4,13 +4,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { DEMO_ACCOUNTS, type Emulator, startEmulator } from "../lib/emulator.ts";
-import { type ProcessResult, said } from "./helpers.ts";
+import { exec, said } from "./helpers.ts";
 
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
@@ -27,18 +26,6 @@ function bundledEnv(emu: Emulator, stateDirectory: string) {
     ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN: `arn:aws:iam::${DEMO_ACCOUNTS.acceptance}:role/transfer`,
     TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN: `arn:aws:iam::${DEMO_ACCOUNTS.test}:role/transfer`,
   };
-}
-
-function exec(command: string, args: string[], env: Record<string, string>): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += String(d)));
-    child.stderr.on("data", (d) => (stderr += String(d)));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
 }
 
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);

@@ -4,16 +4,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { DEMO_ACCOUNTS, startEmulator } from "../lib/emulator.ts";
 import { execStart, type UnitOptions, units } from "../lib/units.ts";
-import { type ProcessResult, runtime } from "./helpers.ts";
+import { exec, runtime } from "./helpers.ts";
 
-const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const options = (over: Partial<UnitOptions> = {}): UnitOptions => ({
   runtime: "bun",
   runtimePath: "/opt/fwd/node_modules/bun/bin/bun.exe",
@@ -102,23 +101,6 @@ test("units() keeps home folders readable where the code lives there, takes a na
   assert.deepEqual(line(service, "DynamicUser"), []);
   assert.match(line(service, "ExecStart")[0]!, / "\/home\/ops\/fwd app\/forward\.ts" /);
 });
-
-function exec(
-  command: string,
-  args: string[],
-  env: Record<string, string>,
-  cwd = root,
-): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += String(d)));
-    child.stderr.on("data", (d) => (stderr += String(d)));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 /** systemd's own words for a command line (what units() writes): quoted words may hold spaces. */
 const words = (commandLine: string) =>
