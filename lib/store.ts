@@ -193,8 +193,9 @@ export function readStore(
   try {
     checkOurs(db, file);
     const streams: Record<string, StreamState> = {};
+    const state = sharedStates(file);
     for (const row of db.prepare("SELECT * FROM streams").iterate()) {
-      streams[(row as unknown as Row).key] = fromRow(row as unknown as Row, file);
+      streams[(row as unknown as Row).key] = state(row as unknown as Row);
     }
     const listings = new Map<string, Listing>();
     for (const row of db.prepare("SELECT * FROM listings").iterate()) {
@@ -328,8 +329,9 @@ function sqliteStore(
     const select = db.prepare(
       "SELECT key, first, next, doubt, seen, since FROM streams WHERE account = ? AND region = ?",
     );
+    const state = sharedStates(file);
     for (const row of select.all(account, region)) {
-      rows.set((row as unknown as Row).key, fromRow(row as unknown as Row, file));
+      rows.set((row as unknown as Row).key, state(row as unknown as Row));
     }
     return rows;
   };
@@ -415,13 +417,16 @@ function rowWriter(
       };
       const before = keys.map((k) => rowsFor(k).get(k));
       const after = keys.map((k, i) => f(before[i] ?? {}, k));
+      const shared = new Map<string, StreamState>();
       transaction(db, file, () => {
         renew();
         keys.forEach((k, i) => {
           const s = after[i];
-          if (s === undefined) remove.run(k);
-          else if (before[i] !== undefined) change.run(...toColumns(s), k);
-          else insert.run(k, ...sourceOf(k), ...toColumns(s));
+          if (s === undefined) return void remove.run(k);
+          const columns = toColumns(s);
+          after[i] = share(shared, columns, () => s);
+          if (before[i] !== undefined) change.run(...columns, k);
+          else insert.run(k, ...sourceOf(k), ...columns);
         });
       });
       keys.forEach((k, i) => {
@@ -452,6 +457,25 @@ function listingOf(row: ListingRow, file: string): Listing {
       `Cannot read state file "${file}": the listing of ${row.account} ${row.region} is malformed; it was left as it is`,
     );
   }
+}
+
+/**
+ * One object for equal checkpoints read or written together: a steady run's streams mostly have the same, so
+ * 100,000 streams hold a handful of them instead of 100,000. A checkpoint is never changed in place (the
+ * transitions in lib/state.ts make new ones), so sharing one is safe.
+ */
+function share(shared: Map<string, StreamState>, columns: readonly unknown[], make: () => StreamState) {
+  const id = columns.join("|");
+  let s = shared.get(id);
+  if (s === undefined) shared.set(id, s = make());
+  return s;
+}
+
+/** Reads rows into checkpoints, equal ones shared (see share). */
+function sharedStates(file: string): (row: Row) => StreamState {
+  const shared = new Map<string, StreamState>();
+  return (row) =>
+    share(shared, [row.first, row.next, row.doubt, row.seen, row.since], () => fromRow(row, file));
 }
 
 const toColumns = (s: StreamState) =>

@@ -61,6 +61,21 @@ test("openStore() keeps every update, one row a stream, in a file private to its
   again.close();
 });
 
+test("a store holds one object for equal checkpoints, written or read together", async () => {
+  const file = tempFile();
+  const store = open(file);
+  await store.update([key("a"), key("b"), key("c")], (s, k) => ({ ...s, seen: k === key("c") ? T - 60 : T }));
+  assert.equal(store.get(key("a")), store.get(key("b")));
+  assert.notEqual(store.get(key("a")), store.get(key("c")));
+  assert.deepEqual(store.get(key("c")), { seen: T - 60 });
+  store.close();
+  const again = open(file, { clock: () => NOW + 60_000, nowSeconds: T + 60 });
+  assert.equal(again.get(key("a")), again.get(key("b")));
+  assert.deepEqual(again.get(key("a")), { seen: T });
+  assert.deepEqual(again.get(key("c")), { seen: T - 60 });
+  again.close();
+});
+
 test("noteSource() keeps an account-region's last failure until a run of it succeeds", () => {
   const file = tempFile();
   const note = (at: number, failure?: string) => {
