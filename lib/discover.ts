@@ -50,8 +50,31 @@ export function globMatches(glob: string, value: string): boolean {
 const names = new Map<string, string>();
 const interned = (name: string) => names.get(name) ?? (names.set(name, name), name);
 
-const sorted = (dims: Dimension[]) =>
-  [...dims].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+/**
+ * Sorts dimension sets by name, so that a stream has one identity however ListMetrics orders them, and holds
+ * each set once among the streams it is made for: the metrics of one service share theirs, and the streams of
+ * a cluster its ClusterName. A stream's dimensions are never changed in place.
+ */
+function dimensionSets(): (dims: Dimension[]) => Dimension[] {
+  const dimensions = new Map<string, Dimension>();
+  const sets = new Map<string, Dimension[]>();
+  // Lengths first, so that no name or value, whatever its characters, can make two ids alike.
+  const idOf = (d: Dimension) => `${d.Name.length}:${d.Name}${d.Value.length}:${d.Value}`;
+  const one = (d: Dimension) => {
+    const id = idOf(d);
+    let x = dimensions.get(id);
+    if (x === undefined) dimensions.set(id, x = { Name: interned(d.Name), Value: d.Value });
+    return x;
+  };
+  return (dims) => {
+    const set = dims.map(one).sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    const id = set.map(idOf).join("");
+    const had = sets.get(id);
+    if (had !== undefined) return had;
+    sets.set(id, set);
+    return set;
+  };
+}
 
 /** Whether a listed metric has exactly the plan's dimension names and values that match its globs. */
 export function selects(plan: MetricPlan, dims: Dimension[]): boolean {
@@ -113,13 +136,10 @@ export async function discover(
   last: ListingCounts = {},
 ): Promise<{ streams: Stream[]; counts: ListingCounts }> {
   const streams: Stream[] = [];
-  // A listing parses every metric and dimension name anew: held once each, for a stream lives the whole run.
+  // A listing parses every name and value anew: held once each, for a stream lives the whole run.
+  const set = dimensionSets();
   const add = (plan: MetricPlan, name: string, dims: Dimension[]) =>
-    void streams.push({
-      plan,
-      name: interned(name),
-      dims: sorted(dims.map((d) => ({ Name: interned(d.Name), Value: d.Value }))),
-    });
+    void streams.push({ plan, name: interned(name), dims: set(dims) });
   const counts: ListingCounts = {};
   const listings: Promise<void>[] = [];
   streams.push(...staticStreams(plans));
@@ -173,12 +193,13 @@ export function onceEach(plans: MetricPlan[], streams: Stream[]): Stream[] {
 
 /** The streams the config names in full (`streams:`): they need no listing. */
 export function staticStreams(plans: MetricPlan[]): Stream[] {
+  const set = dimensionSets();
   return plans.flatMap((plan) =>
     (plan.streams ?? []).flatMap((values) =>
       plan.names.map((name) => ({
         plan,
         name,
-        dims: sorted(Object.entries(values).map(([Name, Value]) => ({ Name, Value }))),
+        dims: set(Object.entries(values).map(([Name, Value]) => ({ Name, Value }))),
       }))
     )
   );
@@ -215,13 +236,14 @@ export function rebuild(
   found: [namespace: string, name: string, dims: [string, string][], period: number][],
 ): Stream[] {
   const out: Stream[] = [];
+  const set = dimensionSets();
   for (const [namespace, name, pairs, period] of found) {
-    const dims = pairs.map(([Name, Value]) => ({ Name, Value }));
+    const dims = set(pairs.map(([Name, Value]) => ({ Name, Value })));
     const plan = plans.find((p) =>
       !p.streams && p.namespace === namespace && p.period === period && p.names.includes(name) &&
       selects(p, dims)
     );
-    if (plan) out.push({ plan, name, dims });
+    if (plan) out.push({ plan, name: interned(name), dims });
   }
   return out;
 }

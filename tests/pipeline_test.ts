@@ -163,6 +163,31 @@ test("discover() forwards a stream two entries select once, with the first entry
   }
 });
 
+test("discover() holds each dimension set once: the metrics of a service share theirs, a cluster its ClusterName", async () => {
+  const metric = (MetricName: string, o: Record<string, string>) => ({
+    Namespace: "AWS/ECS",
+    MetricName,
+    Dimensions: dims(o),
+  });
+  const api = {
+    listMetrics: () =>
+      Promise.resolve({
+        metrics: [
+          metric("CPUUtilization", { ClusterName: "c", ServiceName: "a" }),
+          metric("MemoryUtilization", { ServiceName: "a", ClusterName: "c" }),
+          metric("CPUUtilization", { ClusterName: "c", ServiceName: "b" }),
+        ],
+        nextToken: undefined,
+      }),
+  };
+  const { streams } = await discover(api, [plan({ names: ["CPUUtilization", "MemoryUtilization"] })], false);
+  const [cpuA, memA, cpuB] = streams;
+  assert.deepEqual(cpuA!.dims, dims({ ClusterName: "c", ServiceName: "a" }));
+  assert.equal(memA!.dims, cpuA!.dims);
+  assert.notEqual(cpuB!.dims, cpuA!.dims);
+  assert.equal(cpuB!.dims[0], cpuA!.dims[0]);
+});
+
 test("listsWide() lists a namespace once where that takes fewer pages than a listing per name", () => {
   const two = plan({ names: ["CPUUtilization", "MemoryUtilization"] });
   const cases: [string, MetricPlan, PlanCounts | undefined, boolean][] = [
