@@ -61,7 +61,7 @@ export interface SourceTotals {
  * the datapoints budget: this only keeps the number of open connections sensible.
  */
 export const SOURCE_CONCURRENCY = 64;
-/** Datapoints of GetMetricData answers held at once, over all account-regions: eight full answers. */
+/** Datapoints of GetMetricData answers held at once, over all account-regions: eight full answers (see step.ts). */
 const MAX_POINTS_HELD = 8 * GMD_MAX_DATAPOINTS;
 /**
  * Streams held at once, over all account-regions, each counted as its checkpoints say: a fleet of a few hundred

@@ -8,6 +8,7 @@ import type { SourcePlan } from "./config.ts";
 import { keyOf, type Stream } from "./discover.ts";
 import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
+import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import type { Log } from "./log.ts";
 import * as state from "./state.ts";
 import type { Store } from "./store.ts";
@@ -20,6 +21,12 @@ const CHUNK_PERIODS = 1440;
  * (lib/aws.ts) keeps them under the quota; few enough that the datapoints held stay small.
  */
 const CALLS_IN_FLIGHT = 4;
+/**
+ * The least a GetMetricData call counts for among the datapoints held (StepContext.held): a call of many
+ * queries over few periods holds more in its queries and results than in its datapoints, so calls of a steady
+ * run, each small in datapoints, are held to 16 at once over all account-regions.
+ */
+const LEAST_HELD = GMD_MAX_DATAPOINTS / 2;
 /** ListMetrics RecentlyActive=PT3H suffices while nothing older than this is owed (it is approximate). */
 const RECENT_SECONDS = 2 * 3600;
 
@@ -64,7 +71,8 @@ export async function forEachCall(run: StepContext, step: Step, f: (part: Part) 
   const periods = (step.window.end - step.window.start) / step.period;
   const calls = batches(step.streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods));
   await mapLimit(calls, CALLS_IN_FLIGHT, async (streams) => {
-    const release = await run.held(streams.reduce((n, s) => n + statsOf(s).length, 0) * periods);
+    const points = streams.reduce((n, s) => n + statsOf(s).length, 0) * periods;
+    const release = await run.held(Math.max(LEAST_HELD, points));
     try {
       await f({ streams, window: step.window, period: step.period });
     } finally {

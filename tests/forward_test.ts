@@ -209,6 +209,44 @@ test("main() backfills a large fleet in whole GetMetricData calls, a few at a ti
   assert.equal(puts, 2 + 2);
 });
 
+test("main() holds at most 16 GetMetricData calls at once over all account-regions, however few datapoints each asks for", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
+  const config = path.join(dir, "forwarder.yaml");
+  const streams = Array.from({ length: 250 }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
+  const accounts = Array.from({ length: 10 }, (_, i) => `{ name: a${i} }`).join(", ");
+  fs.writeFileSync(
+    config,
+    `destination: { region: eu-west-1 }\naccounts: [${accounts}]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [${streams}] }]\n`,
+  );
+  let calls = 0;
+  let inFlight = 0;
+  let mostInFlight = 0;
+  const api: CloudWatchApi = {
+    listMetrics: () => assert.fail("static streams need no ListMetrics"),
+    getMetricData: async (input) => {
+      // Streams without checkpoints are read in the destination first, which is empty here.
+      if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
+        return { nextToken: undefined, results: [] };
+      }
+      calls++;
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return {
+        nextToken: undefined,
+        results: input.queries.map((q) => ({ Id: q.Id, Timestamps: [input.start], Values: [1] })),
+      };
+    },
+    putMetricData: () => Promise.resolve(),
+  };
+  const r = await run(["--config", config], {}, () => api);
+  assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  // 250 streams of four statistics an account-region: two calls of 500 queries, one period each. Ten
+  // account-regions would have 20 calls in flight; 16 is the most the run holds.
+  assert.equal(calls, 20);
+  assert.equal(mostInFlight, 16);
+});
+
 test("main() forgets a stream that discovery has not found for 15 days, and says so", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
   const gone = JSON.stringify(["production", "eu-west-1", "AWS/ECS", "CPUUtilization", [
