@@ -245,7 +245,7 @@ export interface Publisher {
  * than writing at the destination's PutMetricData quota (a backfill reads a day of periods in one call), so
  * without this every datum of a step would wait in memory for its turn.
  */
-export const SENT_AT_ONCE = 64 * PUT_MAX_DATUMS;
+export const SENT_AT_ONCE = 32 * PUT_MAX_DATUMS;
 
 /**
  * Pools the datums of concurrent producers (account-regions) into shared PutMetricData calls, so a run makes
