@@ -8,9 +8,12 @@ import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
 
-/** Growth allowed between collections: a few full answers' worth, or a quarter of what is alive if more. */
-const HEADROOM_BYTES = 32 * 1024 * 1024;
-const HEADROOM_SHARE = 0.25;
+/**
+ * Growth allowed between collections: a few full answers' worth, or a tenth of what is alive if more. A run's
+ * peak is what is alive plus this, so it is small; a large heap takes longer to collect, hence the share.
+ */
+const HEADROOM_BYTES = 24 * 1024 * 1024;
+const HEADROOM_SHARE = 0.1;
 
 interface Bun {
   gc(sync: boolean): void;

@@ -268,7 +268,7 @@ test("main() --every in-process: each pass forwards the periods completed since 
   );
 });
 
-test("heapKeeper() collects once memory has grown by 32 MB, or by a quarter of what is left after the last collection", () => {
+test("heapKeeper() collects once memory has grown by 24 MB, or by a tenth of what is left after the last collection", () => {
   const MB = 1024 * 1024;
   let used = 100 * MB;
   let alive = 0;
@@ -280,16 +280,16 @@ test("heapKeeper() collects once memory has grown by 32 MB, or by a quarter of w
   for (
     const [now, left] of [
       [120, 0], // 20 MB more than at the start: left as it is
-      [133, 110], // 33 MB more: collected, and 110 MB are alive
-      [140, 0], // a floor of 110 allows up to 142
-      [143, 150], // collected, and 150 MB are alive
-      [187, 0], // a quarter of 150 is 37.5: up to 187.5
-      [190, 160],
+      [125, 110], // 25 MB more: collected, and 110 MB are alive
+      [134, 0], // a floor of 110 allows up to 134
+      [135, 400], // collected, and 400 MB are alive
+      [440, 0], // a tenth of 400 is 40: up to 440
+      [441, 410],
     ] as const
   ) {
     used = now * MB;
     alive = left;
     tidy();
   }
-  assert.deepEqual(collected, [133, 143, 190]);
+  assert.deepEqual(collected, [125, 135, 441]);
 });
