@@ -153,27 +153,34 @@ test("main() --dry-run prints what it would write and writes nothing", async () 
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
-test("main() backfills a large fleet in whole GetMetricData calls, a few at a time, so the datapoints held stay bounded", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
-  const config = path.join(dir, "forwarder.yaml");
-  const streams = Array.from({ length: 200 }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
+/** A config of `streams` static ECS streams in each of `accounts` accounts, in a folder of its own. */
+function staticFleet(accounts: number, streams: number): string {
+  const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-")), "forwarder.yaml");
+  const list = Array.from({ length: streams }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
+  const names = Array.from({ length: accounts }, (_, i) => `{ name: a${i} }`).join(", ");
   fs.writeFileSync(
     config,
-    `destination: { region: eu-west-1 }\naccounts: [{ name: a }]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [${streams}] }]\n`,
+    `destination: { region: eu-west-1 }\naccounts: [${names}]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [${list}] }]\n`,
   );
-  const calls: { queries: number; periods: number }[] = [];
-  let puts = 0;
+  return config;
+}
+
+/**
+ * Sources whose every query answers one datapoint after 5 ms, and an empty destination: the source's
+ * GetMetricData calls, the most of them in flight at once, and the PutMetricData calls.
+ */
+function slowSources() {
+  const seen = { calls: [] as { queries: number; periods: number }[], mostInFlight: 0, puts: 0 };
   let inFlight = 0;
-  let mostInFlight = 0;
   const api: CloudWatchApi = {
     listMetrics: () => assert.fail("static streams need no ListMetrics"),
     getMetricData: async (input) => {
-      // The source's calls; a run a day after the last one also reads the destination, which is empty here.
+      // Streams without checkpoints, or a day behind, are read in the destination first.
       if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
         return { nextToken: undefined, results: [] };
       }
-      calls.push({ queries: input.queries.length, periods: (input.end - input.start) / 60 });
-      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      seen.calls.push({ queries: input.queries.length, periods: (input.end - input.start) / 60 });
+      seen.mostInFlight = Math.max(seen.mostInFlight, ++inFlight);
       await new Promise((r) => setTimeout(r, 5));
       inFlight--;
       return {
@@ -181,8 +188,14 @@ test("main() backfills a large fleet in whole GetMetricData calls, a few at a ti
         results: input.queries.map((q) => ({ Id: q.Id, Timestamps: [input.start], Values: [1] })),
       };
     },
-    putMetricData: () => Promise.resolve(void puts++),
+    putMetricData: () => Promise.resolve(void seen.puts++),
   };
+  return { api, seen };
+}
+
+test("main() backfills a large fleet in whole GetMetricData calls, a few at a time, so the datapoints held stay bounded", async () => {
+  const config = staticFleet(1, 200);
+  const { api, seen } = slowSources();
   // A day behind: the streams' checkpoints were written a day ago.
   const first = await main(["--config", config, "--now", new Date(NOW - 86_400_000).toISOString()], {
     env: {},
@@ -192,9 +205,10 @@ test("main() backfills a large fleet in whole GetMetricData calls, a few at a ti
     cloudWatch: () => api,
   });
   assert.equal(first, EXIT.ok);
-  calls.length = 0;
+  seen.calls.length = 0;
   const r = await run(["--config", config], {}, () => api);
   assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  const calls = seen.calls;
   // 1,440 periods a call: 68 queries each (17 streams, every statistic of a stream in the same call, within
   // 100,800 datapoints); 800 queries in 12 calls, at most 4 in flight, so no more than 4 full answers
   // (403,200 datapoints) are held at once.
@@ -202,49 +216,21 @@ test("main() backfills a large fleet in whole GetMetricData calls, a few at a ti
   assert.equal(calls.reduce((a, c) => a + c.queries, 0), 800);
   assert.ok(calls.every((c) => c.queries <= 70));
   assert.equal(calls.length, Math.ceil(200 / 17));
-  assert.equal(mostInFlight, 4);
+  assert.equal(seen.mostInFlight, 4);
   assert.match(r.out[0]!, /^Forwarded 200 datums of 200 streams/);
   // The first run wrote one datum a stream in one call; the backfill, a day in one step, one more call. Each
   // run also wrote its own metrics, in a call of their own.
-  assert.equal(puts, 2 + 2);
+  assert.equal(seen.puts, 2 + 2);
 });
 
 test("main() holds at most 16 GetMetricData calls at once over all account-regions, however few datapoints each asks for", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-"));
-  const config = path.join(dir, "forwarder.yaml");
-  const streams = Array.from({ length: 250 }, (_, i) => `{ ClusterName: c, ServiceName: s${i} }`).join(", ");
-  const accounts = Array.from({ length: 10 }, (_, i) => `{ name: a${i} }`).join(", ");
-  fs.writeFileSync(
-    config,
-    `destination: { region: eu-west-1 }\naccounts: [${accounts}]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [${streams}] }]\n`,
-  );
-  let calls = 0;
-  let inFlight = 0;
-  let mostInFlight = 0;
-  const api: CloudWatchApi = {
-    listMetrics: () => assert.fail("static streams need no ListMetrics"),
-    getMetricData: async (input) => {
-      // Streams without checkpoints are read in the destination first, which is empty here.
-      if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
-        return { nextToken: undefined, results: [] };
-      }
-      calls++;
-      mostInFlight = Math.max(mostInFlight, ++inFlight);
-      await new Promise((r) => setTimeout(r, 5));
-      inFlight--;
-      return {
-        nextToken: undefined,
-        results: input.queries.map((q) => ({ Id: q.Id, Timestamps: [input.start], Values: [1] })),
-      };
-    },
-    putMetricData: () => Promise.resolve(),
-  };
-  const r = await run(["--config", config], {}, () => api);
+  const { api, seen } = slowSources();
+  const r = await run(["--config", staticFleet(10, 250)], {}, () => api);
   assert.equal(r.code, EXIT.ok, r.err.join("\n"));
   // 250 streams of four statistics an account-region: two calls of 500 queries, one period each. Ten
   // account-regions would have 20 calls in flight; 16 is the most the run holds.
-  assert.equal(calls, 20);
-  assert.equal(mostInFlight, 16);
+  assert.deepEqual(seen.calls, Array(20).fill({ queries: 500, periods: 1 }));
+  assert.equal(seen.mostInFlight, 16);
 });
 
 test("main() forgets a stream that discovery has not found for 15 days, and says so", async () => {
