@@ -142,12 +142,22 @@ export function stopOnSignals(
 export function startRun(o: RunOptions): Run {
   const readOnly = o.args.dryRun || o.args.plan;
   const opening = { clock: o.deps.now, nowSeconds: o.nowSeconds, interval: o.args.every ?? o.plan.interval };
-  const store = openStore(o.paths, readOnly, { ...opening, info: (l) => o.log.info(l) }, o.log);
+  // Every answer, and every checkpoint update, is a moment to see whether the heap has grown enough to collect
+  // (lib/heap.ts): a step's commit touches every stream of its account-region at once, and the account-regions
+  // of a run commit one after another between two answers.
+  const tidy = heapKeeper();
+  const opened = openStore(o.paths, readOnly, { ...opening, info: (l) => o.log.info(l) }, o.log);
+  const store: Store = {
+    ...opened,
+    update(keys, f) {
+      const done = opened.update(keys, f);
+      tidy();
+      return done;
+    },
+  };
   const calls = o.clients.calls;
   for (const op of Object.keys(calls)) delete calls[op];
   o.clients.progress.answered = () => store.touch();
-  // Every answer is a moment to see whether the heap has grown enough to collect (lib/heap.ts).
-  const tidy = heapKeeper();
   const then = <T>(answer: Promise<T>) => answer.then((r) => (tidy(), r));
   const counted = (api: CloudWatchApi): CloudWatchApi => ({
     listMetrics: (input) => (count(calls, "ListMetrics"), then(api.listMetrics(input))),
