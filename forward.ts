@@ -77,12 +77,11 @@ async function pass(run: Run, args: Args, plan: Plan): Promise<number> {
       (src) => s.runSource(src, run, forwardSource),
     );
     const seconds = (run.clock() - started) / 1000;
-    if (plan.selfMetrics && !run.dryRun) await s.writeSelfMetrics(run, results, seconds); // PutMetricData
     // An account-region that failed is behind all the same: its lag is read from its checkpoints.
-    const lags = plan.sources.map((src, i) => results[i]?.lag ?? s.lagOf(run, src)).filter((l) =>
-      l !== undefined
-    );
-    return s.report(run, results, { seconds, lag: lags.length ? Math.max(...lags) : undefined });
+    const lags = plan.sources.map((src, i) => results[i]?.lag ?? s.lagOf(run, src));
+    if (plan.selfMetrics && !run.dryRun) await s.writeSelfMetrics(run, results, lags, seconds); // PutMetricData
+    const known = lags.filter((l) => l !== undefined);
+    return s.report(run, results, { seconds, lag: known.length ? Math.max(...known) : undefined });
   } finally {
     run.end();
   }

@@ -2,7 +2,8 @@
  * Keeps a run's memory near what it holds. A large run makes garbage far faster than it keeps data (answers
  * parsed, datums built and sent, checkpoints replaced), and both runtimes let the heap grow to several times
  * what is alive before they collect: at 120,000 streams, hundreds of megabytes. tidy(), called after every
- * answer, collects once memory has grown by its headroom since the last collection.
+ * answer and every checkpoint update (lib/run.ts), collects once memory has grown by its headroom since the
+ * last collection.
  */
 import process from "node:process";
 import v8 from "node:v8";

@@ -52,7 +52,7 @@ export interface SourceTotals {
   found: Map<string, number>;
   /** Streams that answered no datapoint in any period owed, per metrics entry, where the entry names a unit. */
   silent: Map<string, number>;
-  /** How far its oldest current stream is behind, in seconds, once it is done (see lib/selfmetrics.ts). */
+  /** How far its oldest current stream is behind, in seconds, once it is done (lagOf in lib/step.ts). */
   lag?: number | undefined;
 }
 

@@ -6,7 +6,7 @@ import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import type { Plan } from "./config.ts";
 import { describe } from "./errors.ts";
 import type { SourceTotals } from "./run.ts";
-import { lagOf, type StepContext } from "./step.ts";
+import type { StepContext } from "./step.ts";
 
 /** The forwarder's own namespace in the destination: metrics about its runs, to alarm on. */
 export const SELF_NAMESPACE = "CloudWatchForwarder";
@@ -25,6 +25,7 @@ export const selfMetricCount = (accountRegions: number) => 2 + 4 * accountRegion
 export function selfMetrics(
   run: { plan: Plan } & StepContext,
   results: (SourceTotals | undefined)[],
+  lags: (number | undefined)[],
   seconds: number,
 ): Datum[] {
   const at = run.nowSeconds;
@@ -48,22 +49,26 @@ export function selfMetrics(
       datum("Streams", r?.streams ?? 0, "Count", dims),
       datum("Errors", r === undefined ? 1 : 0, "Count", dims),
     );
-    const lag = r?.lag ?? lagOf(run, src);
+    const lag = lags[i];
     if (lag !== undefined) out.push(datum("LagSeconds", lag, "Seconds", dims));
   });
   return out;
 }
 
-/** Writes the run's own metrics; a failure is said, and is no account-region's failure. */
+/**
+ * Writes the run's own metrics, given each account-region's totals (undefined where it failed) and lag; a
+ * failure is said, and is no account-region's failure.
+ */
 export async function writeSelfMetrics(
   run: { plan: Plan; destination: Pick<CloudWatchApi, "putMetricData"> } & StepContext,
   results: (SourceTotals | undefined)[],
+  lags: (number | undefined)[],
   seconds: number,
 ) {
   try {
     await run.destination.putMetricData(
       SELF_NAMESPACE,
-      selfMetrics(run, results, seconds),
+      selfMetrics(run, results, lags, seconds),
       run.store.fence(),
     );
   } catch (e) {

@@ -165,7 +165,6 @@ export function memoryStore(
   };
 }
 
-/** Every stream's state, read without taking the lease: for --status and --dry-run. */
 /** Everything a store holds, as read without its lease. */
 export interface StoreContents {
   streams: Record<string, StreamState>;
@@ -175,6 +174,7 @@ export interface StoreContents {
   continuous: boolean;
 }
 
+/** Every stream's state, read without taking the lease: for --status, --plan and --dry-run. */
 export function readStore(
   file: string,
   now?: { nowSeconds: number; interval: number },
