@@ -369,11 +369,11 @@ function sqliteStore(
     release: (account, region) => void sources.delete(prefixOf(account, region)),
     update: rowWriter(db, file, rowsOf, renew),
     fence() {
-      transaction(db, file, renew);
+      transaction(db, file, renew, false);
       return lease.expires;
     },
     touch() {
-      if (clock() - lease.renewed >= RENEW_EVERY_MS) transaction(db, file, renew);
+      if (clock() - lease.renewed >= RENEW_EVERY_MS) transaction(db, file, renew, false);
     },
     close() {
       releaseLease(db, lease);
@@ -511,8 +511,22 @@ function fromRow(row: Row, file: string): StreamState {
   return s;
 }
 
-/** Runs `f` in a write transaction (BEGIN IMMEDIATE: waits for, and then excludes, other writers). */
-function transaction(db: DatabaseSync, file: string, f: () => void) {
+/**
+ * Runs `f` in a write transaction (BEGIN IMMEDIATE: waits for, and then excludes, other writers). One that is
+ * not `durable` is not flushed to disk when it commits (the next durable one flushes it): a lease renewal,
+ * made before every PutMetricData, where a flush would cost many times the renewal itself; should the machine lose
+ * power, the run that held the lease is gone with it.
+ */
+function transaction(db: DatabaseSync, file: string, f: () => void, durable = true) {
+  if (!durable) {
+    // Only a setting of this connection, which touches no file.
+    db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      return transaction(db, file, f);
+    } finally {
+      db.exec("PRAGMA synchronous = FULL");
+    }
+  }
   try {
     db.exec("BEGIN IMMEDIATE");
   } catch (e) {
