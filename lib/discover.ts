@@ -328,16 +328,27 @@ async function remember(
   run: ListingContext,
   lastListed: number | undefined,
 ) {
-  const found = new Set(streams.map((s) => keyOf(src, s)));
+  const found = new Set<string>();
+  // By period, as a new stream's first period owed is a multiple of its own.
+  const byPeriod = new Map<number, string[]>();
+  for (const s of streams) {
+    const key = keyOf(src, s);
+    if (found.has(key)) continue;
+    found.add(key);
+    const keys = byPeriod.get(s.plan.period) ?? [];
+    byPeriod.set(s.plan.period, keys);
+    keys.push(key);
+  }
   const since = lastListed === undefined
     ? undefined
     : Math.max(lastListed - LIST_DELAY_SECONDS, run.nowSeconds - MAX_BACKFILL_SECONDS);
-  await run.store.update([...found], (st, key) => {
-    const seen = { ...st, seen: run.nowSeconds };
-    if (since === undefined || state.resumeAt(st) !== undefined) return seen;
-    const period = identityOf(key)[3];
-    return { ...seen, since: Math.ceil(since / period) * period };
-  });
+  for (const [period, keys] of byPeriod) {
+    await run.store.update(keys, (st) => {
+      const seen = { ...st, seen: run.nowSeconds };
+      if (since === undefined || state.resumeAt(st) !== undefined) return seen;
+      return { ...seen, since: Math.ceil(since / period) * period };
+    });
+  }
   const known = run.store.keys(src.account, src.region).map((
     k,
   ): [string, state.StreamState | undefined] => [k, run.store.get(k)]);

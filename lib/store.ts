@@ -81,8 +81,11 @@ export interface Store {
   count(account: string, region: string): number;
   /** Lets go of an account-region's rows held in memory; they are read again when next asked for. */
   release(account: string, region: string): void;
-  /** Applies a transition to streams (undefined removes one) in one transaction, under the lease. */
-  update(keys: string[], f: (s: StreamState, key: string) => StreamState | undefined): Promise<void>;
+  /**
+   * Applies a transition to streams (undefined removes one) in one transaction, under the lease. It depends on
+   * the checkpoint alone, so streams that share a checkpoint object are moved on together, by one call.
+   */
+  update(keys: string[], f: (s: StreamState) => StreamState | undefined): Promise<void>;
   /** Checks and renews the lease; returns when it expires (epoch ms). A write must be sent well before. */
   fence(): number;
   /** Renews the lease if the last renewal is a while ago: the run is making progress. */
@@ -152,8 +155,9 @@ export function memoryStore(
     },
     release() {},
     update(keys, f) {
+      const move = once(f);
       for (const k of keys) {
-        const next = f(streams.get(k) ?? {}, k);
+        const next = move(streams.get(k));
         if (next) streams.set(k, next);
         else streams.delete(k);
       }
@@ -416,23 +420,28 @@ function rowWriter(
         return rows;
       };
       const before = keys.map((k) => rowsFor(k).get(k));
-      const after = keys.map((k, i) => f(before[i] ?? {}, k));
+      // A steady step's streams share a handful of checkpoints: each is moved on, and turned into columns, once.
       const shared = new Map<string, StreamState>();
+      const moved = (s: StreamState) => {
+        const next = f(s);
+        if (next === undefined) return undefined;
+        const columns = toColumns(next);
+        return { state: share(shared, columns, () => next), columns };
+      };
+      const after = before.map(once(moved));
       transaction(db, file, () => {
         renew();
         keys.forEach((k, i) => {
-          const s = after[i];
-          if (s === undefined) return void remove.run(k);
-          const columns = toColumns(s);
-          after[i] = share(shared, columns, () => s);
-          if (before[i] !== undefined) change.run(...columns, k);
-          else insert.run(k, ...sourceOf(k), ...columns);
+          const m = after[i];
+          if (m === undefined) remove.run(k);
+          else if (before[i] !== undefined) change.run(...m.columns, k);
+          else insert.run(k, ...sourceOf(k), ...m.columns);
         });
       });
       keys.forEach((k, i) => {
-        const s = after[i];
-        if (s === undefined) rowsFor(k).delete(k);
-        else rowsFor(k).set(k, s);
+        const m = after[i];
+        if (m === undefined) rowsFor(k).delete(k);
+        else rowsFor(k).set(k, m.state);
       });
       return Promise.resolve();
     } catch (e) {
@@ -478,6 +487,18 @@ function sharedStates(file: string): (row: Row) => StreamState {
     share(shared, [row.first, row.next, row.doubt, row.seen, row.since], () => fromRow(row, file));
 }
 
+/** The checkpoint of a stream that has none yet. */
+const NONE: StreamState = Object.freeze({});
+
+/** A transition applied once per checkpoint object, for all the streams that share it (see share). */
+function once<T>(f: (s: StreamState) => T): (s: StreamState | undefined) => T {
+  const made = new Map<StreamState, T>();
+  return (s = NONE) => {
+    if (!made.has(s)) made.set(s, f(s));
+    return made.get(s) as T;
+  };
+}
+
 const toColumns = (s: StreamState) =>
   [
     s.first ?? null,
@@ -512,10 +533,10 @@ function fromRow(row: Row, file: string): StreamState {
 }
 
 /**
- * Runs `f` in a write transaction (BEGIN IMMEDIATE: waits for, and then excludes, other writers). One that is
- * not `durable` is not flushed to disk when it commits (the next durable one flushes it): a lease renewal,
- * made before every PutMetricData, where a flush would cost many times the renewal itself; should the machine lose
- * power, the run that held the lease is gone with it.
+ * Runs `f` in a write transaction (BEGIN IMMEDIATE: waits for, and then excludes, other writers). One that
+ * is not `durable` is not flushed to disk when it commits (the next durable one flushes it): a lease renewal,
+ * made before every PutMetricData, where a flush costs many times the renewal itself; should the machine
+ * lose power, the run that held the lease is gone with it.
  */
 function transaction(db: DatabaseSync, file: string, f: () => void, durable = true) {
   if (!durable) {

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { StateError } from "../lib/errors.ts";
-import { commit, intend } from "../lib/state.ts";
+import { commit, intend, type StreamState } from "../lib/state.ts";
 import { LEASE_MS, type OpenOptions, openStore, readStore } from "../lib/store.ts";
 
 const NOW = Date.UTC(2026, 10, 24, 12);
@@ -64,7 +64,8 @@ test("openStore() keeps every update, one row a stream, in a file private to its
 test("a store holds one object for equal checkpoints, written or read together", async () => {
   const file = tempFile();
   const store = open(file);
-  await store.update([key("a"), key("b"), key("c")], (s, k) => ({ ...s, seen: k === key("c") ? T - 60 : T }));
+  await store.update([key("a"), key("b"), key("c")], (s) => ({ ...s, seen: T - 60 }));
+  await store.update([key("a"), key("b")], (s) => ({ ...s, seen: T }));
   assert.equal(store.get(key("a")), store.get(key("b")));
   assert.notEqual(store.get(key("a")), store.get(key("c")));
   assert.deepEqual(store.get(key("c")), { seen: T - 60 });
@@ -74,6 +75,21 @@ test("a store holds one object for equal checkpoints, written or read together",
   assert.deepEqual(again.get(key("a")), { seen: T });
   assert.deepEqual(again.get(key("c")), { seen: T - 60 });
   again.close();
+});
+
+test("update() moves each checkpoint on once for all the streams that share it; equal results are one object", async () => {
+  const store = open(tempFile());
+  await store.update([key("a"), key("b"), key("c")], () => ({ next: 60 }));
+  await store.update([key("d")], () => ({ next: 120 }));
+  const moved: StreamState[] = [];
+  await store.update([key("a"), key("b"), key("c"), key("d"), key("e")], (s) => {
+    moved.push(s);
+    return { next: 180 };
+  });
+  assert.deepEqual(moved, [{ next: 60 }, { next: 120 }, {}]);
+  for (const k of ["b", "c", "d", "e"]) assert.equal(store.get(key(k)), store.get(key("a")));
+  assert.deepEqual(store.get(key("e")), { next: 180 });
+  store.close();
 });
 
 test("noteSource() keeps an account-region's last failure until a run of it succeeds", () => {
