@@ -339,6 +339,16 @@ function sqliteStore(
     }
     return rows;
   };
+  // A run asks for the keys of one account-region after another: its rows are found again without cutting
+  // the key, as long as the key starts with the last one's prefix.
+  let last = { prefix: "", rows: new Map<string, StreamState>() };
+  const rowsFor = (key: string) => {
+    if (!key.startsWith(last.prefix) || key.charCodeAt(last.prefix.length) !== 44) {
+      const prefix = sourcePrefix(key);
+      last = { prefix, rows: rowsOf(prefix) };
+    }
+    return last.rows;
+  };
   const renew = () => renewLease(db, file, lease, clock);
   const store: Store = {
     file,
@@ -361,7 +371,7 @@ function sqliteStore(
         ).run(account, region, l.listedAt, l.fingerprint, JSON.stringify(l.counts));
       });
     },
-    get: (key) => rowsOf(sourcePrefix(key)).get(key),
+    get: (key) => rowsFor(key).get(key),
     keys: (account, region) => [...rowsOf(prefixOf(account, region)).keys()],
     count(account, region) {
       const loaded = sources.get(prefixOf(account, region));
@@ -370,8 +380,11 @@ function sqliteStore(
         .get(account, region) as { n: number };
       return Number(row.n);
     },
-    release: (account, region) => void sources.delete(prefixOf(account, region)),
-    update: rowWriter(db, file, rowsOf, renew),
+    release(account, region) {
+      sources.delete(prefixOf(account, region));
+      last = { prefix: "", rows: new Map() };
+    },
+    update: rowWriter(db, file, rowsFor, renew),
     fence() {
       transaction(db, file, renew, false);
       return lease.expires;
@@ -397,7 +410,7 @@ function sqliteStore(
 function rowWriter(
   db: DatabaseSync,
   file: string,
-  rowsOf: (prefix: string) => Map<string, StreamState>,
+  rowsFor: (key: string) => Map<string, StreamState>,
   renew: () => void,
 ): Store["update"] {
   const insert = db.prepare(
@@ -408,17 +421,12 @@ function rowWriter(
     "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
   );
   const remove = db.prepare("DELETE FROM streams WHERE key = ?");
+  // Every row of an account-region at once: SQLite walks them in order, two to three times as fast as row by row.
+  const changeSource = db.prepare(
+    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE account = ? AND region = ?",
+  );
   return (keys, f) => {
     try {
-      // The keys of one update are mostly one account-region's: its rows are looked up once.
-      let prefix = "";
-      let rows = new Map<string, StreamState>();
-      const rowsFor = (k: string) => {
-        if (!k.startsWith(prefix) || k.charCodeAt(prefix.length) !== 44) {
-          rows = rowsOf(prefix = sourcePrefix(k));
-        }
-        return rows;
-      };
       const before = keys.map((k) => rowsFor(k).get(k));
       // A steady step's streams share a handful of checkpoints: each is moved on, and turned into columns, once.
       const shared = new Map<string, StreamState>();
@@ -429,8 +437,10 @@ function rowWriter(
         return { state: share(shared, columns, () => next), columns };
       };
       const after = before.map(once(moved));
+      const whole = after[0] !== undefined && isWholeSource(keys, before, rowsFor);
       transaction(db, file, () => {
         renew();
+        if (whole) return void changeSource.run(...after[0]!.columns, ...sourceOf(keys[0]!));
         keys.forEach((k, i) => {
           const m = after[i];
           if (m === undefined) remove.run(k);
@@ -448,6 +458,23 @@ function rowWriter(
       return Promise.reject(e);
     }
   };
+}
+
+/**
+ * Whether keys are every stream of one account-region, all with one checkpoint: a steady run's steps, and the
+ * listing that finds them again, move an account-region's streams together.
+ */
+function isWholeSource(
+  keys: string[],
+  before: (StreamState | undefined)[],
+  rowsFor: (key: string) => Map<string, StreamState>,
+): boolean {
+  const rows = keys.length > 0 ? rowsFor(keys[0]!) : undefined;
+  if (rows === undefined || before[0] === undefined || keys.length !== rows.size) return false;
+  // Row by row if any stream has another checkpoint or is of another account-region, or a key is repeated
+  // (so that as many keys leave a stream out).
+  return before.every((s) => s === before[0]) && keys.every((k) => rowsFor(k) === rows) &&
+    new Set(keys).size === rows.size;
 }
 
 interface ListingRow {

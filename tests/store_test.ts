@@ -92,6 +92,34 @@ test("update() moves each checkpoint on once for all the streams that share it; 
   store.close();
 });
 
+test("update() of every stream of an account-region, or what only looks like it, moves those streams alone", async () => {
+  const file = tempFile();
+  const store = open(file);
+  const mine = [key("a"), key("b"), key("c")];
+  // Other account-regions whose names begin like this one's.
+  const others = [key("a", "prod", "eu-west-10"), key("a", "prod2"), key("a", "pro")];
+  const all = [...mine, ...others];
+  const cases: { name: string; keys: string[]; moved: string[] }[] = [
+    { name: "every stream", keys: mine, moved: mine },
+    { name: "as many keys, one twice", keys: [key("a"), key("a"), key("b")], moved: [key("a"), key("b")] },
+    {
+      name: "as many keys, one elsewhere",
+      keys: [key("a"), key("b"), others[0]!],
+      moved: [key("a"), key("b"), others[0]!],
+    },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const was = 600 * (i + 1);
+    // Every stream with one checkpoint object, as a steady run has them.
+    await store.update(all, () => ({ next: was }));
+    await store.update(c.keys, () => ({ next: was + 60 }));
+    const expected = Object.fromEntries(all.map((k) => [k, { next: c.moved.includes(k) ? was + 60 : was }]));
+    for (const k of all) assert.deepEqual(store.get(k), expected[k], `${c.name}: ${k}`);
+    assert.deepEqual(readStore(file).streams, expected, c.name);
+  }
+  store.close();
+});
+
 test("noteSource() keeps an account-region's last failure until a run of it succeeds", () => {
   const file = tempFile();
   const note = (at: number, failure?: string) => {
