@@ -4,7 +4,7 @@
  * of its streams may already be in the destination (in doubt), so the run reads those before writing, and
  * splits into GetMetricData calls that run side by side.
  */
-import type { SourcePlan } from "./config.ts";
+import type { MetricPlan, SourcePlan } from "./config.ts";
 import { keyOf, type Stream } from "./discover.ts";
 import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
@@ -133,7 +133,8 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
         );
         break;
       }
-      const inDoubt = group.filter((_, i) => mayBeThere(run.store.get(keys[i]!), c, run));
+      const doubtful = perCheckpoint((s) => mayBeThere(s, c, run));
+      const inDoubt = group.filter((_, i) => doubtful(run.store.get(keys[i]!)));
       const ownDoubt = new Set(group.filter((_, i) => run.ownDoubt.has(keys[i]!)));
       run.log.debug(
         `Step: ${group.length} streams, ${iso(c.start)} to ${
@@ -156,30 +157,59 @@ function mayBeThere(s: state.StreamState | undefined, c: { start: number; end: n
     state.doubtIn(s, c).length > 0;
 }
 
+/**
+ * `f` worked out once per checkpoint object: an account-region's streams share a handful of them (the store
+ * holds equal checkpoints as one object), so a step asks once, not once per stream.
+ */
+function perCheckpoint<T>(
+  f: (s: state.StreamState | undefined) => T,
+): (s: state.StreamState | undefined) => T {
+  const made = new Map<state.StreamState | undefined, T>();
+  return (s) => {
+    if (!made.has(s)) made.set(s, f(s));
+    return made.get(s) as T;
+  };
+}
+
 /** When everything in doubt within a chunk can be read from the destination. */
 function readableAt(keys: string[], c: { start: number; end: number }, store: Store): number {
   let at = 0;
-  for (const k of keys) {
-    for (const d of state.doubtIn(store.get(k), c)) at = Math.max(at, state.readableFrom(d));
-  }
+  const readable = perCheckpoint((s) =>
+    state.doubtIn(s, c).reduce((a, d) => Math.max(a, state.readableFrom(d)), 0)
+  );
+  for (const k of keys) at = Math.max(at, readable(store.get(k)));
   return at;
 }
 
+interface Group {
+  w: Window;
+  period: number;
+  streams: Stream[];
+}
+
 /** Streams that owe the same periods, so that one GetMetricData call can serve them together. */
-function groupByWindow(src: SourcePlan, streams: Stream[], run: StepContext) {
-  const groups = new Map<string, { w: Window; period: number; streams: Stream[] }>();
+function groupByWindow(src: SourcePlan, streams: Stream[], run: StepContext): Group[] {
+  const groups = new Map<string, Group>();
+  // The groups of a checkpoint and a metrics entry: worked out once for all the streams that share both.
+  const byCheckpoint = perCheckpoint(() => new Map<MetricPlan, Group[]>());
   for (const s of streams) {
     const st = run.store.get(keyOf(src, s));
-    // A replay leaves out the stream's forwarded span: those periods are in the destination already.
-    const windows: Window[] = run.replay
-      ? state.outsideSpan(st, aligned(run.replay, s.plan.period))
-      : [owed(state.resumeAt(st), run.nowSeconds, s.plan)];
-    for (const w of windows) {
-      const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
-      const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
-      groups.set(key, g);
-      g.streams.push(s);
+    const byPlan = byCheckpoint(st);
+    let into = byPlan.get(s.plan);
+    if (into === undefined) {
+      // A replay leaves out the stream's forwarded span: those periods are in the destination already.
+      const windows: Window[] = run.replay
+        ? state.outsideSpan(st, aligned(run.replay, s.plan.period))
+        : [owed(state.resumeAt(st), run.nowSeconds, s.plan)];
+      into = windows.map((w) => {
+        const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
+        const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
+        groups.set(key, g);
+        return g;
+      });
+      byPlan.set(s.plan, into);
     }
+    for (const g of into) g.streams.push(s);
   }
   return [...groups.values()];
 }
