@@ -6,7 +6,7 @@
 import type { CloudWatchApi, Datum, Role } from "./aws.ts";
 import { budget } from "./batch.ts";
 import { type Args, EXIT } from "./cli.ts";
-import type { Plan, SourcePlan } from "./config.ts";
+import type { MetricPlan, Plan, SourcePlan } from "./config.ts";
 import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import { heapKeeper } from "./heap.ts";
@@ -222,9 +222,18 @@ export async function every(
 /** The streams a source found, per metrics entry and name: what config matched nothing. */
 export function noteFound(totals: SourceTotals, streams: Stream[]) {
   totals.streams = streams.length;
+  // Counted per entry and name first: a key made for each stream would cost as much as the counting.
+  const counts = new Map<MetricPlan, Map<string, number>>();
   for (const s of streams) {
-    const key = `${s.plan.namespace}|${s.name}|${s.plan.dimensions.join(",")}`;
-    totals.found.set(key, (totals.found.get(key) ?? 0) + 1);
+    let byName = counts.get(s.plan);
+    if (byName === undefined) counts.set(s.plan, byName = new Map());
+    byName.set(s.name, (byName.get(s.name) ?? 0) + 1);
+  }
+  for (const [plan, byName] of counts) {
+    for (const [name, n] of byName) {
+      const key = `${plan.namespace}|${name}|${plan.dimensions.join(",")}`;
+      totals.found.set(key, (totals.found.get(key) ?? 0) + n);
+    }
   }
 }
 
