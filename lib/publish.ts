@@ -40,7 +40,7 @@ export function toDatums(
 ): Datum[] {
   const dims = [...stream.dims, ...target.dims];
   const resolution = stream.plan.period < 60 ? 1 : 60;
-  const unit = stream.plan.unit ? { Unit: stream.plan.unit } : {};
+  const unit = stream.plan.unit;
   const out: Datum[] = [];
   for (const { t, values } of periods) {
     const { SampleCount, Sum, Minimum, Maximum } = values;
@@ -49,27 +49,29 @@ export function toDatums(
       SampleCount !== undefined && SampleCount > 0 && Sum !== undefined && Minimum !== undefined &&
       Maximum !== undefined && !skip?.(name, t)
     ) {
-      out.push({
+      const d: Datum = {
         MetricName: name,
         Dimensions: dims,
         Timestamp: t,
         StatisticValues: { SampleCount, Sum, Minimum, Maximum },
-        ...unit,
         StorageResolution: resolution,
-      });
+      };
+      if (unit) d.Unit = unit;
+      out.push(d);
     }
     for (const stat of stream.plan.stats) {
       const v = values[stat];
       const extra = targetName(stream, stat);
       if (v !== undefined && !skip?.(extra, t)) {
-        out.push({
+        const d: Datum = {
           MetricName: extra,
           Dimensions: dims,
           Timestamp: t,
           Value: v,
-          ...unit,
           StorageResolution: resolution,
-        });
+        };
+        if (unit) d.Unit = unit;
+        out.push(d);
       }
     }
   }
@@ -194,8 +196,9 @@ export function datumBytes(d: Datum): number {
   return n;
 }
 
-/** Splits datums into PutMetricData calls: at most 1,000 datums and well under 1 MB each. */
-export const putBatches = (datums: Datum[]) => batches(datums, PUT_MAX_DATUMS, datumBytes, BODY_BUDGET);
+/** Splits datums (or what carries them) into PutMetricData calls: at most 1,000 datums and well under 1 MB each. */
+export const putBatches = <T>(items: T[], bytesOf: (item: T) => number) =>
+  batches(items, PUT_MAX_DATUMS, bytesOf, BODY_BUDGET);
 
 /**
  * Writes one batch (see putBatches) to a namespace. When AWS refuses the call for a datum's data (a value, a
@@ -266,6 +269,8 @@ export function publisher(
   }
   interface Entry {
     datum: Datum;
+    /** Its size in a request (datumBytes), worked out once: a partial batch is cut again at every write. */
+    bytes: number;
     owner: Member;
     refused: (datum: Datum, reason: string) => void;
   }
@@ -298,11 +303,11 @@ export function publisher(
 
   const flushQueues = (all: boolean) => {
     for (const [namespace, queue] of queues) {
-      const calls = putBatches(queue.map((e) => e.datum));
+      const calls = putBatches(queue, (e) => e.bytes);
       const keep = !all && calls.length > 0 && calls[calls.length - 1]!.length < PUT_MAX_DATUMS ? 1 : 0;
       let taken = 0;
       for (const b of calls.slice(0, calls.length - keep)) {
-        send(namespace, queue.slice(taken, taken + b.length));
+        send(namespace, b);
         taken += b.length;
       }
       queue.splice(0, taken);
@@ -324,7 +329,7 @@ export function publisher(
             if (datums.length === 0) continue;
             let queue = queues.get(namespace);
             if (!queue) queues.set(namespace, queue = []);
-            for (const datum of datums) queue.push({ datum, owner: me, refused });
+            for (const datum of datums) queue.push({ datum, bytes: datumBytes(datum), owner: me, refused });
             me.pending += datums.length;
           }
           flushQueues(false);

@@ -381,12 +381,12 @@ const datum = (i: number, pad = 0): Datum => ({
 
 test("putBatches() keeps to 1,000 datums and well under 1 MB per call", () => {
   const sizes = (k: number, pad = 0) =>
-    putBatches(Array.from({ length: k }, (_, i) => datum(i, pad))).map((b) => b.length);
+    putBatches(Array.from({ length: k }, (_, i) => datum(i, pad)), datumBytes).map((b) => b.length);
   assert.deepEqual(sizes(0), []);
   assert.deepEqual(sizes(1), [1]);
   assert.deepEqual(sizes(PUT_MAX_DATUMS), [PUT_MAX_DATUMS]);
   assert.deepEqual(sizes(PUT_MAX_DATUMS + 1), [PUT_MAX_DATUMS, 1]);
-  for (const b of putBatches(Array.from({ length: 1000 }, (_, i) => datum(i, 1024 * 29)))) {
+  for (const b of putBatches(Array.from({ length: 1000 }, (_, i) => datum(i, 1024 * 29)), datumBytes)) {
     assert.ok(b.reduce((a, d) => a + datumBytes(d), 0) < PUT_MAX_BYTES);
   }
 });
