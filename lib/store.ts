@@ -510,8 +510,21 @@ function share(shared: Map<string, StreamState>, columns: readonly unknown[], ma
 /** Reads rows into checkpoints, equal ones shared (see share). */
 function sharedStates(file: string): (row: Row) => StreamState {
   const shared = new Map<string, StreamState>();
-  return (row) =>
-    share(shared, [row.first, row.next, row.doubt, row.seen, row.since], () => fromRow(row, file));
+  // Rows come in key order, so a row is most often like the one before: that one is compared first.
+  let last: { row: Row; state: StreamState } | undefined;
+  return (row) => {
+    if (
+      last !== undefined && row.first === last.row.first && row.next === last.row.next &&
+      row.doubt === last.row.doubt && row.seen === last.row.seen && row.since === last.row.since
+    ) return last.state;
+    const state = share(
+      shared,
+      [row.first, row.next, row.doubt, row.seen, row.since],
+      () => fromRow(row, file),
+    );
+    last = { row, state };
+    return state;
+  };
 }
 
 /** The checkpoint of a stream that has none yet. */
