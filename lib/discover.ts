@@ -60,18 +60,17 @@ function dimensionSets(): (dims: Dimension[]) => Dimension[] {
   const sets = new Map<string, Dimension[]>();
   // Lengths first, so that no name or value, whatever its characters, can make two ids alike.
   const idOf = (d: Dimension) => `${d.Name.length}:${d.Name}${d.Value.length}:${d.Value}`;
-  const one = (d: Dimension) => {
-    const id = idOf(d);
+  const one = (d: Dimension, id: string) => {
     let x = dimensions.get(id);
     if (x === undefined) dimensions.set(id, x = { Name: interned(d.Name), Value: d.Value });
     return x;
   };
   return (dims) => {
-    const set = dims.map(one).sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
-    const id = set.map(idOf).join("");
-    const had = sets.get(id);
-    if (had !== undefined) return had;
-    sets.set(id, set);
+    const sorted = dims.slice().sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    const ids = sorted.map(idOf);
+    const id = ids.join("");
+    let set = sets.get(id);
+    if (set === undefined) sets.set(id, set = sorted.map((d, i) => one(d, ids[i]!)));
     return set;
   };
 }
