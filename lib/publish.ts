@@ -250,6 +250,43 @@ export interface Publisher {
  */
 export const SENT_AT_ONCE = 32 * PUT_MAX_DATUMS;
 
+/** A datum queued for PutMetricData, with its size in a request (datumBytes), worked out once. */
+interface Queued {
+  datum: Datum;
+  bytes: number;
+}
+
+/**
+ * Datums queued per target namespace until they fill PutMetricData calls. take() hands on the calls ready:
+ * every full one, or with `all` the rest too. A queue is not cut again while it fills less than one call.
+ */
+function callQueue<E extends Queued>() {
+  const queues = new Map<string, { entries: E[]; bytes: number }>();
+  return {
+    add(namespace: string, entry: E) {
+      let queue = queues.get(namespace);
+      if (!queue) queues.set(namespace, queue = { entries: [], bytes: 0 });
+      queue.entries.push(entry);
+      queue.bytes += entry.bytes;
+    },
+    take(all: boolean, send: (namespace: string, call: E[]) => void) {
+      for (const [namespace, queue] of queues) {
+        if (!all && queue.entries.length < PUT_MAX_DATUMS && queue.bytes <= BODY_BUDGET) continue;
+        const calls = putBatches(queue.entries, (e) => e.bytes);
+        const keep = !all && calls.length > 0 && calls[calls.length - 1]!.length < PUT_MAX_DATUMS ? 1 : 0;
+        let taken = 0;
+        for (const call of calls.slice(0, calls.length - keep)) {
+          send(namespace, call);
+          taken += call.length;
+          for (const e of call) queue.bytes -= e.bytes;
+        }
+        queue.entries.splice(0, taken);
+        if (queue.entries.length === 0) queues.delete(namespace);
+      }
+    },
+  };
+}
+
 /**
  * Pools the datums of concurrent producers (account-regions) into shared PutMetricData calls, so a run makes
  * ceil(datums / 1,000) calls rather than one or more per account-region. Full batches go at once; the rest
@@ -267,14 +304,11 @@ export function publisher(
     failure: { error: unknown } | undefined;
     wake: (() => void) | undefined;
   }
-  interface Entry {
-    datum: Datum;
-    /** Its size in a request (datumBytes), worked out once: a partial batch is cut again at every write. */
-    bytes: number;
+  interface Entry extends Queued {
     owner: Member;
     refused: (datum: Datum, reason: string) => void;
   }
-  const queues = new Map<string, Entry[]>();
+  const queued = callQueue<Entry>();
   const members = new Set<Member>();
   let sent = 0;
   const room: (() => void)[] = [];
@@ -301,22 +335,9 @@ export function publisher(
       ).finally(answered);
   };
 
-  const flushQueues = (all: boolean) => {
-    for (const [namespace, queue] of queues) {
-      const calls = putBatches(queue, (e) => e.bytes);
-      const keep = !all && calls.length > 0 && calls[calls.length - 1]!.length < PUT_MAX_DATUMS ? 1 : 0;
-      let taken = 0;
-      for (const b of calls.slice(0, calls.length - keep)) {
-        send(namespace, b);
-        taken += b.length;
-      }
-      queue.splice(0, taken);
-      if (queue.length === 0) queues.delete(namespace);
-    }
-  };
   const sendIfAllWait = () => {
     for (const m of members) if (!m.waiting) return;
-    flushQueues(true);
+    queued.take(true, send);
   };
 
   return {
@@ -326,13 +347,12 @@ export function publisher(
       return {
         async write(byNamespace, refused) {
           for (const [namespace, datums] of byNamespace) {
-            if (datums.length === 0) continue;
-            let queue = queues.get(namespace);
-            if (!queue) queues.set(namespace, queue = []);
-            for (const datum of datums) queue.push({ datum, bytes: datumBytes(datum), owner: me, refused });
+            for (const datum of datums) {
+              queued.add(namespace, { datum, bytes: datumBytes(datum), owner: me, refused });
+            }
             me.pending += datums.length;
           }
-          flushQueues(false);
+          queued.take(false, send);
           // Only datums sent are counted: those left in a partial batch go once every producer waits.
           while (sent >= SENT_AT_ONCE) await new Promise<void>((resolve) => room.push(resolve));
         },
