@@ -3,6 +3,7 @@
  */
 import type { CloudWatchApi, Metric } from "./aws.ts";
 import { mapLimit } from "./batch.ts";
+import type { MetricPlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
 import { GMD_MAX_DATAPOINTS, GMD_MAX_QUERIES } from "./limits.ts";
 
@@ -84,8 +85,14 @@ const metricOf = (s: Stream): Metric => ({
   Dimensions: s.dims,
 });
 
-/** The statistics fetched for a stream: the statistic set, then its extra statistics. */
-export const statsOf = (s: Stream): string[] => [...STATISTIC_SET, ...s.plan.stats];
+const planStats = new WeakMap<MetricPlan, readonly string[]>();
+
+/** The statistics fetched for a stream: the statistic set, then its extra statistics (one list per entry). */
+export function statsOf(s: Stream): readonly string[] {
+  let stats = planStats.get(s.plan);
+  if (stats === undefined) planStats.set(s.plan, stats = [...STATISTIC_SET, ...s.plan.stats]);
+  return stats;
+}
 
 export interface PeriodStats {
   /** Period start, epoch seconds. */
@@ -110,18 +117,20 @@ export async function fetchStats(
       owner.push(si);
     }
   });
-  const byStream: (Map<number, PeriodStats> | undefined)[] = new Array(streams.length);
+  const out: PeriodStats[][] = streams.map(() => []);
+  // Each stream's periods by the stream's index and the period's offset in the window: one map for the call.
+  const span = w.end - w.start;
+  const periods = new Map<number, PeriodStats>();
   await fetchValues(api, items, w, period, (k, t, v) => {
     const si = owner[k]!;
-    const byT = byStream[si] ??= new Map();
-    let p = byT.get(t);
-    if (p === undefined) byT.set(t, p = { t, values: {} });
+    const at = si * span + (t - w.start);
+    let p = periods.get(at);
+    if (p === undefined) {
+      periods.set(at, p = { t, values: {} });
+      out[si]!.push(p);
+    }
     p.values[items[k]!.stat] = v;
   });
-  const out: PeriodStats[][] = [];
-  for (let si = 0; si < streams.length; si++) {
-    const byT = byStream[si];
-    out.push(byT === undefined ? [] : [...byT.values()].sort((a, b) => a.t - b.t));
-  }
+  for (const list of out) if (list.length > 1) list.sort((a, b) => a.t - b.t);
   return out;
 }
