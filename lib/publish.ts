@@ -5,7 +5,7 @@
  */
 import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import { batches } from "./batch.ts";
-import type { Plan, SourcePlan } from "./config.ts";
+import type { MetricPlan, Plan, SourcePlan } from "./config.ts";
 import type { Stream } from "./discover.ts";
 import { isDataRefused, isRequestRefused, reason } from "./errors.ts";
 import { fetchValues, type PeriodStats } from "./fetch.ts";
@@ -25,7 +25,15 @@ export function targetOf(plan: Plan, src: SourcePlan): (s: Stream) => Target {
   const d = plan.destination;
   const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
     .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
-  return (s) => ({ namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
+  // One target per metrics entry, as its streams share it.
+  const targets = new Map<MetricPlan, Target>();
+  return (s) => {
+    let t = targets.get(s.plan);
+    if (t === undefined) {
+      targets.set(s.plan, t = { namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
+    }
+    return t;
+  };
 }
 
 /** The destination metric name of a stream's statistic: the name itself for the set, `Name_p99` for extras. */
