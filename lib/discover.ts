@@ -75,11 +75,15 @@ function dimensionSets(): (dims: Dimension[]) => Dimension[] {
   };
 }
 
+const matches = new WeakMap<MetricPlan, [name: string, glob: string][]>();
+
 /** Whether a listed metric has exactly the plan's dimension names and values that match its globs. */
 export function selects(plan: MetricPlan, dims: Dimension[]): boolean {
   if (dims.length !== plan.dimensions.length) return false;
   if (!dims.every((d) => plan.dimensions.includes(d.Name))) return false;
-  return Object.entries(plan.match).every(([name, glob]) => {
+  let match = matches.get(plan);
+  if (match === undefined) matches.set(plan, match = Object.entries(plan.match));
+  return match.every(([name, glob]) => {
     const d = dims.find((x) => x.Name === name);
     return d !== undefined && globMatches(glob, d.Value);
   });
