@@ -115,6 +115,18 @@ export function resumeAt(s: StreamState | undefined): number | undefined {
   return s?.next ?? s?.doubt?.[0]?.[0] ?? s?.since;
 }
 
+/**
+ * `f` worked out once per checkpoint object, for all the streams that share it: the store holds equal
+ * checkpoints as one object (lib/store.ts), so an account-region's streams share a handful.
+ */
+export function perCheckpoint<T>(f: (s: StreamState | undefined) => T): (s: StreamState | undefined) => T {
+  const made = new Map<StreamState | undefined, T>();
+  return (s) => {
+    if (!made.has(s)) made.set(s, f(s));
+    return made.get(s) as T;
+  };
+}
+
 /** The part of [start, end) that is in doubt. */
 export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): Doubt[] {
   return (s?.doubt ?? [])

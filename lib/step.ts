@@ -133,7 +133,7 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
         );
         break;
       }
-      const doubtful = perCheckpoint((s) => mayBeThere(s, c, run));
+      const doubtful = state.perCheckpoint((s) => mayBeThere(s, c, run));
       const inDoubt = group.filter((_, i) => doubtful(run.store.get(keys[i]!)));
       const ownDoubt = new Set(group.filter((_, i) => run.ownDoubt.has(keys[i]!)));
       run.log.debug(
@@ -157,24 +157,10 @@ function mayBeThere(s: state.StreamState | undefined, c: { start: number; end: n
     state.doubtIn(s, c).length > 0;
 }
 
-/**
- * `f` worked out once per checkpoint object: an account-region's streams share a handful of them (the store
- * holds equal checkpoints as one object), so a step asks once, not once per stream.
- */
-function perCheckpoint<T>(
-  f: (s: state.StreamState | undefined) => T,
-): (s: state.StreamState | undefined) => T {
-  const made = new Map<state.StreamState | undefined, T>();
-  return (s) => {
-    if (!made.has(s)) made.set(s, f(s));
-    return made.get(s) as T;
-  };
-}
-
 /** When everything in doubt within a chunk can be read from the destination. */
 function readableAt(keys: string[], c: { start: number; end: number }, store: Store): number {
   let at = 0;
-  const readable = perCheckpoint((s) =>
+  const readable = state.perCheckpoint((s) =>
     state.doubtIn(s, c).reduce((a, d) => Math.max(a, state.readableFrom(d)), 0)
   );
   for (const k of keys) at = Math.max(at, readable(store.get(k)));
@@ -191,7 +177,7 @@ interface Group {
 function groupByWindow(src: SourcePlan, streams: Stream[], run: StepContext): Group[] {
   const groups = new Map<string, Group>();
   // The groups of a checkpoint and a metrics entry: worked out once for all the streams that share both.
-  const byCheckpoint = perCheckpoint(() => new Map<MetricPlan, Group[]>());
+  const byCheckpoint = state.perCheckpoint(() => new Map<MetricPlan, Group[]>());
   for (const s of streams) {
     const st = run.store.get(keyOf(src, s));
     const byPlan = byCheckpoint(st);

@@ -17,7 +17,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
-import { type Doubt, parseLegacy, type StreamState } from "./state.ts";
+import { type Doubt, parseLegacy, perCheckpoint, type StreamState } from "./state.ts";
 import { iso } from "./window.ts";
 
 /** A run that makes no progress for this long loses its lease to the next run. */
@@ -540,13 +540,7 @@ function sharedStates(file: string): (row: Row) => StreamState {
 const NONE: StreamState = Object.freeze({});
 
 /** A transition applied once per checkpoint object, for all the streams that share it (see share). */
-function once<T>(f: (s: StreamState) => T): (s: StreamState | undefined) => T {
-  const made = new Map<StreamState, T>();
-  return (s = NONE) => {
-    if (!made.has(s)) made.set(s, f(s));
-    return made.get(s) as T;
-  };
-}
+const once = <T>(f: (s: StreamState) => T) => perCheckpoint((s) => f(s ?? NONE));
 
 const toColumns = (s: StreamState) =>
   [

@@ -8,6 +8,7 @@ import {
   intend,
   outsideSpan,
   parseLegacy,
+  perCheckpoint,
   readableFrom,
   resumeAt,
   statePath,
@@ -149,4 +150,15 @@ test("parseLegacy() reads the JSON state of earlier versions and refuses anythin
       return true;
     });
   }
+});
+
+test("perCheckpoint() works a function out once per checkpoint object, no checkpoint included", () => {
+  const a: StreamState = { next: 60 };
+  const alike: StreamState = { next: 60 };
+  const asked: (StreamState | undefined)[] = [];
+  const f = perCheckpoint((s) => (asked.push(s), resumeAt(s)));
+  assert.deepEqual([a, a, undefined, alike, undefined, a].map(f), [60, 60, undefined, 60, undefined, 60]);
+  // Equal checkpoints that are other objects are asked about again: the store shares what is equal.
+  assert.deepEqual(asked, [a, undefined, alike]);
+  assert.equal(asked[2], alike);
 });
