@@ -7,10 +7,9 @@
  * fetch -> publish -> commit -> the forwarder's own metrics -> summary. Every AWS call a run makes is made by
  * a stage named in pass() and forwardSource() below; lib/README.md says which module owns which.
  */
-import process from "node:process";
 import bundled from "./forwarder.yaml" with { type: "text" };
 import type { CloudWatchApi, Role } from "./lib/aws.ts";
-import { type Args, EXIT, exitCodeOf, HELP, parseArgs } from "./lib/cli.ts";
+import { type Args, commandLine, EXIT, exit, exitCodeOf, HELP, nodeProcess, parseArgs } from "./lib/cli.ts";
 import type { Plan, SourcePlan } from "./lib/config.ts";
 import type { Log } from "./lib/log.ts";
 import type { Producer } from "./lib/publish.ts";
@@ -113,12 +112,17 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: S
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2), {
-    env: process.env,
+  // The environment and the terminal are read from Node's process object only once asked for (see nodeProcess).
+  const code = await main(commandLine(), {
+    get env() {
+      return nodeProcess().env;
+    },
     now: Date.now,
     out: (l) => console.log(l),
     err: (l) => console.error(l),
-    tty: process.stderr.isTTY === true,
+    get tty() {
+      return nodeProcess().stderr.isTTY === true;
+    },
   });
-  process.exit(code);
+  exit(code);
 }

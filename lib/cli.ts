@@ -151,3 +151,16 @@ export function exitCodeOf(e: unknown, err: (line: string) => void): number {
   if (isPermissionError(e)) return (err(`Cannot run forward.ts: ${describe(e)}`), EXIT.usage);
   throw e;
 }
+
+type NodeProcess = typeof import("node:process");
+/** Deno's own: the command line and the exit need none of Node's compatibility layer. */
+const deno = (globalThis as { Deno?: { args: string[]; exit(code: number): never } }).Deno;
+/**
+ * Node's process object. Deno makes it on first use, with the rest of Node's compatibility layer, which takes
+ * longer than all else --help does: it is touched only once a run needs it. Bun's is its own, and cheap.
+ */
+export const nodeProcess = (): NodeProcess => (globalThis as unknown as { process: NodeProcess }).process;
+/** The command line's arguments. */
+export const commandLine = (): string[] => deno ? [...deno.args] : nodeProcess().argv.slice(2);
+/** Ends the process at once: a run's open sockets would keep it alive. */
+export const exit = (code: number): never => deno ? deno.exit(code) : nodeProcess().exit(code);
