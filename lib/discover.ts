@@ -145,7 +145,7 @@ export async function discover(
     void streams.push({ plan, name: interned(name), dims: set(dims) });
   const counts: ListingCounts = {};
   const listings: Promise<void>[] = [];
-  streams.push(...staticStreams(plans));
+  streams.push(...staticStreams(plans, set));
   for (const plan of plans) {
     if (plan.streams) continue;
     const c: PlanCounts = counts[planId(plan)] ??= { names: {} };
@@ -164,39 +164,36 @@ export async function discover(
     else for (const name of plan.names) listings.push(list(name));
   }
   await Promise.all(listings);
-  return { streams: mayRepeat(plans) ? onceEach(plans, streams) : streams, counts };
+  return { streams: onceEach(plans, streams), counts };
 }
 
 /**
- * Whether a stream can come up twice: from two entries (same namespace, period and a name in common), or from
- * a `streams:` list. A listing alone names each metric once.
- */
-const mayRepeat = (plans: MetricPlan[]) =>
-  plans.some((p, i) =>
-    p.streams !== undefined ||
-    plans.some((q, j) =>
-      j < i && p.namespace === q.namespace && p.period === q.period &&
-      p.names.some((n) => q.names.includes(n))
-    )
-  );
-
-/**
- * Each stream once, with the first plan in the config that selects it: one checkpoint per stream, so two
- * entries that select the same stream cannot both forward it (config.ts refuses the plain case).
+ * Each stream once, with the first plan in the config that selects it: one checkpoint per stream. A stream
+ * comes up more than once where two entries select it (same namespace, period and a name in common), where a
+ * `streams:` list names a listed one, and wherever a listing repeats a metric: nothing in the API reference
+ * (ListMetrics) promises that it does not, a listing paged while metrics appear can, and CloudWatch-compatible
+ * endpoints do. Keyed as the checkpoint is (namespace, name, dimensions, period; the account-region is one);
+ * the streams' dimension sets must come from one dimensionSets(), which holds equal sets as one array.
  */
 export function onceEach(plans: MetricPlan[], streams: Stream[]): Stream[] {
-  const byId = new Map<string, Stream>();
+  const order = new Map(plans.map((p, i) => [p, i]));
+  const byDims = new Map<Dimension[], Map<string, number>>();
+  const out: Stream[] = [];
   for (const s of streams) {
-    const id = JSON.stringify([s.plan.namespace, s.name, s.dims, s.plan.period]);
-    const had = byId.get(id);
-    if (had === undefined || plans.indexOf(had.plan) > plans.indexOf(s.plan)) byId.set(id, s);
+    let byName = byDims.get(s.dims);
+    if (byName === undefined) byDims.set(s.dims, byName = new Map());
+    const id = `${s.plan.period}|${s.plan.namespace}|${s.name}`;
+    const at = byName.get(id);
+    if (at === undefined) {
+      byName.set(id, out.length);
+      out.push(s);
+    } else if (order.get(out[at]!.plan)! > order.get(s.plan)!) out[at] = s;
   }
-  return [...byId.values()];
+  return out.length === streams.length ? streams : out;
 }
 
 /** The streams the config names in full (`streams:`): they need no listing. */
-export function staticStreams(plans: MetricPlan[]): Stream[] {
-  const set = dimensionSets();
+export function staticStreams(plans: MetricPlan[], set = dimensionSets()): Stream[] {
   return plans.flatMap((plan) =>
     (plan.streams ?? []).flatMap((values) =>
       plan.names.map((name) => ({
@@ -237,9 +234,9 @@ async function listAll(
 export function rebuild(
   plans: MetricPlan[],
   found: [namespace: string, name: string, dims: [string, string][], period: number][],
+  set = dimensionSets(),
 ): Stream[] {
   const out: Stream[] = [];
-  const set = dimensionSets();
   for (const [namespace, name, pairs, period] of found) {
     const dims = set(pairs.map(([Name, Value]) => ({ Name, Value })));
     const plan = plans.find((p) =>
@@ -304,7 +301,11 @@ export async function streamsOf(
   if (last?.fingerprint === fingerprint && age >= 0 && age < run.discoveryInterval) {
     const found = run.store.keys(src.account, src.region)
       .filter((k) => (run.store.get(k)?.seen ?? -Infinity) >= last.listedAt).map(identityOf);
-    const kept = onceEach(src.metrics, [...staticStreams(src.metrics), ...rebuild(src.metrics, found)]);
+    const set = dimensionSets();
+    const kept = onceEach(src.metrics, [
+      ...staticStreams(src.metrics, set),
+      ...rebuild(src.metrics, found, set),
+    ]);
     run.log.debug(`Kept the listing of ${iso(last.listedAt)}: ${kept.length} streams`, fields(src));
     return kept;
   }

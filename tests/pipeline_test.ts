@@ -163,6 +163,59 @@ test("discover() forwards a stream two entries select once, with the first entry
   }
 });
 
+test("discover() keeps each stream once however the listings repeat it: on a page, across pages, across listings", async () => {
+  const metric = (name: string, o: Record<string, string>) => ({
+    Namespace: "AWS/ECS",
+    MetricName: name,
+    Dimensions: dims(o),
+  });
+  const a = { ClusterName: "c", ServiceName: "a" };
+  const b = { ServiceName: "b", ClusterName: "c" };
+  // Per-name listings (one entry, one name) and a namespace-wide one (an entry with two names) of one service.
+  const pages: Record<string, Record<string, { metrics: Metric[]; nextToken: string | undefined }>> = {
+    CPUUtilization: {
+      "": { metrics: [metric("CPUUtilization", a), metric("CPUUtilization", a)], nextToken: "2" },
+      "2": { metrics: [metric("CPUUtilization", b), metric("CPUUtilization", a)], nextToken: undefined },
+    },
+    "": {
+      "": {
+        metrics: [
+          metric("MemoryUtilization", a),
+          metric("CPUUtilization", b),
+          metric("MemoryUtilization", a),
+        ],
+        nextToken: "2",
+      },
+      "2": { metrics: [metric("CPUUtilization", b), metric("CPUUtilization", a)], nextToken: undefined },
+    },
+  };
+  const api = {
+    listMetrics: (input: ListMetricsInput) =>
+      Promise.resolve(pages[input.MetricName ?? ""]![input.NextToken ?? ""]!),
+  };
+  const one = plan();
+  const both = plan({ names: ["CPUUtilization", "MemoryUtilization"] });
+  const statics = plan({ streams: [{ ClusterName: "c", ServiceName: "b" }] });
+  const which = (streams: Stream[]) =>
+    streams.map((s) => `${s.name} ${s.dims[1]!.Value} ${[one, both, statics].indexOf(s.plan)}`)
+      .sort();
+  assert.deepEqual(which((await discover(api, [one], false)).streams), [
+    "CPUUtilization a 0",
+    "CPUUtilization b 0",
+  ]);
+  assert.deepEqual(which((await discover(api, [both], false)).streams), [
+    "CPUUtilization a 1",
+    "CPUUtilization b 1",
+    "MemoryUtilization a 1",
+  ]);
+  // The first entry in the config that selects a stream forwards it.
+  assert.deepEqual(which((await discover(api, [statics, one, both], false)).streams), [
+    "CPUUtilization a 0",
+    "CPUUtilization b 2",
+    "MemoryUtilization a 1",
+  ]);
+});
+
 test("discover() holds each dimension set once: the metrics of a service share theirs, a cluster its ClusterName", async () => {
   const metric = (MetricName: string, o: Record<string, string>) => ({
     Namespace: "AWS/ECS",
