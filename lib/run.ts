@@ -75,7 +75,7 @@ export interface RunOptions {
   args: Args;
   clients: Clients;
   plan: Plan;
-  paths: { file: string; legacy: string };
+  paths: { file: string; legacy: string; previous?: string };
   deps: {
     now: () => number;
     out: (line: string) => void;
@@ -413,14 +413,14 @@ export function checkReplay(replay: { start: number; end: number } | undefined, 
  * access (Deno without --allow-read --allow-write) the run goes on without checkpoints, and says so.
  */
 export function openStore(
-  paths: { file: string; legacy: string },
+  paths: { file: string; legacy: string; previous?: string },
   readOnly: boolean,
-  o: Omit<OpenOptions, "legacyFile">,
+  o: Omit<OpenOptions, "legacyFile" | "previousFile">,
   log: Log,
 ): Store {
   const file = paths.file;
   try {
-    if (!readOnly) return openSqlite(file, { ...o, legacyFile: paths.legacy });
+    if (!readOnly) return openSqlite(file, { ...o, legacyFile: paths.legacy, previousFile: paths.previous });
     const { streams, listings, continuous } = readStore(file, o);
     return memoryStore(streams, listings, continuous);
   } catch (e) {

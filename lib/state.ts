@@ -42,20 +42,24 @@ export const configFolder = (config: string | undefined, scriptUrl: string) =>
   path.dirname(config ? path.resolve(config) : fileURLToPath(scriptUrl));
 
 /**
- * The checkpoint database: the config's `state_file` (relative to the config's folder), else systemd's
- * StateDirectory, else beside the config; and the JSON state of earlier versions beside it, imported once.
- * A `state_file` ending in .json names such an earlier file: the database goes beside it, ending in .db.
+ * The checkpoint database: the config's `state_file` as written (relative to the config's folder), else
+ * systemd's StateDirectory, else beside the config. `legacy` is where the JSON state of earlier versions may
+ * be, imported once: beside the default database, or the `state_file` itself where it still holds JSON.
+ * `previous` is where the version before this one kept the database of that `state_file` (its name ending
+ * in .db), moved to the path as written when that is free.
  */
 export function statePath(
   stateFile: string | undefined,
   configDir: string,
   env: Record<string, string | undefined>,
-): { file: string; legacy: string } {
-  const named = stateFile
-    ? path.resolve(configDir, stateFile)
-    : path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.db");
-  const base = named.replace(/\.(json|db)$/, "");
-  return { file: `${base}.db`, legacy: `${base}.json` };
+): { file: string; legacy: string; previous?: string } {
+  if (!stateFile) {
+    const file = path.join(env["STATE_DIRECTORY"]?.split(":")[0] || configDir, "forwarder-state.db");
+    return { file, legacy: file.replace(/\.db$/, ".json") };
+  }
+  const file = path.resolve(configDir, stateFile);
+  const previous = `${file.replace(/\.(json|db)$/, "")}.db`;
+  return previous === file ? { file, legacy: file } : { file, legacy: file, previous };
 }
 
 // ---- Pure transitions, tested with tables ----

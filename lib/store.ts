@@ -235,8 +235,10 @@ export interface OpenOptions {
   nowSeconds: number;
   /** Seconds between runs: a store last used longer ago than this allows is not trusted to be continuous. */
   interval: number;
-  /** The pre-SQLite JSON state to import once, if it exists. */
+  /** The pre-SQLite JSON state to import once, if it exists; it may be the database's own path. */
   legacyFile: string | undefined;
+  /** Where the version before kept this database, moved to `file` when `file` does not exist yet. */
+  previousFile?: string | undefined;
   info: (line: string) => void;
 }
 
@@ -274,6 +276,8 @@ function noteSourceRow(
 /** Opens (or creates) the store and takes its lease. */
 export function openStore(file: string, o: OpenOptions): Store {
   checkPath(file);
+  if (o.previousFile !== undefined) movePrevious(o.previousFile, file, o.info);
+  o = { ...o, legacyFile: o.legacyFile === file ? legacyInPlace(file) : o.legacyFile };
   createExclusively(file);
   const db = openDatabase(file, false);
   let lease: Lease | undefined;
@@ -283,7 +287,9 @@ export function openStore(file: string, o: OpenOptions): Store {
     checkOurs(db, file);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
     lease = takeLease(db, file, o.clock);
-    if (imported !== undefined) {
+    if (imported !== undefined && o.legacyFile!.endsWith(".imported")) {
+      o.info(`Imported ${imported} checkpoints from "${o.legacyFile}"`);
+    } else if (imported !== undefined) {
       fs.renameSync(o.legacyFile!, `${o.legacyFile}.imported`);
       o.info(`Imported ${imported} checkpoints from "${o.legacyFile}", kept as "${o.legacyFile}.imported"`);
     }
@@ -294,6 +300,47 @@ export function openStore(file: string, o: OpenOptions): Store {
     db.close();
     throw e instanceof StateError || isPermissionError(e) ? e : unusable(file, e);
   }
+}
+
+/** The files of a SQLite database in WAL mode: the database, its log and the log's index. */
+const WAL_FILES = ["", "-wal", "-shm"];
+
+/**
+ * The database the version before kept beside a `state_file` (its name ending in .db), moved to the path as
+ * written, with its log, when nothing is there yet: its checkpoints go on, and nothing is read twice.
+ */
+function movePrevious(previous: string, file: string, info: (line: string) => void) {
+  if (fs.existsSync(file) || !fs.existsSync(previous)) return;
+  for (const end of WAL_FILES) if (fs.existsSync(previous + end)) fs.renameSync(previous + end, file + end);
+  info(`Moved the state file "${previous}" to "${file}", the state_file as written`);
+}
+
+const SQLITE_HEADER = "SQLite format 3\0";
+
+/**
+ * Where a `state_file` still holds the JSON state of an earlier version: checked, then renamed aside to
+ * make room for the database, and imported from there (an import that fails leaves the database blank, and
+ * is tried again from the renamed file). Returns the file to import, if any.
+ */
+function legacyInPlace(file: string): string | undefined {
+  const imported = `${file}.imported`;
+  let head = "";
+  try {
+    const fd = fs.openSync(file, "r");
+    try {
+      const bytes = new Uint8Array(SQLITE_HEADER.length);
+      head = String.fromCharCode(...bytes.subarray(0, fs.readSync(fd, bytes, 0, bytes.length, 0)));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENOENT") throw e;
+  }
+  if (head === "" || head === SQLITE_HEADER) return fs.existsSync(imported) ? imported : undefined;
+  // Malformed JSON is refused here, with the file left where it is.
+  parseLegacy(fs.readFileSync(file, "utf8"), file);
+  fs.renameSync(file, imported);
+  return imported;
 }
 
 /** A stream's row, as far as it is read (the account and region are in its key), as an array (see readRows). */

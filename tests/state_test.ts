@@ -93,19 +93,30 @@ test("readableFrom() waits as long as CloudWatch may take to show data of that a
   }
 });
 
-test("statePath() takes the config's state_file, else systemd's STATE_DIRECTORY, else the config's folder", () => {
-  const cases: [string | undefined, Record<string, string>, string][] = [
-    [undefined, { STATE_DIRECTORY: "/var/lib/fwd" }, "/var/lib/fwd/forwarder-state"],
-    [undefined, { STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }, "/var/lib/a/forwarder-state"],
-    [undefined, {}, "/etc/fwd/forwarder-state"],
-    ["state/fwd.db", { STATE_DIRECTORY: "/x" }, "/etc/fwd/state/fwd"],
-    ["/srv/fwd.db", {}, "/srv/fwd"],
-    // A config of an earlier version names its JSON file: the database goes beside it.
-    ["/srv/fwd.json", {}, "/srv/fwd"],
+test("statePath() takes the config's state_file as written, else systemd's STATE_DIRECTORY, else the config's folder", () => {
+  const cases: [string | undefined, Record<string, string>, ReturnType<typeof statePath>][] = [
+    [undefined, { STATE_DIRECTORY: "/var/lib/fwd" }, {
+      file: "/var/lib/fwd/forwarder-state.db",
+      legacy: "/var/lib/fwd/forwarder-state.json",
+    }],
+    [undefined, { STATE_DIRECTORY: "/var/lib/a:/var/lib/b" }, {
+      file: "/var/lib/a/forwarder-state.db",
+      legacy: "/var/lib/a/forwarder-state.json",
+    }],
+    [undefined, {}, { file: "/etc/fwd/forwarder-state.db", legacy: "/etc/fwd/forwarder-state.json" }],
+    ["state/fwd.db", { STATE_DIRECTORY: "/x" }, {
+      file: "/etc/fwd/state/fwd.db",
+      legacy: "/etc/fwd/state/fwd.db",
+    }],
+    // The version before kept a state_file's database beside it, its name ending in .db.
+    ["/var/lib/x/checkpoints", {}, {
+      file: "/var/lib/x/checkpoints",
+      legacy: "/var/lib/x/checkpoints",
+      previous: "/var/lib/x/checkpoints.db",
+    }],
+    ["/srv/fwd.json", {}, { file: "/srv/fwd.json", legacy: "/srv/fwd.json", previous: "/srv/fwd.db" }],
   ];
-  for (const [stateFile, env, base] of cases) {
-    assert.deepEqual(statePath(stateFile, "/etc/fwd", env), { file: `${base}.db`, legacy: `${base}.json` });
-  }
+  for (const [stateFile, env, want] of cases) assert.deepEqual(statePath(stateFile, "/etc/fwd", env), want);
 });
 
 test("resumeAt() is the checkpoint, or the first period tried by a stream that never completed a write", () => {

@@ -359,6 +359,52 @@ test("openStore() leaves a store blank when the JSON state cannot be imported, s
   assert.deepEqual(readStore(file).streams, { [key("a")]: { next: 60 } });
 });
 
+test("openStore() keeps the database at a state_file as written, importing the JSON an earlier version left there", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "checkpoints");
+  const streams = { [key("a")]: { first: 0, next: 60, seen: T } };
+  const malformed = '{"version":1,"streams":{"a":';
+  fs.writeFileSync(file, malformed);
+  // Refused as it is, and left where it is.
+  assert.throws(
+    () => open(file, { legacyFile: file }),
+    /^StateError: Cannot import state file .*not valid JSON/,
+  );
+  assert.equal(fs.readFileSync(file, "utf8"), malformed);
+  fs.writeFileSync(file, JSON.stringify({ version: 1, streams }));
+  const said: string[] = [];
+  open(file, { legacyFile: file, info: (l) => said.push(l) }).close();
+  assert.deepEqual(said, [`Imported 1 checkpoints from "${file}.imported"`]);
+  assert.deepEqual(readStore(file).streams, streams);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ["checkpoints", "checkpoints.imported"]);
+  // Opened again: the database is used, and nothing is imported twice.
+  const again = open(file, { legacyFile: file, info: (l) => said.push(l) });
+  again.close();
+  assert.equal(said.length, 1);
+});
+
+test("openStore() moves the database the version before kept beside a state_file to the path as written", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "checkpoints");
+  const previous = `${file}.db`;
+  const store = open(previous);
+  void store.update([key("a")], () => ({ first: 0, next: 60, seen: T }));
+  store.close();
+  const said: string[] = [];
+  open(file, { legacyFile: file, previousFile: previous, info: (l) => said.push(l) }).close();
+  assert.deepEqual(readStore(file).streams, { [key("a")]: { first: 0, next: 60, seen: T } });
+  assert.equal(fs.existsSync(previous), false);
+  // Moved, it is judged as any moved store: the next run reads the destination once before it writes.
+  assert.deepEqual(said, [
+    `Moved the state file "${previous}" to "${file}", the state_file as written`,
+    `State file "${file}": it was moved, copied or restored since its last run, so the periods owed are read from the destination before they are written`,
+  ]);
+  // Once the path as written is in use, a file left at the old path is not touched.
+  fs.writeFileSync(previous, "kept");
+  open(file, { legacyFile: file, previousFile: previous }).close();
+  assert.equal(fs.readFileSync(previous, "utf8"), "kept");
+});
+
 test("openStore() trusts checkpoints only where the previous tick used this same file", () => {
   const dir = tempDir();
   const file = path.join(dir, "state.db");
