@@ -5,12 +5,17 @@
  *
  *   bun run lib/emulator.ts --port 4566 [--seed demo] [--latency-ms N] [--throttle-rate R] [--error-rate R]
  *                           [--put-error-rate R] [--put-reply-delay-ms N] [--put-applied-reset-rate R]
- *                           [--put-applied-error-rate R] [--deny-role ARN] [--require-external-id ROLE_ARN=ID]
- *                           [--no-quotas]
+ *                           [--put-applied-error-rate R] [--list-repeat-rate R] [--late-rate R --late-by S]
+ *                           [--deny-role ARN] [--require-external-id ROLE_ARN=ID] [--no-quotas]
  *
- * CloudWatch's per-second quotas apply per account, Region and operation unless --no-quotas. Faults can be
- * changed while running with POST /_emulator/faults; GET /_emulator/counts returns calls, billed units and
- * throttled calls.
+ * --list-repeat-rate R: ListMetrics names each metric it lists again with chance R, later on the same page or
+ * on the next one (every metric still at least once, at most 500 entries a page). --late-rate R --late-by S:
+ * a share R of the samples a source publishes (the seed, not PutMetricData) is readable only S seconds after
+ * its timestamp, and then merges into its period. CloudWatch's per-second quotas apply per account, Region and
+ * operation unless --no-quotas. Faults can be changed while running with POST /_emulator/faults, a JSON object
+ * of latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate,
+ * put_applied_error_rate, list_repeat_rate, late_rate, late_by and deny_roles (any other key: HTTP 400);
+ * GET /_emulator/counts returns calls, billed units and throttled calls.
  *
  * Its parts are in lib/emulator/: http.ts (the server and both wire protocols), cloudwatch.ts and sts.ts (the
  * operations; requests.ts reads their parameters, errors.ts is their error), store.ts (the streams, indexed for
@@ -19,7 +24,7 @@
  */
 import process from "node:process";
 import { DEMO_ACCOUNTS, seedDemo } from "./emulator/demo_fleet.ts";
-import type { Counts, Faults } from "./emulator/faults.ts";
+import { type Counts, type Faults, lateUntil } from "./emulator/faults.ts";
 import { listen } from "./emulator/http.ts";
 import type { Instance } from "./emulator/instance.ts";
 import { Quotas } from "./emulator/quotas.ts";
@@ -38,6 +43,11 @@ export interface EmulatorOptions {
   putReplyDelayMs?: number;
   putAppliedResetRate?: number;
   putAppliedErrorRate?: number;
+  /** Chance that ListMetrics names a listed metric again, later on the same page or on the next. */
+  listRepeatRate?: number;
+  /** Share of seeded samples readable only `lateBySeconds` after their timestamp. */
+  lateRate?: number;
+  lateBySeconds?: number;
   denyRoles?: string[];
   requireExternalId?: Record<string, string>;
   /** CloudWatch's per-second call quotas, per account, Region and operation; on unless false. */
@@ -53,7 +63,10 @@ export interface Emulator {
   url: string;
   port: number;
   faults: Faults;
-  /** Writes raw values without the API's checks, the way an AWS service publishes into its own namespace. */
+  /**
+   * Writes raw values without the API's checks, the way an AWS service publishes into its own namespace;
+   * late (see lateRate) for some, as a source's samples can be.
+   */
   seed(put: RawPut): void;
   counts(): Record<string, Record<string, Counts>>;
   /** Every credential AssumeRole has issued: access key id, secret access key and session token. */
@@ -72,6 +85,9 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     putReplyDelayMs: options.putReplyDelayMs ?? 0,
     putAppliedResetRate: options.putAppliedResetRate ?? 0,
     putAppliedErrorRate: options.putAppliedErrorRate ?? 0,
+    listRepeatRate: options.listRepeatRate ?? 0,
+    lateRate: options.lateRate ?? 0,
+    lateBySeconds: options.lateBySeconds ?? 0,
     denyRoles: new Set(options.denyRoles ?? []),
   };
   const emu: Instance = {
@@ -84,7 +100,7 @@ export function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> 
     counts: {},
     quotas: options.quotas === false ? undefined : new Quotas(options.monotonic ?? (() => performance.now())),
   };
-  const seed = (put: RawPut) => emu.store.seed(put);
+  const seed = (put: RawPut) => emu.store.seed(put, lateUntil(faults, emu.random, put.timestamp));
   if (options.seed === "demo") seedDemo(seed, now());
   return listen(emu, options.port ?? 0).then(({ port, stop }) => ({
     url: `http://127.0.0.1:${port}`,
@@ -125,7 +141,15 @@ function parseArgs(argv: string[]): EmulatorOptions {
     else if (flag === "--put-reply-delay-ms") o.putReplyDelayMs = Number(value());
     else if (flag === "--put-applied-reset-rate") o.putAppliedResetRate = rate();
     else if (flag === "--put-applied-error-rate") o.putAppliedErrorRate = rate();
-    else if (flag === "--no-quotas") o.quotas = false;
+    else if (flag === "--list-repeat-rate") o.listRepeatRate = rate();
+    else if (flag === "--late-rate") o.lateRate = rate();
+    else if (flag === "--late-by") {
+      const v = Number(value());
+      if (!(v >= 0 && Number.isFinite(v))) {
+        throw new Error("Cannot parse arguments: --late-by takes a number of seconds (0 or more)");
+      }
+      o.lateBySeconds = v;
+    } else if (flag === "--no-quotas") o.quotas = false;
     else if (flag === "--deny-role") denied.push(value());
     else if (flag === "--require-external-id") {
       const [arn, id] = value().split(/=(.*)/s);
@@ -134,6 +158,10 @@ function parseArgs(argv: string[]): EmulatorOptions {
       }
       external[arn] = id;
     } else throw new Error(`Cannot parse arguments: unknown flag "${flag}"`);
+  }
+  // Late by nothing would be no fault at all: say so rather than run without it.
+  if ((o.lateRate ?? 0) > 0 && o.lateBySeconds === undefined) {
+    throw new Error("Cannot parse arguments: --late-rate needs --late-by S");
   }
   return { ...o, denyRoles: denied, requireExternalId: external };
 }

@@ -10,6 +10,7 @@ import type { SourcePlan } from "./config.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { PUT_MAX_DATUMS } from "./limits.ts";
 import { pagesOf, type Stream, streamsOf } from "./discover.ts";
+import { targetOf } from "./publish.ts";
 import { roleOf, type Run } from "./run.ts";
 import { selfMetricCount } from "./selfmetrics.ts";
 import { recentOnly, steps } from "./step.ts";
@@ -31,8 +32,8 @@ export const PRICES = {
 
 /**
  * "You can request up to five statistics for the same metric in a single GetMetricData API request.
- * Additional statistics are billed as an additional metric" (pricing page): one reading bills every query,
- * the other a metric's first five statistics in a call as one. Both are shown.
+ * Additional statistics are billed as an additional metric" (pricing page): in one call, the statistics of one
+ * metric (namespace, name, dimensions) bill ceil(statistics / 5) metrics.
  */
 const STATISTICS_PER_BILLED_METRIC = 5;
 const MONTH_SECONDS = 30 * 86_400;
@@ -45,9 +46,7 @@ export interface Calls {
   /** GetMetricData in the destination, where periods in doubt are read before they are written. */
   GetMetricDataDestination: number;
   PutMetricData: number;
-  /** GetMetricData metrics billed one per query (as the emulator counts them), source and destination. */
-  queries: number;
-  /** The same with up to five statistics of a metric in a call as one. */
+  /** GetMetricData metrics billed, source and destination: up to five statistics of a metric in a call as one. */
   metrics: number;
 }
 
@@ -57,8 +56,8 @@ export interface RunPlan {
   next: Calls;
   /** A month of steady runs every `interval`, listing every `discovery_interval`. */
   month: Calls & { runs: number; customMetrics: number };
-  /** Dollars a month: GetMetricData under either reading, requests, custom metrics, and the totals. */
-  cost: { getMetricData: [number, number]; requests: number; customMetrics: number; total: [number, number] };
+  /** Dollars a month: GetMetricData, requests, custom metrics, and their total. */
+  cost: { getMetricData: number; requests: number; customMetrics: number; total: number };
 }
 
 const zero = (): Calls => ({
@@ -67,12 +66,12 @@ const zero = (): Calls => ({
   GetMetricData: 0,
   GetMetricDataDestination: 0,
   PutMetricData: 0,
-  queries: 0,
   metrics: 0,
 });
 
+/** Adds b's calls to a's, `times` over; only the keys of Calls (a month's `runs` is not a sum). */
 function add(a: Calls, b: Calls, times = 1) {
-  for (const k of Object.keys(a) as (keyof Calls)[]) a[k] += b[k] * times;
+  for (const k of Object.keys(zero()) as (keyof Calls)[]) a[k] += b[k] * times;
 }
 
 /** Adds up datums by target namespace. */
@@ -132,13 +131,11 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   const next = { ...zero(), ListMetrics: pages };
   const datums = new Map<string, number>();
   const namespace = (s: Stream) => run.plan.destination.namespace.replaceAll("{namespace}", s.plan.namespace);
+  const target = targetOf(run.plan, src);
   for await (const step of steps(src, streams, run)) {
     const periods = (step.window.end - step.window.start) / step.period;
     addReads(next, step.streams, periods);
-    const asked = step.inDoubt.reduce((n, s) => n + 1 + s.plan.stats.length, 0);
-    next.GetMetricDataDestination += Math.ceil(asked / queriesPerCall(periods));
-    next.queries += asked;
-    next.metrics += asked;
+    addDestinationReads(next, step.inDoubt, target, periods);
     for (const s of step.streams) {
       datums.set(namespace(s), (datums.get(namespace(s)) ?? 0) + periods * (1 + s.plan.stats.length));
     }
@@ -172,23 +169,65 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   };
 }
 
+/** A metric as GetMetricData bills it: namespace, name and dimensions (sorted by name, as a set). */
+const metricKey = (namespace: string, name: string, dims: readonly { Name: string; Value: string }[]) =>
+  JSON.stringify([
+    namespace,
+    name,
+    dims.map((d) => [d.Name, d.Value]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+  ]);
+
+/** The metrics one call bills for its queries (a metric's key once per statistic asked of it). */
+function billedIn(statistics: Map<string, number>): number {
+  let billed = 0;
+  for (const n of statistics.values()) billed += Math.ceil(n / STATISTICS_PER_BILLED_METRIC);
+  return billed;
+}
+
+const tally = (statistics: Map<string, number>, key: string, n: number) =>
+  statistics.set(key, (statistics.get(key) ?? 0) + n);
+
 /** The GetMetricData calls and billed metrics of fetching these streams' periods, split as lib/step.ts does. */
 function addReads(calls: Calls, streams: Stream[], periods: number) {
   for (const call of batches(streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods))) {
     calls.GetMetricData++;
-    for (const s of call) {
-      calls.queries += statsOf(s).length;
-      calls.metrics += Math.ceil(statsOf(s).length / STATISTICS_PER_BILLED_METRIC);
-    }
+    const statistics = new Map<string, number>();
+    for (const s of call) tally(statistics, metricKey(s.plan.namespace, s.name, s.dims), statsOf(s).length);
+    calls.metrics += billedIn(statistics);
   }
 }
 
-/** Monthly dollars under both readings of the statistics rule, requests, and custom metrics by tier. */
+/**
+ * The destination's GetMetricData calls and billed metrics for the streams in doubt, as lib/publish.ts
+ * (alreadyWritten) asks: SampleCount of each destination metric of a stream (its own name, and one per extra
+ * statistic), the queries in order, queriesPerCall a call.
+ */
+function addDestinationReads(
+  calls: Calls,
+  inDoubt: Stream[],
+  target: ReturnType<typeof targetOf>,
+  periods: number,
+) {
+  if (!(periods > 0)) return; // alreadyWritten asks nothing of an empty window
+  const keys = inDoubt.flatMap((s) => {
+    const t = target(s);
+    const dims = [...s.dims, ...t.dims];
+    return [s.name, ...s.plan.stats.map((stat) => `${s.name}_${stat}`)].map((name) =>
+      metricKey(t.namespace, name, dims)
+    );
+  });
+  const perCall = queriesPerCall(periods);
+  for (let first = 0; first < keys.length; first += perCall) {
+    calls.GetMetricDataDestination++;
+    const statistics = new Map<string, number>();
+    for (const key of keys.slice(first, first + perCall)) tally(statistics, key, 1);
+    calls.metrics += billedIn(statistics);
+  }
+}
+
+/** Monthly dollars: GetMetricData metrics, requests, and custom metrics by tier. */
 function costOf(month: RunPlan["month"]): RunPlan["cost"] {
-  const getMetricData: [number, number] = [
-    month.queries * PRICES.getMetricDataMetric,
-    month.metrics * PRICES.getMetricDataMetric,
-  ];
+  const getMetricData = month.metrics * PRICES.getMetricDataMetric;
   const requests = (month.ListMetrics + month.PutMetricData) * PRICES.request;
   let customMetrics = 0;
   let below = 0;
@@ -196,13 +235,7 @@ function costOf(month: RunPlan["month"]): RunPlan["cost"] {
     customMetrics += Math.max(0, Math.min(month.customMetrics, upTo) - below) * price;
     below = upTo;
   }
-  const rest = requests + customMetrics;
-  return {
-    getMetricData,
-    requests,
-    customMetrics,
-    total: [getMetricData[0] + rest, getMetricData[1] + rest],
-  };
+  return { getMetricData, requests, customMetrics, total: getMetricData + requests + customMetrics };
 }
 
 const dollars = (x: number) => `$${x.toFixed(2)}`;
@@ -222,27 +255,27 @@ export function printPlan(p: RunPlan, json: boolean, interval: number, out: (lin
   const n = p.next;
   out(
     `Next run: AssumeRole ${n.AssumeRole}, ListMetrics ${n.ListMetrics}, GetMetricData ${n.GetMetricData} + ${n.GetMetricDataDestination} in the destination (${
-      count(n.queries)
+      count(n.metrics)
     } metrics billed), PutMetricData ${n.PutMetricData}`,
   );
   const m = p.month;
   out(
     `A month of runs every ${interval} s (${count(m.runs)} runs): ListMetrics ${
       count(m.ListMetrics)
-    }, GetMetricData ${count(m.GetMetricData)} (${count(m.queries)} metrics billed, or ${
+    }, GetMetricData ${count(m.GetMetricData)} (${
       count(m.metrics)
-    } with five statistics of a metric as one), PutMetricData ${count(m.PutMetricData)}, ${
-      count(m.customMetrics)
-    } custom metrics in the destination`,
+    } metrics billed, up to five statistics of a metric in a call as one), PutMetricData ${
+      count(m.PutMetricData)
+    }, ${count(m.customMetrics)} custom metrics in the destination`,
   );
   const c = p.cost;
   out(`Estimated cost a month (list prices ${PRICES.asOf}; check the pricing page):`);
   out(
-    `  GetMetricData   ${dollars(c.getMetricData[0])} (every statistic a metric), ${
-      dollars(c.getMetricData[1])
-    } (five statistics as one)`,
+    `  GetMetricData   ${dollars(c.getMetricData)} (${
+      dollars(PRICES.getMetricDataMetric * 1000)
+    } per 1,000 metrics)`,
   );
   out(`  API requests    ${dollars(c.requests)} (ListMetrics and PutMetricData; before the free tier)`);
   out(`  custom metrics  ${dollars(c.customMetrics)}`);
-  out(`  total           ${dollars(c.total[0])}, or ${dollars(c.total[1])}`);
+  out(`  total           ${dollars(c.total)}`);
 }

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import http from "node:http";
 import process from "node:process";
 import {
   GetMetricDataCommand,
@@ -620,7 +621,7 @@ for (const [name, input, code] of gmdRejections) {
   });
 }
 
-test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query", async () => {
+test("GetMetricData accepts 500 queries and p99.9, and bills up to five statistics of a metric as one", async () => {
   await withEmu(async (emu) => {
     await put(emu, [{ MetricName: "Latency", Value: 1, Timestamp: at(0) }]);
     const r = await cloudWatch(emu.url, A).send(
@@ -635,13 +636,111 @@ test("GetMetricData accepts 500 queries and p99.9, and bills one unit per query"
     );
     assert.equal(r.MetricDataResults?.length, 500);
     const counts = await (await fetch(`${emu.url}/_emulator/counts`)).json();
+    // 500 statistics of one metric (App/Latency, no dimensions) in one call: ceil(500 / 5) = 100 metrics.
     assert.deepEqual(counts[A]["eu-west-1"], {
       calls: { PutMetricData: 1, GetMetricData: 1 },
-      billed: { PutMetricData: 1, GetMetricData: 500 },
+      billed: { PutMetricData: 1, GetMetricData: 100 },
       throttled: {},
     });
   });
 });
+
+/** A query for GetMetricData's billing: a statistic of a metric (App/Latency, no dimensions, unless given). */
+function billedQuery(
+  i: number,
+  o: {
+    name?: string;
+    dims?: [string, string][];
+    stat?: string | undefined;
+    period?: number;
+    account?: string | undefined;
+  } = {},
+) {
+  return {
+    Id: `q${i}`,
+    ...(o.account ? { AccountId: o.account } : {}),
+    MetricStat: {
+      Metric: {
+        Namespace: "App",
+        MetricName: o.name ?? "Latency",
+        Dimensions: (o.dims ?? []).map(([Name, Value]) => ({ Name, Value })),
+      },
+      Period: o.period ?? 60,
+      Stat: o.stat ?? "Sum",
+    },
+  };
+}
+
+const STATS = ["SampleCount", "Sum", "Minimum", "Maximum", "Average", "p50", "p99"];
+const times = <T>(n: number, f: (i: number) => T) => Array.from({ length: n }, (_, i) => f(i));
+
+/** [case, queries of one call, metrics billed]: up to five statistics of a metric in a call bill as one. */
+const billingCases: [string, ReturnType<typeof billedQuery>[], number][] = [
+  [
+    "the statistic set of a stream (4 statistics) as one metric",
+    times(4, (i) => billedQuery(i, { stat: STATS[i] })),
+    1,
+  ],
+  ["5 statistics of a metric as one", times(5, (i) => billedQuery(i, { stat: STATS[i] })), 1],
+  ["6 statistics of a metric as two", times(6, (i) => billedQuery(i, { stat: STATS[i] })), 2],
+  ["the same statistic asked 6 times as two", times(6, (i) => billedQuery(i)), 2],
+  [
+    "4 statistics of each of two dimension sets as two",
+    times(8, (i) => billedQuery(i, { stat: STATS[i % 4], dims: [["Cluster", i < 4 ? "a" : "b"]] })),
+    2,
+  ],
+  [
+    "dimensions in either order as one metric (2 + 3 statistics)",
+    times(5, (i) => billedQuery(i, { dims: i < 2 ? [["A", "1"], ["B", "2"]] : [["B", "2"], ["A", "1"]] })),
+    1,
+  ],
+  [
+    "two metric names as two (2 + 2 statistics)",
+    times(4, (i) => billedQuery(i, { name: i < 2 ? "Latency" : "Errors" })),
+    2,
+  ],
+  [
+    "periods of 60 and 300 s of one metric as one (2 + 3)",
+    times(5, (i) => billedQuery(i, { period: i < 2 ? 60 : 300 })),
+    1,
+  ],
+  [
+    "the caller's own AccountId as the caller's metric (2 + 3)",
+    times(5, (i) => billedQuery(i, { account: i < 2 ? A : undefined })),
+    1,
+  ],
+  [
+    "another AccountId as another metric (2 + 2)",
+    times(4, (i) => billedQuery(i, { account: i < 2 ? "222222222222" : undefined })),
+    2,
+  ],
+  [
+    "500 queries, the forwarder's 4 statistics of 125 streams, as 125",
+    times(500, (i) => billedQuery(i, { stat: STATS[i % 4], dims: [["Service", `s${Math.floor(i / 4)}`]] })),
+    125,
+  ],
+];
+
+for (const [name, queries, billed] of billingCases) {
+  test(`GetMetricData bills ${name}`, async () => {
+    await withEmu(async (emu) => {
+      // Some of the metrics asked have data and some have none: billing is the same for both.
+      await put(emu, [
+        { MetricName: "Latency", Value: 1, Timestamp: at(0) },
+        {
+          MetricName: "Latency",
+          Value: 1,
+          Timestamp: at(0),
+          Dimensions: [{ Name: "A", Value: "1" }, { Name: "B", Value: "2" }],
+        },
+      ]);
+      await cloudWatch(emu.url, A).send(
+        new GetMetricDataCommand({ StartTime: at(0), EndTime: at(1), MetricDataQueries: queries } as never),
+      );
+      assert.equal((await counts(emu))[A]["eu-west-1"].billed.GetMetricData, billed);
+    });
+  });
+}
 
 test("GetMetricData and GetMetricStatistics with a Unit read only that unit's samples; without one, GetMetricStatistics names the first sample's", async () => {
   await withEmu(async (emu) => {
@@ -1024,6 +1123,111 @@ test("ListMetrics pages a listing narrowed by name, dimension names and a dimens
   });
 });
 
+// ---- ListMetrics naming a metric again (--list-repeat-rate) ----
+
+/** A deterministic `random`: a linear congruential generator, as the demo seed uses. */
+function lcg(seed: number): () => number {
+  let x = seed;
+  return () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+/**
+ * Asserts what a listing with repeats still promises: every page at most 500 entries, every stream named at
+ * least once and at most twice, a second naming later on the same page or on the next one. Returns how many
+ * streams were named again on the same page, and on the next.
+ */
+function checkRepeats(pages: string[][], streams: string[]): { samePage: number; nextPage: number } {
+  const first = new Map<string, { page: number; index: number }>();
+  const twice = new Set<string>();
+  let samePage = 0;
+  let nextPage = 0;
+  pages.forEach((page, p) => {
+    assert.ok(page.length <= 500, `page ${p + 1} has ${page.length} entries`);
+    page.forEach((entry, index) => {
+      const seen = first.get(entry);
+      if (seen === undefined) return void first.set(entry, { page: p, index });
+      assert.ok(!twice.has(entry), `${entry} is named more than twice`);
+      twice.add(entry);
+      if (seen.page === p) samePage++;
+      else if (seen.page === p - 1) nextPage++;
+      else assert.fail(`${entry} is named again on page ${p + 1}, first on page ${seen.page + 1}`);
+    });
+  });
+  assert.deepEqual([...first.keys()].sort(), [...streams].sort(), "every stream is named");
+  return { samePage, nextPage };
+}
+
+const s1200 = Array.from({ length: 1200 }, (_, i) => `App/${padded("s")(i)}/`);
+const repeatCases: {
+  name: string;
+  options: EmulatorOptions;
+  sizes: number[] | undefined;
+  check: (pages: string[][], again: { samePage: number; nextPage: number }) => void;
+}[] = [
+  {
+    name: "rate 0 names each metric once, in pages of 500",
+    options: { listRepeatRate: 0 },
+    sizes: [500, 500, 200],
+    check: (pages) => assert.deepEqual(pages.flat(), s1200),
+  },
+  {
+    name: "rate 1, drawn for the same page, names each metric twice in a row, 250 metrics a page",
+    options: { listRepeatRate: 1, random: () => 0 },
+    sizes: [500, 500, 500, 500, 400],
+    check: (pages) => assert.deepEqual(pages.flat(), s1200.flatMap((s) => [s, s])),
+  },
+  {
+    name: "rate 1, drawn for the next page, names a page again on the next; the last page keeps its own",
+    options: { listRepeatRate: 1, random: () => 0.75 },
+    sizes: [500, 500, 500, 500, 400],
+    check: (pages, again) => {
+      assert.deepEqual(pages[0], s1200.slice(0, 500));
+      assert.deepEqual(pages[1], pages[0]);
+      assert.deepEqual(pages[2], s1200.slice(500, 1000));
+      assert.deepEqual(pages[3], pages[2]);
+      assert.deepEqual([...new Set(pages[4])], s1200.slice(1000));
+      assert.deepEqual(again, { samePage: 200, nextPage: 1000 });
+    },
+  },
+  {
+    name: "rate 0.3 names about 30% again, some on the same page and some on the next",
+    options: { listRepeatRate: 0.3, random: lcg(42) },
+    sizes: undefined,
+    check: (_, again) => {
+      const repeated = again.samePage + again.nextPage;
+      assert.ok(repeated > 0.2 * 1200 && repeated < 0.4 * 1200, `${repeated} of 1,200 named again`);
+      assert.ok(again.samePage > 0 && again.nextPage > 0, JSON.stringify(again));
+    },
+  },
+];
+
+for (const c of repeatCases) {
+  test(`--list-repeat-rate: ListMetrics ${c.name}; every metric listed, NextToken followed to the end`, async () => {
+    await withEmu(async (emu) => {
+      await putStreams(emu, 1200, padded("s"));
+      const pages = await listPages(emu, { Namespace: "App" });
+      if (c.sizes) assert.deepEqual(pages.map((p) => p.length), c.sizes);
+      c.check(pages, checkRepeats(pages, s1200));
+    }, c.options);
+  });
+}
+
+test("ListMetrics takes a NextToken that names listed metrics again, and refuses one naming a metric the listing does not select", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 20, padded("a"));
+    await putStreams(emu, 20, padded("o"), () => [], "Other");
+    const page = (token: string) =>
+      cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App", NextToken: token }));
+    // Position 30 is past every App stream (0-19); 5 and 7 are App streams listed before it.
+    const r = await page("emu-30+5.7");
+    assert.deepEqual(r.Metrics!.map((m) => m.MetricName), ["a0005", "a0007"]);
+    assert.equal(r.NextToken, undefined);
+    for (const token of ["emu-30+25", "emu-30+30", "emu-30+", "emu-30+5..7"]) {
+      await rejectsWith(page(token), "InvalidNextToken", 400);
+    }
+  });
+});
+
 test("emu.seed() keeps dimension names and values as given, control characters too, each set its own stream", async () => {
   await withEmu(async (emu) => {
     const sets = [{ "a\u0000b": "c" }, { a: "b\u0000c" }, { "\u0001": "" }, { "": "\u0001x" }, {}];
@@ -1194,6 +1398,80 @@ test("data put 3 hours or more after its time is readable only 2 hours later, an
   });
 });
 
+// ---- Samples a source publishes late (--late-rate, --late-by) ----
+
+/** A `random` that answers these numbers in turn, then 0.99. */
+const drawing = (xs: number[]) => {
+  let i = 0;
+  return Object.assign(() => xs[i++] ?? 0.99, { drawn: () => i });
+};
+
+/**
+ * [case, options, how the samples 1, 2, 3 at 0, 20 and 40 s past T0 are written, random's draws, and what is
+ * readable at seconds past T0: SampleCount, Sum, Minimum, Maximum of the minute, or [] for nothing (and then
+ * ListMetrics names no metric either)].
+ */
+/** The minute with all three samples: SampleCount 3, Sum 6, Minimum 1, Maximum 3. */
+const ALL = [3, 6, 1, 3];
+const lateCases: [string, EmulatorOptions, "seed" | "put", number[], [number, number[]][]][] = [
+  [
+    "--late-rate 1 --late-by 300 holds each seeded sample until 300 s past its time, then adds it to its period",
+    { lateRate: 1, lateBySeconds: 300 },
+    "seed",
+    [],
+    [[60, []], [299, []], [300, [1, 1, 1, 1]], [320, [2, 3, 1, 2]], [340, ALL]],
+  ],
+  [
+    "--late-rate 0.5 holds the seeded samples drawn late; the metric is listed once one sample is readable",
+    { lateRate: 0.5, lateBySeconds: 300 },
+    "seed",
+    [0.1, 0.9, 0.1],
+    [[60, [1, 2, 2, 2]], [300, [2, 3, 1, 2]], [340, ALL]],
+  ],
+  [
+    "--late-rate 1 leaves PutMetricData's writes readable at once: an applied write is readable",
+    { lateRate: 1, lateBySeconds: 300 },
+    "put",
+    [],
+    [[60, ALL]],
+  ],
+  ["--late-rate 0 (the default) leaves every seeded sample readable at once", {}, "seed", [], [[60, ALL]]],
+];
+
+for (const [name, options, write, draws, reads] of lateCases) {
+  test(name, async () => {
+    const random = drawing(draws);
+    await withEmu(async (emu, clock) => {
+      const values = [1, 2, 3];
+      if (write === "put") {
+        await put(emu, values.map((v, i) => ({ MetricName: "Latency", Value: v, Timestamp: at(0, i * 20) })));
+      } else {
+        for (const [i, v] of values.entries()) {
+          emu.seed({
+            account: A,
+            region: "eu-west-1",
+            namespace: "App",
+            name: "Latency",
+            dimensions: {},
+            timestamp: T0 + i * 20_000,
+            values: [v],
+          });
+        }
+        // One draw a seeded sample while the fault is on, none while it is off.
+        assert.equal(random.drawn(), options.lateRate ? 3 : 0);
+      }
+      for (const [seconds, expected] of reads) {
+        clock.now = T0 + seconds * 1000;
+        const stats = ["SampleCount", "Sum", "Minimum", "Maximum"].map((stat) => ({ stat }));
+        const r = await gmd(emu, stats, at(0), at(1));
+        assert.deepEqual(r.MetricDataResults!.flatMap((m) => m.Values), expected, `at ${seconds} s`);
+        const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({ Namespace: "App" }));
+        assert.deepEqual(listed.Metrics!.map((m) => m.MetricName), expected.length ? ["Latency"] : []);
+      }
+    }, { ...options, random });
+  });
+}
+
 test("the emulator's command line sets the faults and the seed, and refuses an unknown flag with exit code 2", async () => {
   const rt = runtime();
   const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
@@ -1285,6 +1563,56 @@ for (const [flag, options, failure] of lostAnswers) {
   });
 }
 
+/** A PutMetricData of one value over `agent`, unsigned but for the account (the emulator reads no more). */
+function putOver(agent: http.Agent, url: string, value: number) {
+  const body = JSON.stringify({
+    Namespace: "App",
+    MetricData: [{ MetricName: "Latency", Value: value, Timestamp: T0 / 1000 }],
+  });
+  return new Promise<{ status?: number; error?: string; reused: boolean }>((resolve) => {
+    let reused = false;
+    const req = http.request(`${url}/`, {
+      method: "POST",
+      agent,
+      headers: {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": "GraniteServiceVersion20100801.PutMetricData",
+        authorization: `AWS4-HMAC-SHA256 Credential=AKIA${A}/20261124/eu-west-1/monitoring/aws4_request`,
+      },
+    }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode!, reused }));
+    });
+    // Whether the first socket the request was given had served a request before.
+    req.once("socket", () => (reused = req.reusedSocket));
+    req.on("error", (e) => resolve({ error: `${(e as { code?: string }).code} ${e.message}`, reused }));
+    req.end(body);
+  });
+}
+
+test("--put-applied-reset-rate resets a PutMetricData applied on a kept-alive connection, as the SDK's handler reuses one", async () => {
+  await withEmu(async (emu) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      assert.deepEqual(await putOver(agent, emu.url, 1), { status: 200, reused: false });
+      emu.faults.putAppliedResetRate = 1;
+      assert.deepEqual(await putOver(agent, emu.url, 2), {
+        error: "ECONNRESET socket hang up",
+        reused: true,
+      });
+    } finally {
+      agent.destroy();
+    }
+    // The second write was applied before its connection was reset. Deno's node:http sends a request again,
+    // on a new connection, when a reused one closes before any answer (denoland/deno#31932, #36786): there the
+    // second write is applied twice (and reset twice, so the client still sees the reset).
+    const again = runtime().name === "deno" ? 1 : 0;
+    const r = await gmd(emu, [{ stat: "Sum" }, { stat: "SampleCount" }], at(0), at(1));
+    assert.deepEqual(r.MetricDataResults!.map((m) => m.Values), [[1 + 2 + 2 * again], [2 + again]]);
+    assert.deepEqual((await counts(emu))[A]["eu-west-1"].calls.PutMetricData, 2 + again);
+  });
+});
+
 test("POST /_emulator/faults sets put_applied_reset_rate and put_applied_error_rate while running", async () => {
   await withEmu(async (emu) => {
     const set = async (faults: Record<string, number>) =>
@@ -1314,6 +1642,56 @@ test("POST /_emulator/faults answers a body that is not a JSON object with HTTP 
       assert.match((await r.json()).message, message);
     }
     assert.equal(emu.faults.throttleRate, 0);
+  });
+});
+
+/** [body, the message of its HTTP 400]: a body with any problem changes no fault. */
+const refusedFaults: [Record<string, unknown>, string][] = [
+  [
+    { throttleRate: 0.9 },
+    'Cannot set the faults: unknown key "throttleRate" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, deny_roles)',
+  ],
+  [
+    { throttle_rate: 0.5, lateRate: 1, list_repeat: 1 },
+    'Cannot set the faults: unknown keys "lateRate", "list_repeat" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, deny_roles)',
+  ],
+  [
+    { late_rate: 2, late_by: -1 },
+    'Cannot set the faults: "late_rate" takes a number from 0 to 1; "late_by" takes a number of seconds (0 or more)',
+  ],
+  [{ list_repeat_rate: "0.5" }, 'Cannot set the faults: "list_repeat_rate" takes a number from 0 to 1'],
+  [
+    { deny_roles: "arn:aws:iam::111111111111:role/r" },
+    'Cannot set the faults: "deny_roles" takes a list of role ARNs',
+  ],
+];
+
+for (const [body, message] of refusedFaults) {
+  test(`POST /_emulator/faults refuses ${JSON.stringify(body)} with HTTP 400, naming the problem, and changes nothing`, async () => {
+    await withEmu(async (emu) => {
+      const before = structuredClone(emu.faults);
+      const r = await fetch(`${emu.url}/_emulator/faults`, { method: "POST", body: JSON.stringify(body) });
+      assert.equal(r.status, 400);
+      assert.deepEqual(await r.json(), { message });
+      assert.deepEqual(emu.faults, before);
+    });
+  });
+}
+
+test("POST /_emulator/faults sets list_repeat_rate, late_rate and late_by while running", async () => {
+  await withEmu(async (emu) => {
+    const r = await fetch(`${emu.url}/_emulator/faults`, {
+      method: "POST",
+      body: JSON.stringify({ list_repeat_rate: 0.25, late_rate: 0.5, late_by: 600 }),
+    });
+    assert.equal(r.status, 200);
+    const answer = await r.json();
+    assert.deepEqual([answer.listRepeatRate, answer.lateRate, answer.lateBySeconds], [0.25, 0.5, 600]);
+    assert.deepEqual([emu.faults.listRepeatRate, emu.faults.lateRate, emu.faults.lateBySeconds], [
+      0.25,
+      0.5,
+      600,
+    ]);
   });
 });
 
@@ -1472,6 +1850,64 @@ test("the command line takes --no-quotas and the applied-answer-lost faults", as
     process.kill(child.pid!, "SIGTERM");
   }
 });
+
+test("the command line takes --list-repeat-rate, --late-rate and --late-by: the seed's samples late by a day are not listed", async () => {
+  const rt = runtime();
+  const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+  const prefix = rt.name === "bun" ? ["run", script] : ["run", "--allow-net", "--allow-env", script];
+  const args = [
+    "--port",
+    "0",
+    "--seed",
+    "demo",
+    "--list-repeat-rate",
+    "0.5",
+    "--late-rate",
+    "1",
+    "--late-by",
+    "86400",
+  ];
+  const child = spawn(rt.command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += String(d)));
+  try {
+    // Its address once it listens; a refusal of the flags ends the test at once rather than at the timeout.
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.once("data", (d) => resolve(String(d).trim().split(" ").pop()!));
+      child.once("close", (code) => reject(new Error(`The emulator exited with ${code}: ${stderr}`)));
+    });
+    const faults = await (await fetch(`${url}/_emulator/faults`, { method: "POST", body: "{}" })).json();
+    assert.deepEqual([faults.listRepeatRate, faults.lateRate, faults.lateBySeconds], [0.5, 1, 86400]);
+    const listed = await cloudWatch(url, A).send(new ListMetricsCommand({ Namespace: "AWS/ECS" }));
+    assert.deepEqual(listed.Metrics, []);
+  } finally {
+    if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
+  }
+});
+
+/** [arguments, what the emulator says before it exits with code 2]. */
+const refusedArguments: [string[], string][] = [
+  [["--list-repeat-rate", "1.5"], "Cannot parse arguments: --list-repeat-rate takes a number from 0 to 1"],
+  [["--late-rate", "0.5"], "Cannot parse arguments: --late-rate needs --late-by S"],
+  [
+    ["--late-rate", "0.5", "--late-by", "-5"],
+    "Cannot parse arguments: --late-by takes a number of seconds (0 or more)",
+  ],
+];
+
+for (const [args, message] of refusedArguments) {
+  test(`the command line refuses ${args.join(" ")} with exit code 2`, async () => {
+    const rt = runtime();
+    const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+    const prefix = rt.name === "bun" ? ["run", script] : ["run", "--allow-net", "--allow-env", script];
+    const bad = spawn(rt.command, [...prefix, "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    bad.stderr.on("data", (d) => (stderr += String(d)));
+    const code = await new Promise<number | null>((resolve) => bad.on("close", resolve));
+    assert.equal(code, 2);
+    assert.equal(stderr, `${message}\n`);
+  });
+}
 
 // ---- Names: namespaces and dimensions ----
 

@@ -107,6 +107,8 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     // The first run of a new store: no stream has a checkpoint, so each source's step first reads what the
     // destination holds, one SampleCount query per forwarded metric: 6 ECS + Latency + Latency_p99 = 8
     // queries for each small source (one call each), 1,040 for big (three calls of up to 500): 6 calls.
+    // Billed: up to five statistics of a metric in a call bill as one metric (pricing page), and each of these
+    // queries asks one statistic of a metric of its own, so each bills one: 3 x 8 + 1,040 x 1.
     const first = await run(now);
     assert.deepEqual(first.calls, {
       ...both(fetches, listings),
@@ -115,6 +117,9 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     const billed = (c: ReturnType<Emulator["counts"]>) =>
       c[DEST]?.["eu-west-1"]?.billed["GetMetricData"] ?? 0;
     assert.equal(billed(emu.counts()) - billed(first.before), 3 * 8 + 1_040);
+    // In the sources, a stream's statistics (4, or 5 with p99) are asked in one call and bill as one metric:
+    // one per stream, 3 x (6 + 1) + 1,040.
+    assert.equal(billedBetween(first.before, emu.counts()) - 3 * 8 - 1_040, 3 * 7 + 1_040);
     // The next tick, a minute later: the store continues the run before it, so it trusts its checkpoints and
     // reads nothing from the destination, and the listing is kept (discovery_interval, here two minutes): the
     // same minimum of GetMetricData and PutMetricData for the one period each stream owes, nothing more.
@@ -170,14 +175,14 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
         GetMetricData: total("GetMetricData", src),
         GetMetricDataDestination: total("GetMetricData", dest),
         PutMetricData: total("PutMetricData", dest),
-        queries: done.billed,
+        metrics: done.billed,
       }, {
         AssumeRole: plan.next["AssumeRole"],
         ListMetrics: plan.next["ListMetrics"],
         GetMetricData: plan.next["GetMetricData"],
         GetMetricDataDestination: plan.next["GetMetricDataDestination"],
         PutMetricData: plan.next["PutMetricData"],
-        queries: plan.next["queries"],
+        metrics: plan.next["metrics"],
       }, `the run at ${iso(at)}`);
     }
   } finally {

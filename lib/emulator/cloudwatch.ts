@@ -25,14 +25,17 @@ import {
   PUT_MAX_DATUMS,
   QUERY_ID,
   RECENTLY_ACTIVE_MS,
+  STATISTICS_PER_BILLED_METRIC,
 } from "./limits.ts";
 import {
   checkDimension,
   checkNamespace,
   checkPeriod,
   checkStat,
+  invalidToken,
   isObject,
   list,
+  listToken,
   nextTokenSkip,
   num,
   parseDimensions,
@@ -41,21 +44,28 @@ import {
   strings,
   time,
 } from "./requests.ts";
+import type { Instance } from "./instance.ts";
 import { forEachPeriod } from "./samples.ts";
-import type { MetricStore, Sample } from "./store.ts";
+import type { MetricStore, Sample, Stream } from "./store.ts";
 
-/** Runs one CloudWatch operation on an account and region's data; returns its answer. */
+/**
+ * Runs one CloudWatch operation on an account and region's data; returns its answer and the units AWS bills
+ * for it (one request, or GetMetricData's metrics).
+ */
 export function callCloudWatch(
-  store: MetricStore,
+  emu: Pick<Instance, "store" | "faults" | "random">,
   account: string,
   region: string,
   op: string,
   body: Record<string, unknown>,
-): unknown {
-  if (op === "PutMetricData") return putMetricData(store, account, region, body);
+): { answer: unknown; billed: number } {
+  const { store } = emu;
+  if (op === "PutMetricData") return { answer: putMetricData(store, account, region, body), billed: 1 };
   if (op === "GetMetricData") return getMetricData(store, account, region, body);
-  if (op === "GetMetricStatistics") return getMetricStatistics(store, account, region, body);
-  if (op === "ListMetrics") return listMetrics(store, account, region, body);
+  if (op === "GetMetricStatistics") {
+    return { answer: getMetricStatistics(store, account, region, body), billed: 1 };
+  }
+  if (op === "ListMetrics") return { answer: listMetrics(emu, account, region, body), billed: 1 };
   throw new AwsError(
     "UnknownOperationException",
     `The operation ${op} is not supported by this emulator.`,
@@ -273,7 +283,33 @@ function getMetricData(store: MetricStore, account: string, region: string, body
     return r;
   });
   // NextToken is the number of datapoints already returned, counted over the results in order.
-  return resultPage(results, nextTokenSkip(body), maxPoints);
+  return { answer: resultPage(results, nextTokenSkip(body), maxPoints), billed: billedMetrics(parsed) };
+}
+
+/**
+ * The metrics a GetMetricData call bills: "You can request up to five statistics for the same metric in a
+ * single GetMetricData API request. Additional statistics are billed as an additional metric" (CloudWatch
+ * pricing page). A metric is its namespace, name, set of dimensions and account; every query counts as one
+ * statistic requested, whatever its period, and whether it returns data or not.
+ */
+function billedMetrics(queries: { metric: unknown }[]): number {
+  const statistics = new Map<unknown, number>();
+  for (const q of queries) statistics.set(q.metric, (statistics.get(q.metric) ?? 0) + 1);
+  let billed = 0;
+  for (const n of statistics.values()) billed += Math.ceil(n / STATISTICS_PER_BILLED_METRIC);
+  return billed;
+}
+
+/**
+ * A metric as billing tells metrics apart: its account, namespace, name and dimensions as a set. Dimensions
+ * and namespaces hold no control characters (API reference, Dimension; the namespace's characters), so NUL
+ * separates them; the name, which may, is quoted.
+ */
+function metricKey(owner: string, namespace: string, name: string, dims: { Name: string; Value: string }[]) {
+  const sorted = dims.slice().sort((a, b) => (a.Name < b.Name ? -1 : 1));
+  let key = `${owner}\u0000${namespace}\u0000${JSON.stringify(name)}`;
+  for (const d of sorted) key += `\u0000${d.Name}\u0000${d.Value}`;
+  return key;
 }
 
 /** One MetricDataQuery, checked; `ids` holds the ids seen so far in the call. */
@@ -314,10 +350,15 @@ function parseQuery(
   checkStat(stat, `${where}.MetricStat.Stat`);
   const unit = parseUnit(ms);
   const returnData = q["ReturnData"] !== false;
+  // The account that holds the metric, the caller's when not given (API reference, MetricDataQuery.AccountId).
+  const owner = str(q, "AccountId") ?? account;
+  const stream = store.find(account, region, namespace, name, dims);
   return {
     id,
     label: str(q, "Label") ?? name,
-    stream: store.find(account, region, namespace, name, dims),
+    // The stream itself names the metric where there is one: no key to build for most queries.
+    metric: owner === account && stream ? stream : metricKey(owner, namespace, name, dims),
+    stream,
     period,
     stat,
     unit,
@@ -426,7 +467,13 @@ function getMetricStatistics(
 }
 
 // -- ListMetrics --
-function listMetrics(store: MetricStore, account: string, region: string, body: Record<string, unknown>) {
+function listMetrics(
+  emu: Pick<Instance, "store" | "faults" | "random">,
+  account: string,
+  region: string,
+  body: Record<string, unknown>,
+) {
+  const { store } = emu;
   const namespace = str(body, "Namespace");
   if (namespace !== undefined) checkNamespace(namespace);
   const name = str(body, "MetricName");
@@ -444,12 +491,63 @@ function listMetrics(store: MetricStore, account: string, region: string, body: 
   }
   const t = store.now();
   const since = recently ? t - RECENTLY_ACTIVE_MS : t - MAX_AGE_MS;
-  // NextToken is the position in the account and Region's streams where the next page starts.
-  const from = nextTokenSkip(body, store.created(account, region));
-  const query = { namespace, name, filters, since };
-  const { page, next } = store.list(account, region, query, from, LIST_PAGE_SIZE);
+  // NextToken is the position in the account and Region's streams where the next page starts, and the
+  // positions of the streams the last page left to name again on this one (--list-repeat-rate).
+  const created = store.created(account, region);
+  const { from, repeats } = listToken(body, created, LIST_PAGE_SIZE);
+  const query = { namespace, name, filters, since, now: t };
+  const carried = store.again(account, region, query, repeats);
+  if (carried === undefined) throw invalidToken();
+  const rate = emu.faults.listRepeatRate;
+  const listed = store.list(account, region, query, from, LIST_PAGE_SIZE - carried.length);
+  const { page, next, carry } = rate > 0 || carried.length > 0
+    ? withRepeats(listed, carried, rate, emu.random, created)
+    : { ...listed, carry: [] };
+  const token = next === undefined ? undefined : `emu-${next}${carry.length ? `+${carry.join(".")}` : ""}`;
   return {
     Metrics: page.map((s) => ({ Namespace: s.namespace, MetricName: s.name, Dimensions: s.dimensions() })),
-    ...(next === undefined ? {} : { NextToken: `emu-${next}` }),
+    ...(token === undefined ? {} : { NextToken: token }),
   };
+}
+
+/**
+ * A page that names some of its metrics again, each with chance `rate`, later on the same page or on the next:
+ * nothing in the API reference (ListMetrics) promises that a listing names a metric once, and LocalStack names
+ * one per datum written (localstack/localstack#3222). `carried` are the streams the last page left for this
+ * one; they come first. Every stream is still named at least once, and a page holds at most LIST_PAGE_SIZE
+ * entries: a stream the page has no room for starts the next page, and a repeat it has no room for goes there.
+ */
+function withRepeats(
+  listed: { page: Stream[]; next: number | undefined },
+  carried: Stream[],
+  rate: number,
+  random: () => number,
+  created: number,
+): { page: Stream[]; next: number | undefined; carry: number[] } {
+  const page = [...carried];
+  /** Entries to name again: on this page (`later`), or on the next (`carry`); by their index in `page`. */
+  const later: number[] = [];
+  const carry: number[] = [];
+  let taken = 0;
+  for (const s of listed.page) {
+    if (page.length + later.length + 1 > LIST_PAGE_SIZE) break;
+    page.push(s);
+    taken++;
+    // No draw when the fault is off, so that an injected `random` sees the same sequence as before it.
+    if (!(rate > 0) || random() >= rate) continue;
+    const samePage = random() < 0.5 && page.length + later.length + 1 <= LIST_PAGE_SIZE;
+    (samePage ? later : carry).push(page.length - 1);
+  }
+  let next = taken < listed.page.length ? listed.page[taken]!.seq : listed.next;
+  // The last page keeps its repeats where it has room: a page of repeats alone would be one more call.
+  if (next === undefined) {
+    while (carry.length > 0 && page.length + later.length < LIST_PAGE_SIZE) later.push(carry.shift()!);
+    if (carry.length > 0) next = created;
+  }
+  const carrySeqs = carry.map((i) => page[i]!.seq);
+  // Each repeat goes at a place after the entry it repeats, placed from the end so that indices hold.
+  const places = later.map((i) => ({ s: page[i]!, at: i + 1 + Math.floor(random() * (page.length - i)) }));
+  places.sort((a, b) => b.at - a.at);
+  for (const { s, at } of places) page.splice(at, 0, s);
+  return { page, next, carry: carrySeqs };
 }

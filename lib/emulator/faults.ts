@@ -1,7 +1,7 @@
 /**
  * The faults an emulator can be told to make (latency, throttling, server errors, answers lost after a write
- * was applied, refused roles) and the call counts it keeps, with the /_emulator/ endpoints that change the one
- * and report the other while it runs.
+ * was applied, listings that name a metric twice, samples that arrive late, refused roles) and the call counts
+ * it keeps, with the /_emulator/ endpoints that change the one and report the other while it runs.
  */
 import type { ServerResponse } from "node:http";
 import { AwsError, throttling } from "./errors.ts";
@@ -10,7 +10,10 @@ import { isObject } from "./requests.ts";
 export interface Counts {
   /** Every request that names an operation, answered or not. */
   calls: Record<string, number>;
-  /** The units AWS bills for the calls it applied (GetMetricData: one per query). */
+  /**
+   * The units AWS bills for the calls it applied: one per call, but GetMetricData one per metric requested,
+   * up to five statistics of a metric in a call as one (see billedMetrics in cloudwatch.ts).
+   */
   billed: Record<string, number>;
   /** Calls refused with Throttling for being over the operation's quota (not those --throttle-rate makes). */
   throttled: Record<string, number>;
@@ -28,6 +31,11 @@ export interface Faults {
   putAppliedResetRate: number;
   /** Share of PutMetricData calls applied (stored, billed), then answered HTTP 500 InternalFailure. */
   putAppliedErrorRate: number;
+  /** Chance that ListMetrics names a metric it lists again, later on the same page or on the next. */
+  listRepeatRate: number;
+  /** Share of seeded samples (published by a source) readable only `lateBySeconds` after their timestamp. */
+  lateRate: number;
+  lateBySeconds: number;
   denyRoles: Set<string>;
 }
 
@@ -76,16 +84,66 @@ export function loseAnswer(faults: Faults, random: () => number) {
   if (r < rate) throw internalFailure();
 }
 
-/** The numeric faults POST /_emulator/faults sets, by their snake_case keys. */
+/**
+ * When a sample a source publishes becomes readable: at its timestamp + lateBySeconds for a lateRate share,
+ * else at once (undefined). A service or agent can deliver a period's samples after a reader has read it (API
+ * reference, PutMetricData: data can take up to hours to become available); a write applied by PutMetricData
+ * itself is not made late here, since a reader of the destination relies on reading what was applied.
+ */
+export function lateUntil(faults: Faults, random: () => number, t: number): number | undefined {
+  // No draw when the fault is off, so that an injected `random` sees the same sequence as before it.
+  if (!(faults.lateRate > 0)) return undefined;
+  return random() < faults.lateRate ? t + faults.lateBySeconds * 1000 : undefined;
+}
+
+/** The numeric faults POST /_emulator/faults sets, by their snake_case keys, and the values each takes. */
 const NUMERIC_FAULTS = {
-  latency_ms: "latencyMs",
-  throttle_rate: "throttleRate",
-  error_rate: "errorRate",
-  put_error_rate: "putErrorRate",
-  put_reply_delay_ms: "putReplyDelayMs",
-  put_applied_reset_rate: "putAppliedResetRate",
-  put_applied_error_rate: "putAppliedErrorRate",
+  latency_ms: ["latencyMs", "milliseconds"],
+  throttle_rate: ["throttleRate", "rate"],
+  error_rate: ["errorRate", "rate"],
+  put_error_rate: ["putErrorRate", "rate"],
+  put_reply_delay_ms: ["putReplyDelayMs", "milliseconds"],
+  put_applied_reset_rate: ["putAppliedResetRate", "rate"],
+  put_applied_error_rate: ["putAppliedErrorRate", "rate"],
+  list_repeat_rate: ["listRepeatRate", "rate"],
+  late_rate: ["lateRate", "rate"],
+  late_by: ["lateBySeconds", "seconds"],
 } as const;
+
+const KNOWN_KEYS = [...Object.keys(NUMERIC_FAULTS), "deny_roles"];
+
+/** What is wrong with the value of a numeric fault, if anything. */
+function badValue(v: unknown, kind: "rate" | "milliseconds" | "seconds"): string | undefined {
+  if (kind === "rate") return typeof v === "number" && v >= 0 && v <= 1 ? undefined : "a number from 0 to 1";
+  return typeof v === "number" && v >= 0 && Number.isFinite(v)
+    ? undefined
+    : `a number of ${kind} (0 or more)`;
+}
+
+/**
+ * The problems of a POST /_emulator/faults body, one a line: unknown keys (a misspelt fault would otherwise
+ * change nothing and pass for a fault that is on), and values a fault does not take.
+ */
+function faultProblems(f: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const unknown = Object.keys(f).filter((k) => !KNOWN_KEYS.includes(k));
+  if (unknown.length > 0) {
+    problems.push(
+      `unknown ${unknown.length === 1 ? "key" : "keys"} ${unknown.map((k) => `"${k}"`).join(", ")} (known: ${
+        KNOWN_KEYS.join(", ")
+      })`,
+    );
+  }
+  for (const [key, [, kind]] of Object.entries(NUMERIC_FAULTS)) {
+    const why = key in f ? badValue(f[key], kind) : undefined;
+    if (why) problems.push(`"${key}" takes ${why}`);
+  }
+  const roles = f["deny_roles"];
+  if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string"))) {
+    problems.push(`"deny_roles" takes a list of role ARNs`);
+  }
+  return problems;
+}
 
 /** GET /_emulator/counts, and POST /_emulator/faults with any of the fields above and deny_roles. */
 export function control(
@@ -108,7 +166,12 @@ export function control(
     if (!isObject(f)) {
       return answer(res, 400, { message: "Cannot set the faults: the body is not an object" });
     }
-    for (const [key, field] of Object.entries(NUMERIC_FAULTS)) {
+    // All or nothing: a body with a problem changes no fault.
+    const problems = faultProblems(f);
+    if (problems.length > 0) {
+      return answer(res, 400, { message: `Cannot set the faults: ${problems.join("; ")}` });
+    }
+    for (const [key, [field]] of Object.entries(NUMERIC_FAULTS)) {
       const v = f[key];
       if (typeof v === "number") faults[field] = v;
     }

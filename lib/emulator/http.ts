@@ -11,7 +11,7 @@ import { AwsError, requestId, throttling } from "./errors.ts";
 import { ConnectionReset, control, count, injectFaults, loseAnswer } from "./faults.ts";
 import type { Instance } from "./instance.ts";
 import { PUT_MAX_BYTES } from "./limits.ts";
-import { isObject, list } from "./requests.ts";
+import { isObject } from "./requests.ts";
 import { caller, callSts } from "./sts.ts";
 
 type Caller = ReturnType<typeof caller>;
@@ -115,15 +115,14 @@ async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
     throw throttling();
   }
   injectFaults(faults, emu.random, op);
-  const billed = op === "GetMetricData" ? (list(body, "MetricDataQueries")?.length ?? 0) : 1;
-  const out = callCloudWatch(emu.store, who.account, who.region, op, body);
+  const { answer, billed } = callCloudWatch(emu, who.account, who.region, op, body);
   count(emu.counts, who.account, who.region, "billed", op, billed);
   if (op === "PutMetricData") {
     // A write applied whose answer comes late, or never: the client never learns that it succeeded.
     await sleep(faults.putReplyDelayMs);
     loseAnswer(faults, emu.random);
   }
-  return out;
+  return answer;
 }
 
 /** An STS call in the query protocol: run, then counted; returns its XML answer. */

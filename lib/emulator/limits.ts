@@ -1,7 +1,7 @@
 /**
  * The emulator's own copies of the AWS limits and value rules, each from the AWS API reference (Amazon
- * CloudWatch API Reference, AWS STS API Reference). The forwarder keeps its own; a mistake in one is caught by
- * the other.
+ * CloudWatch API Reference, AWS STS API Reference), and the billing rule it counts by (CloudWatch pricing
+ * page). The forwarder keeps its own; a mistake in one is caught by the other.
  */
 
 /** PutMetricData: at most 1,000 metrics per request (API reference, PutMetricData). */
@@ -44,6 +44,11 @@ export const ASCII_CONTROL = /[\x00-\x1f\x7f]/;
 export const GMD_MAX_QUERIES = 500;
 /** GetMetricData.MaxDatapoints: 100,800 when not given (API reference, GetMetricData). */
 export const GMD_DEFAULT_MAX_DATAPOINTS = 100_800;
+/**
+ * GetMetricData billing: "You can request up to five statistics for the same metric in a single GetMetricData
+ * API request. Additional statistics are billed as an additional metric" (CloudWatch pricing page).
+ */
+export const STATISTICS_PER_BILLED_METRIC = 5;
 /** GetMetricStatistics: at most 1,440 datapoints per call (API reference, GetMetricStatistics). */
 export const GMS_MAX_DATAPOINTS = 1440;
 /** GetMetricStatistics: Statistics 1-5 items, ExtendedStatistics 1-10 (API reference, GetMetricStatistics). */

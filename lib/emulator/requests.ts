@@ -187,13 +187,28 @@ export function nextTokenSkip(body: Record<string, unknown>, max = Infinity): nu
   const token = str(body, "NextToken");
   if (token === undefined) return 0;
   const m = /^emu-(\d+)$/.exec(token);
-  if (!m || Number(m[1]) > max) {
-    throw new AwsError(
-      "InvalidNextToken",
-      "The service returned an invalid NextToken.",
-      400,
-      "InvalidNextToken",
-    );
-  }
+  if (!m || Number(m[1]) > max) throw invalidToken();
   return Number(m[1]);
 }
+
+/**
+ * ListMetrics' NextToken, "emu-N" or "emu-N+a.b.c": N (at most `max`) is the position where the next page
+ * starts, a, b, c the positions of streams listed before N that the page names again (at most `most`).
+ */
+export function listToken(
+  body: Record<string, unknown>,
+  max: number,
+  most: number,
+): { from: number; repeats: number[] } {
+  const token = str(body, "NextToken");
+  if (token === undefined) return { from: 0, repeats: [] };
+  const m = /^emu-(\d+)(?:\+(\d+(?:\.\d+)*))?$/.exec(token);
+  const from = Number(m?.[1]);
+  const repeats = m?.[2]?.split(".").map(Number) ?? [];
+  if (!m || from > max || repeats.length > most || repeats.some((r) => r >= from)) throw invalidToken();
+  return { from, repeats };
+}
+
+/** InvalidNextToken: a token this emulator did not write, or one for another listing. */
+export const invalidToken = () =>
+  new AwsError("InvalidNextToken", "The service returned an invalid NextToken.", 400, "InvalidNextToken");

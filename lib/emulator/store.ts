@@ -118,6 +118,11 @@ class Namespace {
 class Place {
   readonly streams: Stream[] = [];
   readonly namespaces = new Map<string, Namespace>();
+  /**
+   * Streams that hold only late samples, and when the first of those becomes readable: until then ListMetrics
+   * does not name them (it lists metrics with data). Empty unless samples are seeded late.
+   */
+  readonly held = new Map<Stream, number>();
 
   metric(namespace: string, name: string): Metric {
     let ns = this.namespaces.get(namespace);
@@ -144,15 +149,35 @@ class Place {
   list(q: ListQuery, from: number, limit: number): { page: Stream[]; next: number | undefined } {
     const candidates = this.#candidates(q);
     const page: Stream[] = [];
+    const held = this.held.size > 0;
     for (let i = firstFrom(candidates, from); i < candidates.length; i++) {
       const s = candidates[i]!;
       if (q.name !== undefined && s.name !== q.name) continue;
       if (!q.filters.every((f) => hasDimension(s.dims, f.name, f.value))) continue;
       if (Math.max(s.newest() ?? 0, s.lastReceived) < q.since) continue;
+      if (held && (this.held.get(s) ?? -Infinity) > q.now) continue;
       if (page.length === limit) return { page, next: s.seq };
       page.push(s);
     }
     return { page, next: undefined };
+  }
+
+  /**
+   * The streams at these positions, if the query names each of them (by namespace, name and dimensions; a
+   * stream named again may have left RecentlyActive since); undefined if one it does not.
+   */
+  again(q: ListQuery, seqs: number[]): Stream[] | undefined {
+    const streams: Stream[] = [];
+    for (const seq of seqs) {
+      const s = this.streams[seq];
+      if (
+        s === undefined || (q.namespace !== undefined && s.namespace !== q.namespace) ||
+        (q.name !== undefined && s.name !== q.name) ||
+        !q.filters.every((f) => hasDimension(s.dims, f.name, f.value))
+      ) return undefined;
+      streams.push(s);
+    }
+    return streams;
   }
 
   /** The shortest index that holds every stream the query can select, in the order of creation. */
@@ -205,6 +230,8 @@ export interface ListQuery {
   filters: { name: string; value: string | undefined }[];
   /** Only streams with data or a call at or after this time (ms). */
   since: number;
+  /** The clock (ms): streams whose only samples are not readable yet are left out. */
+  now: number;
 }
 
 /** The streams of one emulator, by account and region; `now` is its clock, for arrival and visibility. */
@@ -228,7 +255,8 @@ export class MetricStore {
 
   /**
    * Stores a sample in its stream, which it creates if new; `checked` when the dimensions come from the API,
-   * which refuses control characters in them.
+   * which refuses control characters in them; `late` when the sample was published late (see seed), so that
+   * ListMetrics does not name a stream before it has a readable sample.
    */
   put(
     account: string,
@@ -239,16 +267,20 @@ export class MetricStore {
     s: Sample,
     highRes = false,
     checked = true,
+    late = false,
   ) {
     let unit = this.#units.get(s.unit);
     if (unit === undefined) this.#units.set(s.unit, unit = s.unit);
     const place = this.#place(account, region, true);
     const metric = place.metric(namespace, name);
-    const stream = metric.byDims.get(dimsKey(dims, checked)) ??
-      place.create(metric, dimsKey(dims, checked, true), unit);
+    const found = metric.byDims.get(dimsKey(dims, checked));
+    const stream = found ?? place.create(metric, dimsKey(dims, checked, true), unit);
     stream.highRes ||= highRes;
     stream.lastReceived = Math.max(stream.lastReceived, this.now());
     stream.insert(s, unit);
+    if (late && (found === undefined || place.held.has(stream))) {
+      place.held.set(stream, Math.min(place.held.get(stream) ?? Infinity, s.visibleAt!));
+    } else if (!late && place.held.size > 0) place.held.delete(stream);
   }
 
   /** The stream of these dimensions (from the API, so checked), if there is one. */
@@ -273,10 +305,22 @@ export class MetricStore {
     return this.#place(account, region, false)?.list(q, from, limit) ?? { page: [], next: undefined };
   }
 
-  /** Writes raw values without the API's checks, the way an AWS service publishes into its own namespace. */
-  seed(put: RawPut) {
+  /** Streams a listing names again, by position: see Place.again. */
+  again(account: string, region: string, q: ListQuery, seqs: number[]): Stream[] | undefined {
+    if (seqs.length === 0) return [];
+    return this.#place(account, region, false)?.again(q, seqs);
+  }
+
+  /**
+   * Writes raw values without the API's checks, the way an AWS service publishes into its own namespace;
+   * readable only from `visibleAt` (ms) when given, as a sample that reaches CloudWatch late.
+   */
+  seed(put: RawPut, visibleAt?: number) {
     const dims = Object.entries(put.dimensions).map(([Name, Value]) => ({ Name, Value }));
-    this.put(put.account, put.region, put.namespace, put.name, dims, seedSample(put), false, false);
+    const sample = seedSample(put);
+    if (visibleAt !== undefined) sample.visibleAt = visibleAt;
+    const late = visibleAt !== undefined;
+    this.put(put.account, put.region, put.namespace, put.name, dims, sample, false, false, late);
   }
 
   streamCount(): number {
