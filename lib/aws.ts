@@ -5,6 +5,7 @@
  */
 import {
   CloudWatchClient,
+  type CloudWatchClientConfig,
   GetMetricDataCommand,
   ListMetricsCommand,
   PutMetricDataCommand,
@@ -121,6 +122,15 @@ const backoff = (attempt: number, random: () => number) =>
 const SESSION_SECONDS = 3600;
 /** Refresh credentials this long before they expire, so no call is signed with a dying session. */
 const REFRESH_MARGIN_MS = 5 * 60_000;
+/**
+ * The connections of writes: one per PutMetricData, closed after its answer (the client sends `Connection:
+ * close`), never one kept alive from an earlier call. Deno's node:http client sends a request again, unseen by
+ * its caller, when the kept-alive connection it was sent on closes before an answer (maybeRetryRequest in
+ * ext/node/polyfills/_http_client.js): a write CloudWatch applied before its connection dropped would be applied
+ * twice. No limit on their number: an agent with one hands a finished connection on to a write waiting for
+ * one, keep-alive or not. The publisher and the pace bound how many are open.
+ */
+const CONNECTION_PER_WRITE = { keepAlive: false, maxSockets: Infinity };
 
 const VERSION = "0.1.0";
 /**
@@ -142,13 +152,19 @@ export interface ConnectorOptions {
   requestTimeoutMs?: number;
   /** Called on every answered call: the run is making progress. */
   onAnswer?: () => void;
-  /** Called once for every AssumeRole made: the run counts its calls. */
-  onAssumeRole?: () => void;
+  /**
+   * Called for every request that left for AWS, by its operation (`GetMetricData`, `AssumeRole`, ...): each
+   * attempt of a call, as AWS counts and bills them, `throttled` when AWS refused it for its rate. Not called
+   * for a request that never left: no connection made, or held back by the write fence.
+   */
+  onSent?: (operation: string, throttled: boolean) => void;
   /** Told every credential STS hands out, so that no log line shows one. */
   secret?: (value: string) => void;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
+
+type HandlerOptions = NonNullable<CloudWatchClientConfig["requestHandler"]>;
 
 /** Builds CloudWatch clients per role and region, assuming each role once and refreshing it when needed. */
 export function connector(options: ConnectorOptions) {
@@ -161,7 +177,7 @@ export function connector(options: ConnectorOptions) {
   };
   const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
   const deadline = CALL_DEADLINE_MS * requestTimeout / REQUEST_TIMEOUT_MS;
-  const sts = unlogged(new STSClient({ region: options.stsRegion, ...common }));
+  const sts = counted(unlogged(new STSClient({ region: options.stsRegion, ...common })), options.onSent);
   const providers = new Map<string, () => Promise<Credentials>>();
   const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
@@ -187,11 +203,28 @@ export function connector(options: ConnectorOptions) {
     return acquire();
   };
   return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
-    const credentials = role ? { credentials: assumed(role) } : {};
     // The SDK sends each call once: read() and write() decide what is sent again, and when.
-    const client = unlogged(new CloudWatchClient({ region, ...common, ...credentials, maxAttempts: 1 }));
+    const client = (handler: HandlerOptions, credentials: Pick<CloudWatchClientConfig, "credentials">) => {
+      const c = new CloudWatchClient({
+        region,
+        ...common,
+        ...credentials,
+        maxAttempts: 1,
+        requestHandler: handler,
+      });
+      return counted(unlogged(c), options.onSent);
+    };
+    const reader = client(requestHandler, role ? { credentials: assumed(role) } : {});
+    // Writes get a client of their own for their connections, made at the first write (a source is only read),
+    // signed with the reader's credentials, so that the default ones are looked up once.
+    let writer: CloudWatchClient | undefined;
+    const writing = () =>
+      writer ??= client(
+        { ...requestHandler, httpAgent: CONNECTION_PER_WRITE, httpsAgent: CONNECTION_PER_WRITE },
+        { credentials: reader.config.credentials },
+      );
     const as = role ? `as role "${role.roleArn}"` : "as the default credentials";
-    return adapt(client, writes, { answered, deadline, pace: paced(role, region), as });
+    return adapt({ reader, writer: writing }, writes, { answered, deadline, pace: paced(role, region), as });
   };
 }
 
@@ -204,13 +237,64 @@ function unlogged<T extends { middlewareStack: { remove(name: string): boolean }
   return client;
 }
 
+/**
+ * Tells `onSent` of every request of a client that left for AWS: each one its HTTP handler took, less those
+ * that never connected, once its answer is read, so that a throttled one is told apart. Per attempt: the
+ * SDK's own retries (AssumeRole's) each pass this step again.
+ */
+function counted<T>(client: T, onSent: ConnectorOptions["onSent"]): T {
+  if (!onSent) return client;
+  const { config, middlewareStack } = client as unknown as SdkClient;
+  const handed = new WeakSet<object>();
+  const handler = config.requestHandler;
+  const handle = handler.handle.bind(handler);
+  handler.handle = (request, options) => {
+    // An attempt out of time before it reached the handler is refused there at once, without being sent.
+    if (!options?.abortSignal?.aborted) handed.add(request);
+    return handle(request, options);
+  };
+  middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = String(context.commandName).replace(/Command$/, "");
+      try {
+        const result = await next(args);
+        if (handed.has(args.request)) onSent(operation, false);
+        return result;
+      } catch (e) {
+        if (handed.has(args.request) && !neverSent(e)) onSent(operation, isThrottled(e));
+        throw e;
+      }
+    },
+    // Outside the deserializer, which turns AWS's answer into the error read here; inside the SDK's retries.
+    { step: "deserialize", priority: "high", name: "countSent" },
+  );
+  return client;
+}
+
+type SentHandler = (args: { request: object }) => Promise<unknown>;
+
+/** The parts of an SDK client that counted() uses. */
+interface SdkClient {
+  config: {
+    requestHandler: {
+      handle(request: object, options?: { abortSignal?: AbortSignal | undefined }): Promise<unknown>;
+    };
+  };
+  middlewareStack: {
+    add(
+      middleware: (next: SentHandler, context: { commandName?: string }) => SentHandler,
+      options: { step: "deserialize"; priority: "high"; name: string },
+    ): void;
+  };
+}
+
 /** Credentials of an assumed role: AssumeRole on first use, and again shortly before they expire. */
 function roleCredentials(
   sts: STSClient,
   role: Role,
   now: () => number,
   deadline: number,
-  hooks: Pick<ConnectorOptions, "onAssumeRole" | "secret">,
+  hooks: Pick<ConnectorOptions, "secret">,
 ): () => Promise<Credentials> {
   let current: Promise<Credentials> | undefined;
   let expires = 0;
@@ -218,7 +302,6 @@ function roleCredentials(
     if (current === undefined || now() >= expires - REFRESH_MARGIN_MS) {
       // Callers that arrive while AssumeRole is under way share its answer.
       expires = Infinity;
-      hooks.onAssumeRole?.();
       current = sts.send(
         new AssumeRoleCommand({
           RoleArn: role.roleArn,
@@ -253,9 +336,12 @@ function roleCredentials(
   };
 }
 
-/** The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. */
+/**
+ * The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. Reads go through
+ * `reader`, on kept-alive connections; writes through `writer()`, a connection each.
+ */
 function adapt(
-  client: CloudWatchClient,
+  { reader, writer }: { reader: CloudWatchClient; writer: () => CloudWatchClient },
   writes: WriteOptions,
   { answered, deadline, pace, as }: {
     answered: () => void;
@@ -300,7 +386,7 @@ function adapt(
   return {
     async listMetrics(input) {
       const { command, output } = plainJson(new ListMetricsCommand({}), input);
-      await read("ListMetrics", (o) => client.send(command, o));
+      await read("ListMetrics", (o) => reader.send(command, o));
       const r = output() as { Metrics?: Partial<Metric>[]; NextToken?: string };
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
@@ -331,7 +417,7 @@ function adapt(
         new GetMetricDataCommand({ MetricDataQueries: [], StartTime: new Date(0), EndTime: new Date(0) }),
         wire,
       );
-      await read("GetMetricData", (o) => client.send(command, o));
+      await read("GetMetricData", (o) => reader.send(command, o));
       const r = output() as { MetricDataResults?: QueryResult[]; NextToken?: string };
       const results = (r.MetricDataResults ?? []).map((m) => ({
         Id: m.Id,
@@ -346,7 +432,8 @@ function adapt(
       const wire = { Namespace: namespace, MetricData: datums };
       const command = () =>
         plainJson(new PutMetricDataCommand({ Namespace: namespace, MetricData: [] }), wire).command;
-      await write(client, command, leaseEnds, { ...writes, pace: () => pace("PutMetricData") }).catch((e) => {
+      const o = { ...writes, pace: () => pace("PutMetricData") };
+      await write(writer(), command, leaseEnds, o).catch((e) => {
         throw blame(e, `PutMetricData ${as}`);
       });
       answered();

@@ -1,6 +1,11 @@
-/** lib/aws.ts against the emulator: roles assumed once per role, refreshed before they expire. */
+/**
+ * lib/aws.ts against the emulator: roles assumed once per role, refreshed before they expire; reads sent again,
+ * writes only where they cannot have been applied; every request that left counted, and no write sent twice.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { connector, type Datum } from "../lib/aws.ts";
 import { describe, errorCode, isDataRefused, StateError, WriteInDoubt } from "../lib/errors.ts";
@@ -245,3 +250,103 @@ test("putMetricData() sends nothing once the lease would end before the answer i
 
 /** A random source that gives these numbers in turn, then 0.99. */
 const sequence = (xs: number[]) => () => xs.shift() ?? 0.99;
+
+test("putMetricData() sends a write once when its connection drops after the write was applied, after reads kept one alive", async () => {
+  const emu = await startEmulator({ putAppliedResetRate: 1 });
+  try {
+    await asDestination(emu.url, async () => {
+      const api = connector(quick)("eu-west-1", undefined);
+      // A read leaves a connection kept alive: a runtime that sent the write on it could send it again unseen.
+      await api.listMetrics({ Namespace: "Fwd", MetricName: "m", Dimensions: [] });
+      await assert.rejects(api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]), WriteInDoubt);
+      assert.deepEqual(puts(emu), { calls: 1, applied: 1 });
+    });
+  } finally {
+    await emu.stop();
+  }
+});
+
+test("connector() keeps reads on one kept-alive connection and sends every write on a connection of its own", async () => {
+  // A stand-in for CloudWatch that answers every call with an empty JSON object and notes its connection.
+  const seen: { op: string; connection: number; header: string | undefined }[] = [];
+  let connections = 0;
+  const ids = new WeakMap<object, number>();
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const op = String(req.headers["x-amz-target"]).split(".")[1] ?? "";
+      seen.push({ op, connection: ids.get(req.socket)!, header: req.headers["connection"] });
+      res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+      res.end("{}");
+    });
+  });
+  server.on("connection", (socket) => ids.set(socket, ++connections));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    await asDestination(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, async () => {
+      const api = connector(quick)("eu-west-1", undefined);
+      const list = () => api.listMetrics({ Namespace: "Fwd", MetricName: "m", Dimensions: [] });
+      const put = () => api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]);
+      for (const call of [list, list, put, list, put, put, list]) await call();
+    });
+  } finally {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+  const reads = seen.filter((r) => r.op === "ListMetrics");
+  const writes = seen.filter((r) => r.op === "PutMetricData");
+  assert.equal(reads.length, 4);
+  assert.deepEqual(new Set(reads.map((r) => r.connection)).size, 1, "the reads share one connection");
+  assert.equal(writes.length, 3);
+  for (const w of writes) {
+    assert.equal(
+      seen.filter((r) => r.connection === w.connection).length,
+      1,
+      "a write has its connection alone",
+    );
+    assert.equal(w.header, "close");
+  }
+});
+
+test("connector() tells onSent of every request that left, throttled ones named, and of none that never left", async () => {
+  // The emulator throttles at a draw below the rate, one draw per CloudWatch call (STS is not throttled): the
+  // listing below is throttled twice and answered, then the write throttled twice and applied.
+  const emu = await startEmulator({ throttleRate: 0.5, random: sequence([0.1, 0.1, 0.9, 0.1, 0.1, 0.9]) });
+  const sent: string[] = [];
+  const onSent = (op: string, throttled: boolean) => void sent.push(throttled ? `${op} throttled` : op);
+  try {
+    await asDestination(emu.url, async () => {
+      const cloudWatch = connector({ ...quick, onSent });
+      const role = { roleArn: "arn:aws:iam::111111111111:role/r", externalId: undefined };
+      await cloudWatch("eu-west-1", role).listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] });
+      await cloudWatch("eu-west-1", undefined).putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]);
+      assert.deepEqual(sent, [
+        "AssumeRole",
+        "ListMetrics throttled",
+        "ListMetrics throttled",
+        "ListMetrics",
+        "PutMetricData throttled",
+        "PutMetricData throttled",
+        "PutMetricData",
+      ]);
+      const calls = (account: string) => emu.counts()[account]?.["eu-west-1"]?.calls;
+      assert.deepEqual(calls("111111111111"), { ListMetrics: 3 });
+      assert.deepEqual(calls("999999999999"), { AssumeRole: 1, PutMetricData: 3 });
+      // Held back by the lease's fence: nothing left.
+      const fenced = connector({ ...quick, onSent, now: () => 50_000 })("eu-west-1", undefined);
+      await assert.rejects(fenced.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)], 50_000), StateError);
+    });
+    // No connection made: nothing left either, though each attempt reached the HTTP client.
+    await asDestination("http://127.0.0.1:1", async () => {
+      const api = connector({ ...quick, onSent })("eu-west-1", undefined);
+      const refused = (e: unknown) => /ECONNREFUSED/.test(describe(e));
+      await assert.rejects(api.putMetricData("Fwd", [datum(Date.now() / 1000 - 60)]), refused);
+      await assert.rejects(api.listMetrics({ Namespace: "X", MetricName: "m", Dimensions: [] }), refused);
+    });
+    assert.equal(sent.length, 7, sent.join(", "));
+  } finally {
+    await emu.stop();
+  }
+});

@@ -29,14 +29,46 @@ export async function rejectsWith(promise: Promise<unknown>, code: string, statu
   });
 }
 
-/** The runtime running the tests, to run forward.ts as a process under the same one. */
-export function runtime(): { name: "bun" | "deno"; command: string; args: string[] } {
+export interface Runtime {
+  name: "bun" | "deno";
+  command: string;
+  args: string[];
+}
+
+/** Both runtimes, each with the command that runs forward.ts under it, to run it under each in any test run. */
+export function runtimes(): Runtime[] {
   const bin = new URL("../node_modules/.bin/", import.meta.url).pathname;
-  if (process.versions.bun) return { name: "bun", command: `${bin}bun`, args: ["run"] };
-  // --allow-run lets the forwarder see that the holder of a lock is gone (process.kill(pid, 0)), so a run
-  // after a SIGKILL takes the lock over at once rather than after the lease; state_test covers the lease.
-  const args = ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run"];
-  return { name: "deno", command: `${bin}deno`, args };
+  return [
+    { name: "bun", command: `${bin}bun`, args: ["run"] },
+    // --allow-run lets the forwarder see that the holder of a lock is gone (process.kill(pid, 0)), so a run
+    // after a SIGKILL takes the lock over at once rather than after the lease; state_test covers the lease.
+    {
+      name: "deno",
+      command: `${bin}deno`,
+      args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run"],
+    },
+  ];
+}
+
+/** The runtime running the tests, to run forward.ts as a process under the same one. */
+export function runtime(): Runtime {
+  const name = process.versions.bun ? "bun" : "deno";
+  return runtimes().find((rt) => rt.name === name)!;
+}
+
+/**
+ * The calls a run's summary counts, by operation, and of those the throttled ones: `calls: GetMetricData 13
+ * (5 throttled), PutMetricData 2` gives `{ GetMetricData: 13, PutMetricData: 2 }` and `{ GetMetricData: 5 }`.
+ */
+export function summaryCalls(stdout: string) {
+  const calls: Record<string, number> = {};
+  const throttled: Record<string, number> = {};
+  const list = /; calls: ([^;\n]+)/.exec(stdout)?.[1] ?? "";
+  for (const [, op, n, t] of list.matchAll(/(\w+) (\d+)(?: \((\d+) throttled\))?/g)) {
+    calls[op!] = Number(n);
+    if (t !== undefined) throttled[op!] = Number(t);
+  }
+  return { calls, throttled };
 }
 
 export interface ProcessResult {
