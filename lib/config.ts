@@ -161,6 +161,12 @@ const timing = {
       "Seconds to wait after a period ends before reading it, at most 86400 (default 120)",
     ),
   ),
+  recheck_after: v.optional(
+    about(
+      seconds("a recheck delay", 0),
+      "Seconds after a period was read to read it again for late samples; 0 turns it off (default 600)",
+    ),
+  ),
 };
 
 const destinationEntries = {
@@ -430,6 +436,8 @@ export interface MetricPlan {
   stats: string[];
   period: number;
   delay: number;
+  /** Seconds after a period was first read to read it again for samples that arrived late; 0: never. */
+  recheckAfter: number;
 }
 
 export interface SourcePlan {
@@ -462,6 +470,11 @@ export interface Plan {
 const DEFAULT_PERIOD = 60;
 /** One-minute metrics need about two minutes before CloudWatch has all of a period. */
 const DEFAULT_DELAY = 120;
+/**
+ * Samples can land later than any delay (agents buffer: Telegraf waits 5 minutes by default, the OpenTelemetry
+ * receiver 10); read a period again ten minutes on, which at a run a minute costs a tenth more GetMetricData.
+ */
+const DEFAULT_RECHECK_AFTER = 600;
 
 /** Reads a config file, or takes the bundled text when no file is named, and resolves it. */
 export function loadConfigFile(
@@ -606,6 +619,7 @@ function resolve(c: Input, env: Record<string, string | undefined>, file: string
       stats: m.stats ?? [],
       period: m.period ?? a.period ?? c.defaults.period ?? DEFAULT_PERIOD,
       delay: m.delay ?? a.delay ?? c.defaults.delay ?? DEFAULT_DELAY,
+      recheckAfter: m.recheck_after ?? a.recheck_after ?? c.defaults.recheck_after ?? DEFAULT_RECHECK_AFTER,
       regions: m.regions ?? a.regions ?? c.defaults.regions ?? [region],
     }));
     const regions = [...new Set(metrics.flatMap((m) => m.regions))];

@@ -10,6 +10,7 @@ import type { SourcePlan } from "./config.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { PUT_MAX_DATUMS } from "./limits.ts";
 import { pagesOf, type Stream, streamsOf } from "./discover.ts";
+import { readWindow } from "./recheck.ts";
 import { targetOf } from "./publish.ts";
 import { roleOf, type Run } from "./run.ts";
 import { selfMetricCount } from "./selfmetrics.ts";
@@ -54,8 +55,11 @@ export interface RunPlan {
   /** Per account-region: streams found, and what the next run asks of it. */
   sources: { account: string; region: string; streams: number; calls: Calls }[];
   next: Calls;
-  /** A month of steady runs every `interval`, listing every `discovery_interval`. */
-  month: Calls & { runs: number; customMetrics: number };
+  /**
+   * A month of steady runs every `interval`, listing every `discovery_interval`; `recheck`, the metrics billed
+   * for reading periods again for late samples (lib/recheck.ts), included in `metrics`.
+   */
+  month: Calls & { runs: number; customMetrics: number; recheck: number };
   /** Dollars a month: GetMetricData, requests, custom metrics, and their total. */
   cost: { getMetricData: number; requests: number; customMetrics: number; total: number };
 }
@@ -85,7 +89,7 @@ const putsFor = (datums: Map<string, number>) =>
 export async function planRun(run: Run): Promise<RunPlan> {
   const counted = await mapLimit(run.plan.sources, run.plan.sources.length, (src) => countSource(src, run));
   const next = zero();
-  const month = { ...zero(), runs: MONTH_SECONDS / run.plan.interval, customMetrics: 0 };
+  const month = { ...zero(), runs: MONTH_SECONDS / run.plan.interval, customMetrics: 0, recheck: 0 };
   const datums = new Map<string, number>();
   const steadyDatums = new Map<string, number>();
   const roles = new Set(counted.filter((c) => c.asksSource && c.role).map((c) => c.role!));
@@ -93,6 +97,7 @@ export async function planRun(run: Run): Promise<RunPlan> {
   for (const c of counted) {
     add(next, c.next);
     add(month, c.month);
+    month.recheck += c.recheck;
     sum(datums, c.datums);
     sum(steadyDatums, c.steadyDatums);
     month.customMetrics += c.metrics;
@@ -118,6 +123,8 @@ interface Counted {
   /** Datums a steady run writes, by namespace. */
   steadyDatums: Map<string, number>;
   metrics: number;
+  /** GetMetricData metrics billed a month for reading periods again. */
+  recheck: number;
 }
 
 /** What the next run and a steady month ask of one account-region. */
@@ -134,8 +141,12 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   const target = targetOf(run.plan, src);
   for await (const step of steps(src, streams, run)) {
     const periods = (step.window.end - step.window.start) / step.period;
-    addReads(next, step.streams, periods);
+    const read = readWindow(step);
+    addReads(next, step.streams, (read.end - read.start) / step.period);
     addDestinationReads(next, step.inDoubt, target, periods);
+    if (step.recheck) {
+      addLandedReads(next, step.streams, (step.recheck.end - step.recheck.start) / step.period);
+    }
     for (const s of step.streams) {
       datums.set(namespace(s), (datums.get(namespace(s)) ?? 0) + periods * (1 + s.plan.stats.length));
     }
@@ -143,7 +154,23 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   const last = run.store.listing(src.account, src.region);
   const listingPages = pages > 0 ? pages : pagesOf(src.metrics, last?.counts ?? {});
   const month = zero();
+  let recheck = 0;
   const steadyDatums = new Map<string, number>();
+  for (const [after, group] of Map.groupBy(streams, (s) => s.plan.recheckAfter)) {
+    if (!(after > 0)) continue;
+    // A range gathers the periods read within `after` of its first read, and is read again once: a steady
+    // run's source calls read it along (the same queries, billed the same); the destination's once a range.
+    const runsPerRange = Math.max(1, Math.ceil(after / run.plan.interval));
+    const one = zero();
+    addLandedReads(
+      one,
+      group,
+      Math.max(1, Math.ceil(runsPerRange * run.plan.interval / group[0]!.plan.period)),
+    );
+    const ranges = MONTH_SECONDS / (runsPerRange * run.plan.interval);
+    add(month, one, ranges);
+    recheck += one.metrics * ranges;
+  }
   for (const [period, group] of Map.groupBy(streams, (s) => s.plan.period)) {
     // A steady run fetches the periods that came due since the last run, at least one.
     const perFetch = Math.max(1, Math.floor(run.plan.interval / period));
@@ -166,6 +193,7 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
     datums,
     steadyDatums,
     metrics: streams.reduce((n, s) => n + 1 + s.plan.stats.length, 0),
+    recheck,
   };
 }
 
@@ -225,6 +253,22 @@ function addDestinationReads(
   }
 }
 
+/**
+ * The destination's GetMetricData calls and billed metrics for reading periods again, as lib/recheck.ts
+ * (landedIn) asks: SampleCount and Sum of each stream's metric, in as few calls as queriesPerCall allows.
+ */
+function addLandedReads(calls: Calls, streams: Stream[], periods: number) {
+  if (!(periods > 0) || streams.length === 0) return;
+  const perCall = queriesPerCall(periods);
+  const queries = 2 * streams.length;
+  calls.GetMetricDataDestination += Math.ceil(queries / perCall);
+  calls.metrics += streams.length;
+  // A stream whose two statistics a call boundary splits is billed in both calls.
+  for (let boundary = perCall; boundary < queries; boundary += perCall) {
+    if (boundary % 2 === 1) calls.metrics++;
+  }
+}
+
 /** Monthly dollars: GetMetricData metrics, requests, and custom metrics by tier. */
 function costOf(month: RunPlan["month"]): RunPlan["cost"] {
   const getMetricData = month.metrics * PRICES.getMetricDataMetric;
@@ -264,9 +308,11 @@ export function printPlan(p: RunPlan, json: boolean, interval: number, out: (lin
       count(m.ListMetrics)
     }, GetMetricData ${count(m.GetMetricData)} (${
       count(m.metrics)
-    } metrics billed, up to five statistics of a metric in a call as one), PutMetricData ${
-      count(m.PutMetricData)
-    }, ${count(m.customMetrics)} custom metrics in the destination`,
+    } metrics billed, up to five statistics of a metric in a call as one; ${
+      count(m.recheck)
+    } of them to read periods again for late samples), PutMetricData ${count(m.PutMetricData)}, ${
+      count(m.customMetrics)
+    } custom metrics in the destination`,
   );
   const c = p.cost;
   out(`Estimated cost a month (list prices ${PRICES.asOf}; check the pricing page):`);

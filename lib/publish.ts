@@ -87,8 +87,8 @@ export function toDatums(
 }
 
 /**
- * Which destination datums of these streams are already there, as `name@t` per stream: a metric and period
- * is written as one datum, so its SampleCount tells (GetMetricData in the destination).
+ * Which destination datums of these streams are already there, and their SampleCount, as `name@t` per stream:
+ * a metric and period is written as one datum, so its SampleCount tells (GetMetricData in the destination).
  */
 export async function alreadyWritten(
   api: Pick<CloudWatchApi, "getMetricData">,
@@ -96,7 +96,7 @@ export async function alreadyWritten(
   target: (s: Stream) => Target,
   w: { start: number; end: number },
   period: number,
-): Promise<Map<Stream, Set<string>>> {
+): Promise<Map<Stream, Map<string, number>>> {
   const wanted = streams.flatMap((s) =>
     [undefined, ...s.plan.stats].map((stat) => ({ s, name: targetName(s, stat), target: target(s) }))
   );
@@ -109,31 +109,43 @@ export async function alreadyWritten(
     stat: "SampleCount",
     unit: undefined,
   }));
-  const present = new Map<Stream, Set<string>>();
-  for (const x of wanted) if (!present.has(x.s)) present.set(x.s, new Set());
-  await fetchValues(api, items, w, period, (k, t) => {
+  const present = new Map<Stream, Map<string, number>>();
+  for (const x of wanted) if (!present.has(x.s)) present.set(x.s, new Map());
+  if (w.start >= w.end) return present;
+  await fetchValues(api, items, w, period, (k, t, v) => {
     const x = wanted[k]!;
-    present.get(x.s)!.add(`${x.name}@${t}`);
+    present.get(x.s)!.set(`${x.name}@${t}`, v);
   });
   return present;
 }
 
+/** A period the destination has more samples of than the source: written twice, never made good by writing. */
+export interface Over {
+  stream: Stream;
+  t: number;
+  source: number;
+  destination: number;
+}
+
 /**
- * The datums of some streams' periods, by target namespace, less those `present` in the destination, and how
- * many of those were left out: `own` where this run wrote them (a write whose answer was lost, for the
- * streams in `ownDoubt`), `already` where something else did.
+ * The datums of some streams' new periods (the part's window), by target namespace, less those `present` in
+ * the destination, and how many of those were left out: `own` where this run wrote them (a write whose answer
+ * was lost, for the streams in `ownDoubt`), `already` where something else did. A period the destination
+ * has more samples of than the source is reported through `over`: something wrote it twice.
  */
 export function datumsOf(
-  streams: Stream[],
+  part: { streams: Stream[]; window: { start: number; end: number } },
   stats: PeriodStats[][],
   target: (s: Stream) => Target,
-  present: Map<Stream, Set<string>>,
+  present: Map<Stream, Map<string, number>>,
   ownDoubt: Set<Stream>,
+  over: (o: Over) => void,
 ): { byNamespace: Map<string, Datum[]>; own: number; already: number } {
   const byNamespace = new Map<string, Datum[]>();
   let own = 0;
   let already = 0;
-  streams.forEach((s, i) => {
+  const { start, end } = part.window;
+  part.streams.forEach((s, i) => {
     const t = target(s);
     let list = byNamespace.get(t.namespace);
     if (!list) byNamespace.set(t.namespace, list = []);
@@ -144,7 +156,21 @@ export function datumsOf(
       else already++;
       return true;
     });
-    for (const d of toDatums(s, stats[i]!, t, skip)) list.push(d);
+    let periods = stats[i]!;
+    // A call that also reads periods again (lib/recheck.ts) answers for them too: they are not new.
+    if (periods.length > 0 && (periods[0]!.t < start || periods[periods.length - 1]!.t >= end)) {
+      periods = periods.filter((p) => p.t >= start && p.t < end);
+    }
+    if (there) {
+      for (const p of periods) {
+        const source = p.values["SampleCount"];
+        const destination = there.get(`${s.name}@${p.t}`);
+        if (source !== undefined && destination !== undefined && destination > source) {
+          over({ stream: s, t: p.t, source, destination });
+        }
+      }
+    }
+    for (const d of toDatums(s, periods, t, skip)) list.push(d);
   });
   return { byNamespace, own, already };
 }

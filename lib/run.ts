@@ -7,11 +7,11 @@ import type { CloudWatchApi, Datum, Role } from "./aws.ts";
 import { budget } from "./batch.ts";
 import { type Args, EXIT } from "./cli.ts";
 import type { MetricPlan, Plan, SourcePlan } from "./config.ts";
-import { ConfigError, describe, isPermissionError, StateError, WriteInDoubt } from "./errors.ts";
+import { ConfigError, describe, isPermissionError, isThrottled, StateError, WriteInDoubt } from "./errors.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import { heapKeeper } from "./heap.ts";
 import type { Log } from "./log.ts";
-import { describeDatum, type Producer, type Publisher, publisher } from "./publish.ts";
+import { describeDatum, type Over, type Producer, type Publisher, publisher } from "./publish.ts";
 import type { Stream } from "./discover.ts";
 import type { PeriodStats } from "./fetch.ts";
 import { lagOf, type StepContext } from "./step.ts";
@@ -28,8 +28,13 @@ export interface Run extends StepContext {
   publisher: Publisher;
   out: (line: string) => void;
   sleep: (ms: number) => Promise<void>;
-  /** API calls this run made, by operation (AssumeRole counted by lib/aws.ts's connector). */
+  /**
+   * Requests this run sent to AWS, by operation: every attempt that left, as AWS counts them, throttled ones
+   * included (counted by lib/aws.ts's connector, where they leave).
+   */
   calls: Record<string, number>;
+  /** Of those, the ones AWS refused for its rate (Throttling), by operation. */
+  throttled: Record<string, number>;
   /** Takes room for an account-region's streams among those held at once; gives a function to give it back. */
   admit: (streams: number) => Promise<() => void>;
   /** Once any part of the run finds its lease lost: said once, and the run ends with exit code 3. */
@@ -48,6 +53,8 @@ export interface SourceTotals {
   /** Datums left out because the destination had them already. */
   already: number;
   refused: number;
+  /** Periods the destination has more samples of than the source: written twice somewhere, said loudly. */
+  over: number;
   /** Streams found per metrics entry and name (`namespace|name|dimensions`), for what matched nothing. */
   found: Map<string, number>;
   /** Streams that answered no datapoint in any period owed, per metrics entry, where the entry names a unit. */
@@ -91,30 +98,54 @@ export interface RunOptions {
 /** The AWS clients of a process: one per account and region, their credentials cached across runs. */
 export interface Clients {
   cloudWatch: (region: string, role: Role | undefined) => CloudWatchApi;
-  /** API calls by operation, of the run under way. */
+  /** Requests sent to AWS by operation, of the run under way: every attempt that left (see Run). */
   calls: Record<string, number>;
+  /** Of those, the throttled ones. */
+  throttled: Record<string, number>;
   /** Where an answered call tells the run's store that the run makes progress. */
   progress: { answered: () => void };
 }
 
-/** The SDK's clients (loaded only now), or a test's fakes; AssumeRole counted, credentials kept out of logs. */
+/** The SDK's clients (loaded only now), or a test's fakes; every request counted, credentials kept out of logs. */
 export async function clientsFor(
   plan: Plan,
   deps: { now: () => number; cloudWatch?: Clients["cloudWatch"] },
   log: Log,
 ): Promise<Clients> {
   const calls: Record<string, number> = {};
+  const throttled: Record<string, number> = {};
+  const sent = (op: string, limited: boolean) => (count(calls, op), limited && count(throttled, op));
   const progress = { answered: () => {} };
-  if (deps.cloudWatch) return { cloudWatch: deps.cloudWatch, calls, progress };
+  if (deps.cloudWatch) return { cloudWatch: perCall(deps.cloudWatch, sent), calls, throttled, progress };
   const { connector } = await import("./aws.ts");
   const cloudWatch = connector({
     stsRegion: plan.destination.region,
     now: deps.now,
-    onAssumeRole: () => count(calls, "AssumeRole"),
+    onSent: sent,
     onAnswer: () => progress.answered(),
     secret: (value) => log.secret(value),
   });
-  return { cloudWatch, calls, progress };
+  return { cloudWatch, calls, throttled, progress };
+}
+
+/** A test's fake clients have no connection to count at: each call is one request, throttled if it says so. */
+function perCall(
+  cloudWatch: Clients["cloudWatch"],
+  sent: (op: string, throttled: boolean) => void,
+): Clients["cloudWatch"] {
+  const one = <T>(op: string, answer: () => Promise<T>) => {
+    const p = answer();
+    p.then(() => sent(op, false), (e) => sent(op, isThrottled(e)));
+    return p;
+  };
+  return (region, role) => {
+    const api = cloudWatch(region, role);
+    return {
+      listMetrics: (input) => one("ListMetrics", () => api.listMetrics(input)),
+      getMetricData: (input) => one("GetMetricData", () => api.getMetricData(input)),
+      putMetricData: (ns, datums, lease) => one("PutMetricData", () => api.putMetricData(ns, datums, lease)),
+    };
+  };
 }
 
 /**
@@ -140,7 +171,8 @@ export function stopOnSignals(
  * its API calls, pools its writes fenced by the lease, and starts the progress line.
  */
 export function startRun(o: RunOptions): Run {
-  const readOnly = o.args.dryRun || o.args.plan;
+  // An audit without --repair writes nothing, so it takes no lease: it can run beside the forwarder.
+  const readOnly = o.args.dryRun || o.args.plan || (o.args.audit && !o.args.repair);
   const opening = { clock: o.deps.now, nowSeconds: o.nowSeconds, interval: o.args.every ?? o.plan.interval };
   // Every answer, and every checkpoint update, is a moment to see whether the heap has grown enough to collect
   // (lib/heap.ts): a step's commit touches every stream of its account-region at once, and the account-regions
@@ -155,20 +187,16 @@ export function startRun(o: RunOptions): Run {
       return done;
     },
   };
-  const calls = o.clients.calls;
-  for (const op of Object.keys(calls)) delete calls[op];
+  const { calls, throttled } = o.clients;
+  for (const tally of [calls, throttled]) for (const op of Object.keys(tally)) delete tally[op];
   o.clients.progress.answered = () => store.touch();
   const then = <T>(answer: Promise<T>) => answer.then((r) => (tidy(), r));
-  const counted = (api: CloudWatchApi): CloudWatchApi => ({
-    listMetrics: (input) => (count(calls, "ListMetrics"), then(api.listMetrics(input))),
-    getMetricData: (input) => (count(calls, "GetMetricData"), then(api.getMetricData(input))),
-    putMetricData: (
-      ns,
-      datums,
-      lease,
-    ) => (count(calls, "PutMetricData"), then(api.putMetricData(ns, datums, lease))),
+  const tidied = (api: CloudWatchApi): CloudWatchApi => ({
+    listMetrics: (input) => then(api.listMetrics(input)),
+    getMetricData: (input) => then(api.getMetricData(input)),
+    putMetricData: (ns, datums, lease) => then(api.putMetricData(ns, datums, lease)),
   });
-  const destination = counted(o.clients.cloudWatch(o.plan.destination.region, roleOf(o.plan.destination)));
+  const destination = tidied(o.clients.cloudWatch(o.plan.destination.region, roleOf(o.plan.destination)));
   const progress = progressLine({ tty: o.deps.tty === true, write: o.deps.err, now: o.deps.now });
   return {
     plan: o.plan,
@@ -177,7 +205,7 @@ export function startRun(o: RunOptions): Run {
     clock: o.deps.now,
     store,
     destination,
-    cloudWatch: (region, role) => counted(o.clients.cloudWatch(region, role)),
+    cloudWatch: (region, role) => tidied(o.clients.cloudWatch(region, role)),
     publisher: publisher(destination, () => store.fence()),
     replay: o.args.replay,
     dryRun: readOnly,
@@ -188,6 +216,7 @@ export function startRun(o: RunOptions): Run {
     admit: budget(STREAMS_AT_ONCE),
     stop: o.stop,
     calls,
+    throttled,
     ownDoubt: new Set(),
     progress,
     end() {
@@ -266,6 +295,16 @@ export function stepTally(src: SourcePlan, run: Run, totals: SourceTotals, keys:
         totals.silent.set(what, (totals.silent.get(what) ?? 0) + 1);
       });
     },
+    over(o: Over) {
+      totals.over++;
+      const dims = o.stream.dims.map((d) => `${d.Name}=${d.Value}`).join(",");
+      run.log.warn(
+        `Cannot make good ${o.stream.plan.namespace} ${o.stream.name} ${dims} at ${
+          iso(o.t)
+        } of account "${src.account}" in ${src.region}: the destination has SampleCount ${o.destination} where the source has ${o.source}, so it was written more than once; nothing is written for it`,
+        { account: src.account, region: src.region },
+      );
+    },
     refused(x: Datum, why: string) {
       totals.refused++;
       written--;
@@ -318,6 +357,7 @@ export async function runSource(
     datums: 0,
     already: 0,
     refused: 0,
+    over: 0,
     found: new Map(),
     silent: new Map(),
   };
@@ -465,15 +505,17 @@ export function report(
 ): number {
   if (run.leaseLost) run.log.error(run.leaseLost.message);
   const ok = results.filter((r) => r !== undefined);
-  const sum = (k: "streams" | "datums" | "already" | "refused") => ok.reduce((a, r) => a + r[k], 0);
-  const calls = Object.entries(run.calls).sort().map(([op, n]) => `${op} ${n}`).join(", ");
+  const sum = (k: "streams" | "datums" | "already" | "refused" | "over") => ok.reduce((a, r) => a + r[k], 0);
+  const calls = Object.entries(run.calls).sort().map(([op, n]) =>
+    `${op} ${n}${run.throttled[op] ? ` (${run.throttled[op]} throttled)` : ""}`
+  ).join(", ");
   const line = `${run.dryRun ? "Would forward" : "Forwarded"} ${sum("datums")} datums of ${
     sum("streams")
   } streams from ${ok.length} of ${results.length} account-regions in ${o.seconds.toFixed(1)} s${
     sum("already") ? `; ${sum("already")} already in the destination` : ""
   }${sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""}${
-    calls ? `; calls: ${calls}` : ""
-  }${o.lag === undefined ? "" : `; largest lag ${readableLag(o.lag)}`}${
+    sum("over") ? `; ${sum("over")} periods over-counted in the destination (see the warnings)` : ""
+  }${calls ? `; calls: ${calls}` : ""}${o.lag === undefined ? "" : `; largest lag ${readableLag(o.lag)}`}${
     run.dryRun ? " (dry run: nothing written)" : ""
   }`;
   run.out(line);

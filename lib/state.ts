@@ -23,11 +23,24 @@ import { StateError } from "./errors.ts";
 /** Periods [start, end) that may be in the destination, written at `at` (all epoch seconds). */
 export type Doubt = [start: number, end: number, at: number];
 
+/**
+ * Periods [start, end) forwarded and not yet read again for samples that arrived late: read first at `first`,
+ * the newest of them at `last` (all epoch seconds).
+ */
+export type Unchecked = [start: number, end: number, first: number, last: number];
+
 export interface StreamState {
   /** The stream's forwarded span is [first, next): every period in it reached the destination. */
   first?: number;
   next?: number;
   doubt?: Doubt[];
+  /**
+   * Periods apart from the span that a replay wrote, written at `at`: known to be in the destination, so not in
+   * doubt, yet a run that reaches them reads the destination first, as for periods in doubt.
+   */
+  written?: Doubt[];
+  /** Forwarded periods to read again in the source once `recheck_after` has passed (see lib/recheck.ts). */
+  unchecked?: Unchecked[];
   /** When discovery last found the stream (ListMetrics, or the config for static streams). */
   seen?: number;
   /**
@@ -66,6 +79,8 @@ export function statePath(
 
 /** Records that the periods of [start, end) may reach the destination from `at` on. */
 export function intend(s: StreamState, w: { start: number; end: number }, at: number): StreamState {
+  // A step that only reads periods again (lib/recheck.ts) has nothing of its own in doubt.
+  if (w.start >= w.end) return s;
   const doubt: Doubt[] = s.doubt?.length ? merge([...s.doubt, [w.start, w.end, at]]) : [[w.start, w.end, at]];
   return { ...s, doubt };
 }
@@ -79,12 +94,29 @@ export function commit(s: StreamState, w: { start: number; end: number }): Strea
   const joins = span === undefined || (w.start <= span.next && w.end >= span.first);
   const first = joins ? Math.min(span?.first ?? w.start, w.start) : span.first;
   const next = joins ? Math.max(span?.next ?? w.end, w.end) : span.next;
-  const doubt = (s.doubt ?? []).flatMap(([a, b, at]): Doubt[] =>
-    [[a, Math.min(b, first), at], [Math.max(a, next), b, at]].filter(([x, y]) => x! < y!) as Doubt[]
-  );
-  const { doubt: _, since: __, ...rest } = s;
-  return doubt.length > 0 ? { ...rest, first, next, doubt } : { ...rest, first, next };
+  let doubt = without(s.doubt ?? [], first, next);
+  let written = without(s.written ?? [], first, next);
+  if (!joins) {
+    // A window apart from the span is now known written: out of doubt, kept as written, when it was.
+    const at = doubtIn(s, w).reduce((a, d) => Math.max(a, d[2]), 0);
+    doubt = without(doubt, w.start, w.end);
+    written = merge([...written, [w.start, w.end, at]]);
+  }
+  const { doubt: _, since: __, written: ___, ...rest } = s;
+  return {
+    ...rest,
+    first,
+    next,
+    ...(doubt.length > 0 ? { doubt } : {}),
+    ...(written.length > 0 ? { written } : {}),
+  };
 }
+
+/** Ranges less the periods [start, end). */
+const without = (ranges: Doubt[], start: number, end: number) =>
+  ranges.flatMap(([a, b, at]): Doubt[] =>
+    [[a, Math.min(b, start), at], [Math.max(a, end), b, at]].filter(([x, y]) => x! < y!) as Doubt[]
+  );
 
 /** The parts of a window outside a stream's forwarded span: what a replay may have to write. */
 export function outsideSpan(s: StreamState | undefined, w: { start: number; end: number }) {
@@ -133,7 +165,18 @@ export function perCheckpoint<T>(f: (s: StreamState | undefined) => T): (s: Stre
 
 /** The part of [start, end) that is in doubt. */
 export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): Doubt[] {
-  return (s?.doubt ?? [])
+  return clip(s?.doubt ?? [], w);
+}
+
+/**
+ * The part of [start, end) a run reads in the destination before writing: in doubt, or written by a replay.
+ */
+export function toReadFirst(s: StreamState | undefined, w: { start: number; end: number }): Doubt[] {
+  return s?.written?.length ? [...doubtIn(s, w), ...clip(s.written, w)] : doubtIn(s, w);
+}
+
+function clip(ranges: Doubt[], w: { start: number; end: number }): Doubt[] {
+  return ranges
     .map(([a, b, at]): Doubt => [Math.max(a, w.start), Math.min(b, w.end), at])
     .filter(([a, b]) => a < b);
 }

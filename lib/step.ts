@@ -8,6 +8,7 @@ import type { MetricPlan, SourcePlan } from "./config.ts";
 import { keyOf, type Stream } from "./discover.ts";
 import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
+import { type Range, readWindow, recheckDue } from "./recheck.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import type { Log } from "./log.ts";
 import * as state from "./state.ts";
@@ -52,6 +53,8 @@ export interface Part {
   streams: Stream[];
   window: { start: number; end: number };
   period: number;
+  /** Periods forwarded before, read again for late samples in the same call (lib/recheck.ts). */
+  recheck: Range | undefined;
 }
 
 export interface Step extends Part {
@@ -61,6 +64,8 @@ export interface Step extends Part {
   inDoubt: Stream[];
   /** Of those, the streams in doubt from this very run (a write whose answer was lost): what is there is its own. */
   ownDoubt: Set<Stream>;
+  /** The streams' `recheck_after`: the periods of this step are read again that much later. */
+  recheckAfter: number;
 }
 
 /**
@@ -68,13 +73,14 @@ export interface Step extends Part {
  * side, each once its datapoints fit in what the run may hold.
  */
 export async function forEachCall(run: StepContext, step: Step, f: (part: Part) => Promise<void>) {
-  const periods = (step.window.end - step.window.start) / step.period;
+  const read = readWindow(step);
+  const periods = (read.end - read.start) / step.period;
   const calls = batches(step.streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods));
   await mapLimit(calls, CALLS_IN_FLIGHT, async (streams) => {
     const points = streams.reduce((n, s) => n + statsOf(s).length, 0) * periods;
     const release = await run.held(Math.max(LEAST_HELD, points));
     try {
-      await f({ streams, window: step.window, period: step.period });
+      await f({ streams, window: step.window, period: step.period, recheck: step.recheck });
     } finally {
       release();
     }
@@ -107,7 +113,7 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
   for (const { w, period, streams: group } of groups) {
     run.progress.owe(group.reduce((n, s) => n + (1 + s.plan.stats.length), 0) * ((w.end - w.start) / period));
   }
-  for (const { w, period, streams: group } of groups) {
+  for (const { w, period, streams: group, recheck, recheckAfter } of groups) {
     const keys = group.map((s) => keyOf(src, s));
     if (w.lost) {
       run.log.warn(
@@ -119,7 +125,10 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
       // Said once: the checkpoint moves past what can no longer be written.
       if (!run.dryRun) await run.store.update(keys, (st) => state.commit(st, w.lost!));
     }
-    for (const c of chunks(w, period, CHUNK_PERIODS)) {
+    const cut = chunks(w, period, CHUNK_PERIODS);
+    // Periods due to be read again ride with the first chunk; with none owed, on a step of their own.
+    if (cut.length === 0 && recheck) cut.push({ start: w.end, end: w.end });
+    for (const [i, c] of cut.entries()) {
       if (run.stop.requested) return;
       const readable = readableAt(keys, c, run.store);
       if (readable > run.nowSeconds) {
@@ -142,7 +151,16 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
         }, ${inDoubt.length} read from the destination first`,
         fields,
       );
-      yield { streams: group, keys, window: c, period, inDoubt, ownDoubt };
+      yield {
+        streams: group,
+        keys,
+        window: c,
+        period,
+        inDoubt,
+        ownDoubt,
+        recheck: i === 0 ? recheck : undefined,
+        recheckAfter,
+      };
     }
   }
 }
@@ -150,18 +168,19 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
 /**
  * Whether some of a chunk may be in the destination already: in a replay; where the checkpoints may not
  * continue what was written (no checkpoints, or a store new, moved or restored); for a stream that has no
- * checkpoint yet (a run without checkpoints may have written it); and where an earlier write was left in doubt.
+ * checkpoint yet (a run without checkpoints may have written it); where an earlier write was left in doubt;
+ * and where a replay wrote.
  */
 function mayBeThere(s: state.StreamState | undefined, c: { start: number; end: number }, run: StepContext) {
   return run.replay !== undefined || !run.store.continuous || s?.next === undefined ||
-    state.doubtIn(s, c).length > 0;
+    state.toReadFirst(s, c).length > 0;
 }
 
-/** When everything in doubt within a chunk can be read from the destination. */
+/** When everything in doubt, or written by a replay, within a chunk can be read from the destination. */
 function readableAt(keys: string[], c: { start: number; end: number }, store: Store): number {
   let at = 0;
   const readable = state.perCheckpoint((s) =>
-    state.doubtIn(s, c).reduce((a, d) => Math.max(a, state.readableFrom(d)), 0)
+    state.toReadFirst(s, c).reduce((a, d) => Math.max(a, state.readableFrom(d)), 0)
   );
   for (const k of keys) at = Math.max(at, readable(store.get(k)));
   return at;
@@ -171,6 +190,8 @@ interface Group {
   w: Window;
   period: number;
   streams: Stream[];
+  recheck: Range | undefined;
+  recheckAfter: number;
 }
 
 /** Streams that owe the same periods, so that one GetMetricData call can serve them together. */
@@ -187,9 +208,13 @@ function groupByWindow(src: SourcePlan, streams: Stream[], run: StepContext): Gr
       const windows: Window[] = run.replay
         ? state.outsideSpan(st, aligned(run.replay, s.plan.period))
         : [owed(state.resumeAt(st), run.nowSeconds, s.plan)];
+      // A replay reads nothing again: the runs after it do.
+      const recheck = run.replay ? undefined : recheckDue(st, run.nowSeconds, s.plan.recheckAfter);
+      const recheckAfter = s.plan.recheckAfter;
       into = windows.map((w) => {
-        const key = `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}`;
-        const g = groups.get(key) ?? { w, period: s.plan.period, streams: [] };
+        const key =
+          `${s.plan.period}|${w.start}|${w.end}|${w.lost?.start}|${recheckAfter}|${recheck?.start}|${recheck?.end}`;
+        const g = groups.get(key) ?? { w, period: s.plan.period, streams: [], recheck, recheckAfter };
         groups.set(key, g);
         return g;
       });

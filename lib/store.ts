@@ -17,7 +17,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
-import { type Doubt, parseLegacy, perCheckpoint, type StreamState } from "./state.ts";
+import { type Doubt, parseLegacy, perCheckpoint, type StreamState, type Unchecked } from "./state.ts";
 import { iso } from "./window.ts";
 
 /** A run that makes no progress for this long loses its lease to the next run. */
@@ -26,7 +26,11 @@ export const LEASE_MS = 60_000;
 const RENEW_EVERY_MS = LEASE_MS / 4;
 /** "CWFW": marks a SQLite file as ours (PRAGMA application_id), so another program's database is refused. */
 const APPLICATION_ID = 0x43574657;
-const SCHEMA_VERSION = 1;
+/**
+ * 2: `unchecked`, the periods to read again for late samples (lib/recheck.ts); `written`, the periods a replay
+ * wrote apart from the span.
+ */
+const SCHEMA_VERSION = 2;
 /** A transaction waits this long for another process's transaction (SQLite's busy_timeout). */
 const BUSY_TIMEOUT_MS = 5_000;
 
@@ -39,7 +43,9 @@ CREATE TABLE streams (
   next INTEGER,
   doubt TEXT,
   seen INTEGER,
-  since INTEGER
+  since INTEGER,
+  unchecked TEXT,
+  written TEXT
 ) WITHOUT ROWID;
 CREATE INDEX streams_by_source ON streams (account, region);
 CREATE TABLE lease (
@@ -285,6 +291,7 @@ export function openStore(file: string, o: OpenOptions): Store {
     const identity = identityOf(file);
     const imported = initialise(db, file, identity, o);
     checkOurs(db, file);
+    upgrade(db, file);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
     lease = takeLease(db, file, o.clock);
     if (imported !== undefined && o.legacyFile!.endsWith(".imported")) {
@@ -351,6 +358,8 @@ type Row = [
   doubt: string | null,
   seen: number | null,
   since: number | null,
+  unchecked: string | null,
+  written: string | null,
 ];
 
 /**
@@ -366,7 +375,7 @@ function readRows(
   each: (key: string, state: StreamState) => void,
 ) {
   const select = db.prepare(
-    `SELECT key, first, next, doubt, seen, since FROM streams${
+    `SELECT key, first, next, doubt, seen, since, ${schema2Columns(db)} FROM streams${
       source ? " WHERE account = ? AND region = ?" : ""
     }`,
   );
@@ -475,16 +484,16 @@ function rowWriter(
   renew: () => void,
 ): Store["update"] {
   const insert = db.prepare(
-    "INSERT INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO streams (key, account, region, first, next, doubt, seen, since, unchecked, written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   );
   // An existing row is updated in place, which leaves the index alone: three times as fast as replacing it.
   const change = db.prepare(
-    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE key = ?",
+    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ?, unchecked = ?, written = ? WHERE key = ?",
   );
   const remove = db.prepare("DELETE FROM streams WHERE key = ?");
   // Every row of an account-region at once: SQLite walks them in order, two to three times as fast as row by row.
   const changeSource = db.prepare(
-    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ? WHERE account = ? AND region = ?",
+    "UPDATE streams SET first = ?, next = ?, doubt = ?, seen = ?, since = ?, unchecked = ?, written = ? WHERE account = ? AND region = ?",
   );
   return (keys, f) => {
     try {
@@ -574,7 +583,8 @@ function sharedStates(file: string): (row: Row) => StreamState {
   // Rows come in key order, so a row is most often like the one before: that one is compared first.
   let last: { row: Row; state: StreamState } | undefined;
   const alike = (a: Row, b: Row) =>
-    a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
+    a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5] && a[6] === b[6] &&
+    a[7] === b[7];
   return (row) => {
     if (last !== undefined && alike(row, last.row)) return last.state;
     const state = share(shared, row.slice(1), () => fromRow(row, file));
@@ -596,30 +606,42 @@ const toColumns = (s: StreamState) =>
     s.doubt?.length ? JSON.stringify(s.doubt) : null,
     s.seen ?? null,
     s.since ?? null,
+    s.unchecked?.length ? JSON.stringify(s.unchecked) : null,
+    s.written?.length ? JSON.stringify(s.written) : null,
   ] as const;
 
-function fromRow([key, first, next, doubtText, seen, since]: Row, file: string): StreamState {
+function fromRow(
+  [key, first, next, doubtText, seen, since, uncheckedText, writtenText]: Row,
+  file: string,
+): StreamState {
   const s: StreamState = {};
   if (first !== null) s.first = Number(first);
   if (next !== null) s.next = Number(next);
   if (seen !== null) s.seen = Number(seen);
   if (since !== null) s.since = Number(since);
-  if (doubtText !== null) {
-    let doubt: unknown;
-    try {
-      doubt = JSON.parse(doubtText);
-    } catch {
-      // Reported below, with the key.
-    }
-    const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
-    if (!Array.isArray(doubt) || !doubt.every((r) => Array.isArray(r) && r.length === 3 && r.every(isTime))) {
-      throw new StateError(
-        `Cannot read state file "${file}": the doubt of stream ${key} is malformed; it was left as it is`,
-      );
-    }
-    s.doubt = doubt as Doubt[];
+  if (doubtText !== null) s.doubt = ranges(doubtText, 3, `the doubt of stream ${key}`, file) as Doubt[];
+  if (writtenText !== null) {
+    s.written = ranges(writtenText, 3, `the periods a replay wrote of stream ${key}`, file) as Doubt[];
+  }
+  if (uncheckedText !== null) {
+    s.unchecked = ranges(uncheckedText, 4, `the periods to read again of stream ${key}`, file) as Unchecked[];
   }
   return s;
+}
+
+/** A column that holds a list of ranges of whole numbers, each of `size` (a Doubt, an Unchecked). */
+function ranges(text: string, size: number, what: string, file: string): number[][] {
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    // Reported below.
+  }
+  const isTime = (x: unknown) => typeof x === "number" && Number.isInteger(x);
+  if (!Array.isArray(list) || !list.every((r) => Array.isArray(r) && r.length === size && r.every(isTime))) {
+    throw new StateError(`Cannot read state file "${file}": ${what} is malformed; it was left as it is`);
+  }
+  return list as number[][];
 }
 
 /**
@@ -732,6 +754,21 @@ function initialise(db: DatabaseSync, file: string, identity: string, o: OpenOpt
   });
   return imported;
 }
+
+/** A database of schema 1 gains the columns of schema 2, in one transaction. */
+function upgrade(db: DatabaseSync, file: string) {
+  if (schemaOf(db) >= 2) return;
+  transaction(db, file, () => {
+    db.exec("ALTER TABLE streams ADD COLUMN unchecked TEXT; ALTER TABLE streams ADD COLUMN written TEXT");
+    db.exec("PRAGMA user_version = 2");
+  });
+}
+
+const schemaOf = (db: DatabaseSync) =>
+  Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+
+/** What a read selects for the columns of schema 2: a database of schema 1, read without upgrading it, has none. */
+const schema2Columns = (db: DatabaseSync) => (schemaOf(db) >= 2 ? "unchecked, written" : "NULL, NULL");
 
 /** Refuses a database that is not ours, or is from a newer version, before anything is written to it. */
 function checkOurs(db: DatabaseSync, file: string) {
@@ -899,7 +936,7 @@ function importLegacy(
   }
   const streams = parseLegacy(text, legacyFile);
   const insert = db.prepare(
-    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO streams (key, account, region, first, next, doubt, seen, since, unchecked, written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   );
   for (const [key, s] of Object.entries(streams)) {
     insert.run(legacyKey(key), ...sourceOf(key), ...toColumns(s));

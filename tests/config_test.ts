@@ -50,31 +50,34 @@ test("loadConfig() resolves the bundled config: three accounts, production in tw
     stats: [],
     period: 60,
     delay: 120,
+    recheckAfter: 600,
   }]);
 });
 
 test("loadConfig() applies settings from the metrics entry, then the account, then defaults", () => {
   const text = `
 destination: { account_dimension: null }
-defaults: { period: 300, delay: 60, regions: [eu-central-1] }
+defaults: { period: 300, delay: 60, regions: [eu-central-1], recheck_after: 900 }
 accounts:
-  - { name: a, period: 120 }
+  - { name: a, period: 120, recheck_after: 0 }
   - { name: b, regions: [us-west-2] }
 metrics:
   - { namespace: X, names: [m], dimensions: [d], delay: 600 }
-  - { namespace: Y, names: [n], streams: [{ d: v }], period: 60, regions: [eu-west-1] }
+  - { namespace: Y, names: [n], streams: [{ d: v }], period: 60, regions: [eu-west-1], recheck_after: 300 }
 `;
   const plan = loadConfig(text, "f.yaml", { AWS_REGION: "eu-north-1" });
   assert.equal(plan.destination.region, "eu-north-1");
   assert.equal(plan.destination.accountDimension, null);
   const summary = plan.sources.map((s) =>
-    `${s.account}/${s.region}: ${s.metrics.map((m) => `${m.namespace} ${m.period}/${m.delay}`).join(", ")}`
+    `${s.account}/${s.region}: ${
+      s.metrics.map((m) => `${m.namespace} ${m.period}/${m.delay}/${m.recheckAfter}`).join(", ")
+    }`
   );
   assert.deepEqual(summary, [
-    "a/eu-central-1: X 120/600",
-    "a/eu-west-1: Y 60/60",
-    "b/us-west-2: X 300/600",
-    "b/eu-west-1: Y 60/60",
+    "a/eu-central-1: X 120/600/0",
+    "a/eu-west-1: Y 60/60/300",
+    "b/us-west-2: X 300/600/900",
+    "b/eu-west-1: Y 60/60/300",
   ]);
   assert.deepEqual(plan.sources[1]!.metrics[0]!.dimensions, ["d"]);
 });

@@ -76,7 +76,9 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
   try {
     await seedFleet(emu, now - 10 * MIN, now);
     const config = writeConfig(
-      `discovery_interval: 120\n${CONFIG.replace("    external_id: prod-ext-id\n", "")}`,
+      `discovery_interval: 120\ndefaults: { recheck_after: 120 }\n${
+        CONFIG.replace("    external_id: prod-ext-id\n", "")
+      }`,
     );
     const run = async (at: number) => {
       const before = emu.counts();
@@ -141,9 +143,12 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
   const now = Math.floor(Date.now() / MIN) * MIN;
   const emu = await startEmulator();
   try {
-    await seedFleet(emu, now - 10 * MIN, now);
+    // Data up to the last tick's newest period, so that every period a tick owes has some.
+    await seedFleet(emu, now - 10 * MIN, now + 2 * MIN);
     const config = writeConfig(
-      `discovery_interval: 120\n${CONFIG.replace("    external_id: prod-ext-id\n", "")}`,
+      `discovery_interval: 120\ndefaults: { recheck_after: 120 }\n${
+        CONFIG.replace("    external_id: prod-ext-id\n", "")
+      }`,
     );
     const env = forwarderEnv(emu);
     const run = async (at: number, extra: string[] = []) => {
@@ -152,8 +157,10 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
       assert.equal(r.code, 0, r.stderr);
       return { r, calls: callsBetween(before, emu.counts()), billed: billedBetween(before, emu.counts()) };
     };
-    // A new store (everything read back first), a steady tick with the listing kept, and one that lists.
-    for (const [at, setup] of [[now, false], [now + MIN, true], [now + 2 * MIN, true]] as const) {
+    // A new store (everything read back first), a steady tick with the listing kept, one that lists, and one
+    // that reads again the periods of the first two (read within recheck_after of each other).
+    const ticks = [[now, false], [now + MIN, true], [now + 2 * MIN, true], [now + 3 * MIN, true]] as const;
+    for (const [at, setup] of ticks) {
       if (setup) await run(at - MIN);
       const planned = await run(at, ["--plan", "--json"]);
       const plan = JSON.parse(planned.r.stdout) as { next: Record<string, number> };
@@ -184,6 +191,12 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
         PutMetricData: plan.next["PutMetricData"],
         metrics: plan.next["metrics"],
       }, `the run at ${iso(at)}`);
+      // The last tick reads the destination only to read periods again: two statistics of each stream, in
+      // calls of 500 queries per account-region (7, 7, 7 and 1,040 streams).
+      if (at === now + 3 * MIN) {
+        const calls = [7, 7, 7, 1_040].reduce((n, streams) => n + Math.ceil((2 * streams) / 500), 0);
+        assert.equal(plan.next["GetMetricDataDestination"], calls);
+      }
     }
   } finally {
     await emu.stop();

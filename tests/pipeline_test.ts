@@ -28,6 +28,7 @@ const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
   stats: [],
   period: 60,
   delay: 120,
+  recheckAfter: 600,
   ...over,
 });
 const dims = (o: Record<string, string>) => Object.entries(o).map(([Name, Value]) => ({ Name, Value }));

@@ -28,7 +28,7 @@ test("intend() adds the window to the doubt with when it was written, merging to
   for (const [s, [start, end], want] of cases) assert.deepEqual(intend(s, { start, end }, T), want);
 });
 
-test("commit() grows the forwarded span by windows that touch it, and keeps windows apart from it in doubt", () => {
+test("commit() grows the forwarded span by windows that touch it, and keeps windows apart from it as written", () => {
   const cases: [StreamState, [number, number], StreamState][] = [
     // A stream's first write starts its span.
     [{ doubt: [[0, 60, T]] }, [0, 60], { first: 0, next: 60 }],
@@ -38,13 +38,26 @@ test("commit() grows the forwarded span by windows that touch it, and keeps wind
       doubt: [[120, 180, T]],
     }],
     [{ first: 0, next: 60, doubt: [[0, 120, T]] }, [0, 120], { first: 0, next: 120 }],
-    // A replay beyond next, or before first without touching it, stays in doubt for whoever reaches it.
+    // A replay beyond next, or before first without touching it, is known written, not in doubt: whoever
+    // reaches it reads the destination first all the same. Doubt it does not cover stays.
     [{ first: 0, next: 60, doubt: [[300, 360, T]] }, [300, 360], {
       first: 0,
       next: 60,
-      doubt: [[300, 360, T]],
+      written: [[300, 360, T]],
     }],
-    [{ first: 600, next: 660, doubt: [[0, 60, T]] }, [0, 60], { first: 600, next: 660, doubt: [[0, 60, T]] }],
+    [{ first: 600, next: 660, doubt: [[0, 60, T]] }, [0, 60], {
+      first: 600,
+      next: 660,
+      written: [[0, 60, T]],
+    }],
+    [{ first: 0, next: 60, doubt: [[120, 420, T]], written: [[480, 540, T - 60]] }, [300, 360], {
+      first: 0,
+      next: 60,
+      doubt: [[120, 300, T], [360, 420, T]],
+      written: [[300, 360, T], [480, 540, T - 60]],
+    }],
+    // A span that grows over what a replay wrote takes it in.
+    [{ first: 0, next: 60, written: [[60, 120, T]] }, [60, 180], { first: 0, next: 180 }],
     // A replay that ends where the span begins extends it back; one inside it changes nothing.
     [{ first: 600, next: 660, doubt: [[540, 600, T]] }, [540, 600], { first: 540, next: 660 }],
     [{ first: 0, next: 600, doubt: [[60, 120, T]] }, [60, 120], { first: 0, next: 600 }],

@@ -329,6 +329,35 @@ test("openStore() follows no symbolic link at the database or its log, and creat
   }
 });
 
+test("openStore() keeps the periods to read again and those a replay wrote, and upgrades a database of schema 1 in place", async () => {
+  const file = tempFile();
+  const unchecked: [number, number, number, number][] = [[T - 600, T, T - 480, T]];
+  let store = open(file);
+  const written: [number, number, number][] = [[T - 3600, T - 3000, T]];
+  await store.update([key("a"), key("b")], () => ({ first: T - 600, next: T, unchecked, written }));
+  store.close();
+  assert.deepEqual(readStore(file).streams[key("a")], { first: T - 600, next: T, unchecked, written });
+  // What the version before made: no column for them, schema 1.
+  const db = new DatabaseSync(file);
+  db.exec(
+    "ALTER TABLE streams DROP COLUMN unchecked; ALTER TABLE streams DROP COLUMN written; PRAGMA user_version = 1",
+  );
+  db.close();
+  assert.deepEqual(readStore(file).streams[key("a")], { first: T - 600, next: T });
+  store = open(file);
+  await store.update([key("a")], (s) => ({ ...s, unchecked }));
+  store.close();
+  assert.deepEqual(readStore(file).streams, {
+    [key("a")]: { first: T - 600, next: T, unchecked },
+    [key("b")]: { first: T - 600, next: T },
+  });
+  const check = new DatabaseSync(file);
+  assert.equal((check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 2);
+  check.prepare("UPDATE streams SET unchecked = ? WHERE key = ?").run("[[1,2,3]]", key("a"));
+  check.close();
+  assert.throws(() => readStore(file), /the periods to read again of stream .* is malformed/);
+});
+
 test("openStore() imports the JSON state of earlier versions once, and keeps the file aside", () => {
   const dir = tempDir();
   const file = path.join(dir, "forwarder-state.db");
