@@ -55,8 +55,10 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     if (args.status) return s.printStatus(plan.sources, paths.file, args, deps);
     const clients = await s.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
     const stop = s.stopOnSignals(log, deps.onStop);
-    const once = (nowSeconds: number) =>
-      pass(s.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
+    const once = (nowSeconds: number) => {
+      s.checkReplay(args.replay, nowSeconds); // before the store is opened: a usage error changes nothing
+      return pass(s.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
+    };
     if (args.every) return await s.every(args.every, once, stop, deps);
     return await once(args.now ?? Math.floor(deps.now() / 1000));
   } catch (e) {
@@ -67,8 +69,10 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
 /** One run: every account-region, then the forwarder's own metrics and the summary. */
 async function pass(run: Run, args: Args, plan: Plan): Promise<number> {
   try {
-    s.checkReplay(run.replay, run.nowSeconds);
     if (args.plan) return (s.printPlan(await s.planRun(run), args.json, plan.interval, run.out), EXIT.ok);
+    if (args.audit) {
+      return s.printAudit(await s.audit(run, run.replay!, args.repair), args.json, args.repair, run.out);
+    }
     const started = run.clock();
     const results = await s.mapLimit(
       plan.sources,
@@ -94,20 +98,23 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: S
   s.noteFound(totals, streams);
   const target = s.targetOf(run.plan, src);
   for await (const step of s.steps(src, streams, run)) {
-    // GetMetricData in the destination, for the streams in doubt only: what is there already is left out.
+    // GetMetricData in the destination, for the streams in doubt only: what is there already is left out;
+    // and for the periods read again for late samples: what reached it of them (lib/recheck.ts).
     const present = await s.alreadyWritten(run.destination, step.inDoubt, target, step.window, step.period);
+    const landed = await s.landedIn(run.destination, step, target);
     if (!run.dryRun) await run.store.update(step.keys, (st) => s.intend(st, step.window, run.nowSeconds));
     const tally = s.stepTally(src, run, totals, step.keys);
     await s.forEachCall(run, step, async (part) => {
-      const stats = await s.fetchStats(api, part.streams, part.window, part.period); // GetMetricData, source
-      const datums = s.datumsOf(part.streams, stats, target, present, step.ownDoubt);
+      const stats = await s.fetchStats(api, part.streams, s.readWindow(part), part.period); // GetMetricData
+      const datums = s.datumsOf(part, stats, target, present, step.ownDoubt, tally.over); // the new periods
+      s.lateDatums(part.streams, stats, landed, target, tally.over, datums.byNamespace); // what came late
       tally.add(part.streams, stats, datums);
       if (run.dryRun) s.printDatums(datums.byNamespace, run.out);
       else await out.write(datums.byNamespace, tally.refused); // PutMetricData, pooled over account-regions
     });
     if (run.dryRun) continue;
     await tally.confirm(out); // every datum of the step accepted by PutMetricData, or refused and reported
-    await run.store.update(step.keys, (st) => s.commit(st, step.window));
+    await run.store.update(step.keys, (st) => s.forwarded(st, step, run.nowSeconds));
   }
 }
 

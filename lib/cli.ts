@@ -18,7 +18,13 @@ Options:
   --status            every account-region: last forwarded period, lag, streams, errors
   --plan              list the streams; print the calls the next run makes and the cost a month, without
                       fetching any data
-  --json              --status and --plan print one JSON object
+  --audit             with --from and --to: compare every stream and period of the window, source against
+                      destination; per account-region, periods exact, short (late samples), missing, over
+                      (written twice), differs, and pending (not forwarded yet); exit 0 only if all are exact.
+                      Writes nothing
+  --repair            with --audit: write the difference where the destination is short or missing
+  --json              with --status: a JSON array, one object per account-region; with --plan or --audit:
+                      one JSON object
   --systemd-units DIR write a systemd service and timer for this runtime, forward.ts and the config
   --user NAME         with --systemd-units: run as this user instead of a dynamic one
   --log-format F      text (default) or json: one line per event on stderr
@@ -41,6 +47,9 @@ export interface Args {
   status: boolean;
   plan: boolean;
   json: boolean;
+  /** Compare the window of `replay` (--from, --to) in the source and the destination. */
+  audit: boolean;
+  repair: boolean;
   help: boolean;
   /** Epoch seconds. */
   now: number | undefined;
@@ -64,7 +73,16 @@ const WITH_VALUE = new Set([
   "--log-format",
   "--log-level",
 ]);
-const BARE = new Set(["--check-config", "--dry-run", "--status", "--plan", "--json", "--help"]);
+const BARE = new Set([
+  "--check-config",
+  "--dry-run",
+  "--status",
+  "--plan",
+  "--audit",
+  "--repair",
+  "--json",
+  "--help",
+]);
 
 const usage = (message: string) => new ConfigError([oneLine(`Cannot parse arguments: ${message}`)]);
 const quoted = (v: string) => JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
@@ -126,6 +144,18 @@ export function parseArgs(argv: string[]): Args {
   if (value("--user") !== undefined && value("--systemd-units") === undefined) {
     throw usage("--user goes with --systemd-units");
   }
+  const set = (f: string) => flags[f] !== undefined;
+  if (set("--repair") && !set("--audit")) throw usage("--repair goes with --audit");
+  if (set("--audit")) {
+    if (from === undefined) throw usage("--audit needs the window to compare: --from and --to");
+    const other = ["--dry-run", "--plan", "--status", "--check-config", "--systemd-units", "--every"].filter(
+      set,
+    );
+    if (other.length > 0) throw usage(`--audit does not go with ${other.join(" or ")}`);
+  }
+  if (set("--json") && !["--status", "--plan", "--audit"].some(set)) {
+    throw usage("--json goes with --status, --plan or --audit");
+  }
   return {
     config: value("--config"),
     checkConfig: flags["--check-config"] === true,
@@ -133,6 +163,8 @@ export function parseArgs(argv: string[]): Args {
     status: flags["--status"] === true,
     plan: flags["--plan"] === true,
     json: flags["--json"] === true,
+    audit: flags["--audit"] === true,
+    repair: flags["--repair"] === true,
     help: flags["--help"] === true,
     now: time("--now"),
     replay: from !== undefined && to !== undefined ? { start: from, end: to } : undefined,

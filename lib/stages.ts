@@ -2,6 +2,7 @@
  * Every stage forward.ts runs, gathered so that it loads them all in one step once the command line asks for
  * more than --help, which then answers without loading the file system, SQLite, YAML or valibot.
  */
+export { audit, printAudit } from "./audit.ts";
 export { mapLimit } from "./batch.ts";
 export { loadConfigFile, unitFacts } from "./config.ts";
 export { streamsOf } from "./discover.ts";
@@ -23,8 +24,9 @@ export {
   stepTally,
   stopOnSignals,
 } from "./run.ts";
+export { forwarded, landedIn, lateDatums, readWindow } from "./recheck.ts";
 export { writeSelfMetrics } from "./selfmetrics.ts";
-export { commit, configFolder, intend, statePath } from "./state.ts";
+export { configFolder, intend, statePath } from "./state.ts";
 export { printStatus } from "./status.ts";
 export { forEachCall, lagOf, recentOnly, steps } from "./step.ts";
 export { writeUnits } from "./units.ts";
