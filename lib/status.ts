@@ -5,7 +5,7 @@
  */
 import type { SourcePlan } from "./config.ts";
 import { readableLag } from "./run.ts";
-import type { StreamState } from "./state.ts";
+import { readableFrom, type StreamState } from "./state.ts";
 import { readStore, type StoreContents } from "./store.ts";
 import { iso } from "./window.ts";
 
@@ -16,7 +16,10 @@ export interface SourceStatus {
   forwardedUpTo: string | null;
   lagSeconds: number | null;
   streams: number;
+  /** Streams a write of which may or may not have arrived: the destination is read before the next one. */
   inDoubt: number;
+  /** When the destination can show the writes in doubt (ISO), so that a run reads it then; null if none. */
+  doubtReadableAt: string | null;
   /** Streams the last listing did not find: metrics that stopped. */
   noLongerFound: number;
   lastError: string | null;
@@ -45,6 +48,8 @@ export function statusOf(sources: SourcePlan[], contents: StoreContents, nowSeco
     // A run that succeeds clears the error its account-region's last run left.
     const failing = note?.errorAt !== undefined;
     const forwarded = Number.isFinite(next);
+    let readable = -Infinity;
+    for (const s of current) for (const d of s.doubt ?? []) readable = Math.max(readable, readableFrom(d));
     return {
       account: src.account,
       region: src.region,
@@ -52,6 +57,7 @@ export function statusOf(sources: SourcePlan[], contents: StoreContents, nowSeco
       lagSeconds: forwarded ? nowSeconds - next : null,
       streams: current.length,
       inDoubt: current.filter((s) => s.doubt?.length).length,
+      doubtReadableAt: Number.isFinite(readable) ? iso(readable) : null,
       noLongerFound: all.length - current.length,
       lastError: failing ? note.lastError ?? null : null,
       errorAt: failing ? iso(note.errorAt!) : null,
@@ -61,14 +67,17 @@ export function statusOf(sources: SourcePlan[], contents: StoreContents, nowSeco
 }
 
 /** One line per account-region. */
-export function statusLines(statuses: SourceStatus[]): string[] {
+export function statusLines(statuses: SourceStatus[], nowSeconds: number): string[] {
   return statuses.map((s) => {
     const where = `${s.account} ${s.region}`;
     const progress = s.forwardedUpTo === null
       ? "never forwarded"
       : `forwarded up to ${s.forwardedUpTo} (${readableLag(s.lagSeconds!)} behind), ${s.streams} streams`;
+    const when = s.doubtReadableAt === null || s.doubtReadableAt <= iso(nowSeconds)
+      ? "the next run reads the destination before writing them"
+      : `CloudWatch shows what was written at ${s.doubtReadableAt}, and a run reads the destination then`;
     const doubt = s.inDoubt
-      ? `, ${s.inDoubt} in doubt (a write that may or may not have arrived: the destination is read before the next one)`
+      ? `, ${s.inDoubt} in doubt (a write that may or may not have arrived: ${when})`
       : "";
     const gone = s.noLongerFound ? `; ${s.noLongerFound} no longer found` : "";
     const error = s.lastError === null ? "" : `; its last run failed at ${s.errorAt}: ${s.lastError}`;
@@ -83,7 +92,8 @@ export function printStatus(
   args: { json: boolean; now: number | undefined },
   deps: { now: () => number; out: (line: string) => void },
 ): number {
-  const statuses = statusOf(sources, readStore(file), args.now ?? Math.floor(deps.now() / 1000));
-  (args.json ? [JSON.stringify(statuses)] : statusLines(statuses)).forEach((l) => deps.out(l));
+  const now = args.now ?? Math.floor(deps.now() / 1000);
+  const statuses = statusOf(sources, readStore(file), now);
+  (args.json ? [JSON.stringify(statuses)] : statusLines(statuses, now)).forEach((l) => deps.out(l));
   return 0;
 }

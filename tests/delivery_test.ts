@@ -80,7 +80,7 @@ async function assertStatus(fleet: Fleet, upToMinutesAgo: number, inDoubt: boole
   const line = (source: string, streams: number) =>
     `${source}: forwarded up to ${upTo} (${upToMinutesAgo} min behind), ${streams} streams${
       inDoubt
-        ? `, ${streams} in doubt (a write that may or may not have arrived: the destination is read before the next one)`
+        ? `, ${streams} in doubt (a write that may or may not have arrived: the next run reads the destination before writing them)`
         : ""
     }${failed ? `; its last run failed at ${minute(fleet.now)}: ${failed}` : ""}`;
   assert.deepEqual(r.stdout.trimEnd().split("\n"), [

@@ -51,13 +51,18 @@ test("--from/--to fills periods before the first checkpoint, once however often 
   });
 });
 
-test("a replay beyond the checkpoint stays in doubt, and the run that reaches it skips what is there", async () => {
+test("a replay beyond the checkpoint is not in doubt, and the run that reaches it skips what is there", async () => {
   await withFleet(40, async (run, now, check) => {
     forwarded(await run(30));
     assert.equal(
       forwarded(await run(0, ["--from", at(now, 20), "--to", at(now, 10)])),
       10 * PER_PERIOD,
     );
+    // Written and answered: --status says nothing is in doubt.
+    const status = await run(0, ["--status"]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.doesNotMatch(status.stdout, /in doubt/);
+    assert.equal(status.stdout.trimEnd().split("\n").length, 4);
     // The run owes [now - 32 min, now - 2 min): 30 periods, of which the replay wrote 10.
     assert.equal(forwarded(await run(0)), 20 * PER_PERIOD);
     assert.equal(await check(now - 33 * MIN), 31 * STREAMS);

@@ -25,7 +25,12 @@ const contents = (o: Partial<StoreContents>): StoreContents => ({
 });
 
 test("statusOf() gives every configured account-region: its oldest checkpoint, lag, streams, doubt, and errors", () => {
-  const sources = [source("prod", "eu-west-1"), source("prod", "us-east-1"), source("acc", "eu-west-1")];
+  const sources = [
+    source("prod", "eu-west-1"),
+    source("prod", "us-east-1"),
+    source("acc", "eu-west-1"),
+    source("old", "eu-west-1"),
+  ];
   const statuses = statusOf(
     sources,
     contents({
@@ -34,6 +39,18 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
         [key("prod", "eu-west-1", "b")]: { next: T - 600, doubt: [[T - 600, T - 540, T]], seen: T },
         [key("prod", "eu-west-1", "gone")]: { next: T - 86_400, seen: T - 86_400 },
         [key("prod", "us-east-1", "a")]: { next: T - 5 * 3600, seen: T },
+        // A replay's periods apart from the span are known written: not in doubt.
+        [key("prod", "us-east-1", "b")]: {
+          next: T - 5 * 3600,
+          written: [[T - 9 * 3600, T - 8 * 3600, T]],
+          seen: T,
+        },
+        // Data 6 hours old written in doubt: CloudWatch shows it within 2 hours (PutMetricData).
+        [key("old", "eu-west-1", "a")]: {
+          next: T - 6 * 3600,
+          doubt: [[T - 6 * 3600, T - 5 * 3600, T]],
+          seen: T,
+        },
       },
       sources: new Map([
         [JSON.stringify(["prod", "us-east-1"]), {
@@ -50,12 +67,13 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
     }),
     T,
   );
-  assert.deepEqual(statusLines(statuses), [
-    "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt (a write that may or may not have arrived: the destination is read before the next one); 1 no longer found",
-    "prod us-east-1: forwarded up to 2026-11-24T07:00:00Z (5 h 0 min behind), 1 streams; its last run failed at 2026-11-24T12:00:00Z: AccessDenied: no",
+  assert.deepEqual(statusLines(statuses, T), [
+    "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt (a write that may or may not have arrived: the next run reads the destination before writing them); 1 no longer found",
+    "prod us-east-1: forwarded up to 2026-11-24T07:00:00Z (5 h 0 min behind), 2 streams; its last run failed at 2026-11-24T12:00:00Z: AccessDenied: no",
     "acc eu-west-1: never forwarded; its last run failed at 2026-11-24T11:59:00Z: AssumeRole failed: AccessDenied",
+    "old eu-west-1: forwarded up to 2026-11-24T06:00:00Z (6 h 0 min behind), 1 streams, 1 in doubt (a write that may or may not have arrived: CloudWatch shows what was written at 2026-11-24T14:00:00Z, and a run reads the destination then)",
   ]);
-  assert.deepEqual(statuses.map((s) => s.state), ["ok", "failing", "failing"]);
+  assert.deepEqual(statuses.map((s) => s.state), ["ok", "failing", "failing", "ok"]);
   assert.deepEqual(statuses[2], {
     account: "acc",
     region: "eu-west-1",
@@ -63,6 +81,7 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
     lagSeconds: null,
     streams: 0,
     inDoubt: 0,
+    doubtReadableAt: null,
     noLongerFound: 0,
     lastError: "AssumeRole failed: AccessDenied",
     errorAt: "2026-11-24T11:59:00Z",
@@ -71,7 +90,7 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
 });
 
 test("statusOf() says never forwarded where a configured account-region has no checkpoint and no error", () => {
-  assert.deepEqual(statusLines(statusOf([source("new", "eu-west-1")], contents({}), T)), [
+  assert.deepEqual(statusLines(statusOf([source("new", "eu-west-1")], contents({}), T), T), [
     "new eu-west-1: never forwarded",
   ]);
 });
