@@ -54,6 +54,16 @@ export function toJournal(env: Record<string, string | undefined>): boolean {
   }
 }
 
+/**
+ * A text line's account-region, where the line belongs to one and its message does not name it already: in
+ * text, lines of several account-regions in a row would otherwise read alike.
+ */
+function where(text: string, { account, region }: Fields): string {
+  if (account === undefined || region === undefined) return "";
+  if (text.includes(`"${account}"`) && text.includes(region)) return "";
+  return ` (account "${account}" in ${region})`;
+}
+
 export function logger(o: LogOptions): Log {
   const secrets = new Set(
     SECRET_VARIABLES.map((v) => o.env[v]).filter((v): v is string => !!v && v.length >= 8),
@@ -76,7 +86,9 @@ export function logger(o: LogOptions): Log {
         message: text,
         ...Object.fromEntries(extra),
       })
-      : `${journal ? "" : `${new Date(o.now()).toISOString()} `}${level.toUpperCase()} ${text}`;
+      : `${journal ? "" : `${new Date(o.now()).toISOString()} `}${level.toUpperCase()} ${text}${
+        where(text, fields)
+      }`;
     o.write(clean(journal ? `<${PRIORITY[level]}>${line}` : line));
   };
   return {

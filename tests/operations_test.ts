@@ -19,14 +19,20 @@ const lines = () => {
   return { written, write: (l: string) => void written.push(l) };
 };
 
-test("log lines: text with the time and level, JSON with the account and region as fields, levels below the set one left out", () => {
+test("log lines: text with the time, level and account-region, JSON with the account and region as fields, levels below the set one left out", () => {
   const text = lines();
   const log = logger({ format: "text", level: "info", env: {}, now: () => NOW, write: text.write });
   log.info("Forwarded 6 datums", { account: "production", region: "eu-west-1" });
+  log.info('Cannot forward account "production" in eu-west-1: denied', {
+    account: "production",
+    region: "eu-west-1",
+  });
   log.debug("left out at the info level");
   log.error("Cannot forward:\nAccessDenied");
   assert.deepEqual(text.written, [
-    `${iso(NOW)} INFO Forwarded 6 datums`,
+    // A line of an account-region names it, once.
+    `${iso(NOW)} INFO Forwarded 6 datums (account "production" in eu-west-1)`,
+    `${iso(NOW)} INFO Cannot forward account "production" in eu-west-1: denied`,
     `${iso(NOW)} ERROR Cannot forward: AccessDenied`,
   ]);
   assert.equal(log.enabled("debug"), false);
