@@ -1,4 +1,7 @@
 /** main() in-process, with an injected clock and fake CloudWatch clients: the shared pieces of its tests. */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import type { CloudWatchApi, Datum, ListMetricsInput, Metric, Query, Role } from "../lib/aws.ts";
 import { type Deps, main } from "../forward.ts";
 
@@ -13,7 +16,11 @@ export const BUNDLED_ENV = {
   TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::333333333333:role/transfer",
 };
 
-/** Runs main() at NOW; returns its exit code and its stdout and stderr lines. */
+/**
+ * Runs main() at NOW; returns its exit code and its stdout and stderr lines. With the bundled config,
+ * checkpoints go to a folder of their own unless the test names one: they would go beside it, in the checkout,
+ * where they are the user's own.
+ */
 export async function run(
   argv: string[],
   env: Record<string, string> = {},
@@ -23,7 +30,9 @@ export async function run(
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(argv, {
-    env,
+    env: argv.includes("--config")
+      ? env
+      : { STATE_DIRECTORY: fs.mkdtempSync(path.join(os.tmpdir(), "fwd-main-")), ...env },
     now: () => NOW,
     out: (l) => out.push(l),
     err: (l) => err.push(l),

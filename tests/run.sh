@@ -33,6 +33,11 @@ check() {
   fi
 }
 
+# The checkout's own state (what the README's commands keep beside the bundled forwarder.yaml) is the user's:
+# the suite must neither change it nor make one.
+state() { sha256sum forwarder-state.db* 2>/dev/null; }
+state_before=$(state)
+
 echo "== bun test"
 $bin/bun test --timeout 600000 tests/ 2>&1 | tee "$out/bun.txt"
 count "bun test" "$(grep -oE '^ *[0-9]+ pass$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+')" \
@@ -48,6 +53,13 @@ echo "== deno check, lint, fmt"
 check "deno check" $bin/deno check forward.ts lib/ tests/
 check "deno lint" $bin/deno lint
 check "deno fmt --check" $bin/deno fmt --check
+
+if [ "$(state)" = "$state_before" ]; then
+  passed=$((passed + 1))
+else
+  echo "== the suite changed or made the checkout's own forwarder-state.db"
+  failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
