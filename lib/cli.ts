@@ -15,7 +15,8 @@ Options:
   --now ISO           the time to act as now (for replays and tests)
   --every DURATION    keep running: one pass every DURATION (60s, 5m, 1h), aligned to it; SIGTERM or
                       SIGINT ends the step under way, commits it and exits 0
-  --status            every account-region: last forwarded period, lag, streams, errors
+  --status            every account-region: last forwarded period, lag, streams, errors; exits 1 while
+                      the last run of any failed
   --plan              list the streams; print the calls the next run makes and the cost a month, without
                       fetching any data
   --audit             with --from and --to: compare every stream and period of the window, source against

@@ -85,7 +85,10 @@ export function statusLines(statuses: SourceStatus[], nowSeconds: number): strin
   });
 }
 
-/** --status, as lines or (with --json) one JSON object; the store is read without taking its lease. */
+/**
+ * --status, as lines or (with --json) a JSON array; the store is read without taking its lease. Exits 1 while
+ * any account-region's last run failed, so that a check can alert on it.
+ */
 export function printStatus(
   sources: SourcePlan[],
   file: string,
@@ -95,5 +98,5 @@ export function printStatus(
   const now = args.now ?? Math.floor(deps.now() / 1000);
   const statuses = statusOf(sources, readStore(file), now);
   (args.json ? [JSON.stringify(statuses)] : statusLines(statuses, now)).forEach((l) => deps.out(l));
-  return 0;
+  return statuses.some((s) => s.state === "failing") ? 1 : 0;
 }

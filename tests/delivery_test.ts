@@ -74,7 +74,8 @@ function assertPerSource(r: ProcessResult, line: (account: string, region: strin
  */
 async function assertStatus(fleet: Fleet, upToMinutesAgo: number, inDoubt: boolean, failed?: string) {
   const r = await fleet.run(0, ["--status"]);
-  ok(r);
+  // Exit 1 while an account-region's last run failed.
+  assert.equal(r.code, failed ? 1 : 0, r.stderr);
   const minute = (t: number) => new Date(t).toISOString().replace(".000Z", "Z");
   const upTo = minute(fleet.now - upToMinutesAgo * MIN);
   const line = (source: string, streams: number) =>

@@ -167,6 +167,7 @@ test("one source account's role denied: the others advance, and it catches up on
       assert.match(r.stdout, /from 2 of 4 account-regions/);
     }
     const status = await run(20, ["--status"]);
+    assert.equal(status.code, 1, "--status exits 1 while an account-region fails");
     const upTo = (minutesAgo: number) => new Date(now - minutesAgo * MIN).toISOString().replace(".000Z", "Z");
     // In the config's order; the denied account-regions with the error of their last run.
     const denied = `AssumeRole of "${PRODUCTION_ROLE}" failed: AccessDenied: [^\n]*`;

@@ -118,6 +118,7 @@ test("main() forwards every source but a denied one, reports it by name and exit
   ]);
   // Every configured account-region, the one whose role is denied too, with its error.
   const status = await run(["--status"], { ...BUNDLED_ENV, STATE_DIRECTORY: dir });
+  assert.equal(status.code, 1, "--status exits 1 while an account-region fails");
   assert.deepEqual(status.out, [
     "production eu-west-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
     "production us-east-1: forwarded up to 2026-11-24T11:58:00Z (2 min behind), 2 streams",
