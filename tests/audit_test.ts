@@ -6,40 +6,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
-import { type Emulator, startEmulator } from "../lib/emulator.ts";
+import { startEmulator } from "../lib/emulator.ts";
 import {
   ACCEPTANCE_CONFIG,
-  ACCOUNTS,
+  billedGetMetricData,
   DEST,
   forwarderEnv,
   MIN,
   ok,
+  seedService,
   seedServices,
   writeConfig,
 } from "./fleet.ts";
 import { cloudWatch, type ProcessResult, runForwarder, said } from "./helpers.ts";
 
 const iso = (t: number) => new Date(t).toISOString();
-
-/** What the emulator billed for GetMetricData, over every account. */
-const billed = (emu: Emulator) =>
-  Object.values(emu.counts()).flatMap((r) => Object.values(r)).reduce(
-    (n, c) => n + (c.billed["GetMetricData"] ?? 0),
-    0,
-  );
-
-function seedService(emu: Emulator, service: string, t: number, values: number[]) {
-  emu.seed({
-    account: ACCOUNTS.acceptance,
-    region: "eu-west-1",
-    namespace: "AWS/ECS",
-    name: "CPUUtilization",
-    timestamp: t,
-    values,
-    dimensions: { ClusterName: "shared", ServiceName: service },
-    unit: "Percent",
-  });
-}
 
 test("--audit counts each kind of difference exactly, and --repair makes good all but what was written twice", async () => {
   const now = Math.floor(Date.now() / MIN) * MIN;
@@ -98,14 +79,14 @@ test("--audit counts each kind of difference exactly, and --repair makes good al
       }),
     );
     // Up to 5 minutes back: the last two minutes are not forwarded yet (the checkpoint is 7 minutes back).
-    const before = billed(emu);
+    const before = billedGetMetricData(emu);
     const planted = await auditOf(now - 5 * MIN);
     assert.equal(planted.r.code, 1);
     const counts = { account: "acceptance", region: "eu-west-1", streams: 6, differs: 0, repaired: 0 };
     assert.deepEqual(planted.counts, [{ ...counts, exact: 28, short: 1, missing: 6, over: 1, pending: 10 }]);
     // The cost said before reading is what was billed: each stream's four statistics a side, as one metric.
     assert.equal(planted.doc.billedMetrics, 6 * 2);
-    assert.equal(billed(emu) - before, planted.doc.billedMetrics);
+    assert.equal(billedGetMetricData(emu) - before, planted.doc.billedMetrics);
     assert.match(
       said(planted.r, "info"),
       /Auditing 6 streams of 1 account-regions from .*: 12 GetMetricData metrics billed/,

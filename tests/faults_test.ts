@@ -14,6 +14,7 @@ import {
   type Fleet,
   MIN,
   ok,
+  seedService,
   staleStore,
   streamsInDoubt,
   withFleet as withSeededFleet,
@@ -219,16 +220,7 @@ test("a datum CloudWatch refuses is skipped with one warning naming its stream, 
     ok(await run(15));
     // Two samples at the limit: the source takes each, but their Sum (2^361) is more than PutMetricData takes.
     const t = now - 10 * MIN;
-    emu.seed({
-      account: ACCOUNTS.acceptance,
-      region: "eu-west-1",
-      namespace: "AWS/ECS",
-      name: "CPUUtilization",
-      timestamp: t,
-      values: [2 ** 360, 2 ** 360],
-      dimensions: { ClusterName: "shared", ServiceName: "svc-0" },
-      unit: "Percent",
-    });
+    seedService(emu, "svc-0", t, [2 ** 360, 2 ** 360]);
     const r = await run(0);
     ok(r);
     // Its last run was 15 minutes ago, more than an interval: the run notes it checks the destination first.

@@ -305,23 +305,33 @@ accounts: [{ name: acceptance, role_arn: "arn:aws:iam::222222222222:role/transfe
 metrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }]
 `;
 
+/** Seeds samples of one acceptance service's CPUUtilization (cluster "shared") at `t`, as AWS publishes them. */
+export function seedService(emu: Emulator, service: string, t: number, values: number[]) {
+  emu.seed({
+    account: ACCOUNTS.acceptance,
+    region: "eu-west-1",
+    namespace: "AWS/ECS",
+    name: "CPUUtilization",
+    timestamp: t,
+    values,
+    dimensions: { ClusterName: "shared", ServiceName: service },
+    unit: "Percent",
+  });
+}
+
 /** Seeds five acceptance services with one sample set a minute over [from, to), readable at once. */
 export function seedServices(emu: Emulator, from: number, to: number) {
   for (let t = from; t < to; t += MIN) {
-    for (let s = 0; s < 5; s++) {
-      emu.seed({
-        account: ACCOUNTS.acceptance,
-        region: "eu-west-1",
-        namespace: "AWS/ECS",
-        name: "CPUUtilization",
-        timestamp: t,
-        values: [s, s + 1, s + 2.5],
-        dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
-        unit: "Percent",
-      });
-    }
+    for (let s = 0; s < 5; s++) seedService(emu, `svc-${s}`, t, [s, s + 1, s + 2.5]);
   }
 }
+
+/** GetMetricData metrics the emulator billed, over every account and region. */
+export const billedGetMetricData = (emu: Emulator) =>
+  Object.values(emu.counts()).flatMap((r) => Object.values(r)).reduce(
+    (n, c) => n + (c.billed["GetMetricData"] ?? 0),
+    0,
+  );
 
 /** Options of one run in a fleet: another command (see helpers.ts), and variables added to the environment. */
 export interface FleetRunOptions extends RunOptions {

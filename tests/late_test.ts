@@ -10,11 +10,13 @@ import {
   ACCEPTANCE_CONFIG,
   ACCOUNTS,
   assertForwarded,
+  billedGetMetricData,
   DEST,
   destCount,
   forwarderEnv,
   MIN,
   ok,
+  seedService,
   seedServices,
   writeConfig,
 } from "./fleet.ts";
@@ -28,16 +30,7 @@ const SERVICES = 5;
 /** Two late samples for each service's period at `t`, as an agent that buffered them would publish. */
 function seedLate(emu: Emulator, t: number) {
   for (let s = 0; s < SERVICES; s++) {
-    emu.seed({
-      account: ACCOUNTS.acceptance,
-      region: "eu-west-1",
-      namespace: "AWS/ECS",
-      name: "CPUUtilization",
-      timestamp: t + 30_000,
-      values: [-1, 90 + s],
-      dimensions: { ClusterName: "shared", ServiceName: `svc-${s}` },
-      unit: "Percent",
-    });
+    seedService(emu, `svc-${s}`, t + 30_000, [-1, 90 + s]);
   }
 }
 
@@ -162,11 +155,6 @@ test("reading periods again at the default recheck_after bills at most a tenth m
     try {
       seedServices(emu, now - 30 * MIN, now);
       const config = writeConfig(`self_metrics: false\n${recheck}${ACCEPTANCE_CONFIG}`);
-      const billed = () =>
-        Object.values(emu.counts()).flatMap((r) => Object.values(r)).reduce(
-          (n, c) => n + (c.billed["GetMetricData"] ?? 0),
-          0,
-        );
       // A first run, then twenty steady runs a minute apart: the first range is read again at the last.
       ok(
         await runForwarder(
@@ -174,7 +162,7 @@ test("reading periods again at the default recheck_after bills at most a tenth m
           forwarderEnv(emu),
         ),
       );
-      const before = billed();
+      const before = billedGetMetricData(emu);
       for (let m = 20; m >= 1; m--) {
         ok(
           await runForwarder(
@@ -183,7 +171,7 @@ test("reading periods again at the default recheck_after bills at most a tenth m
           ),
         );
       }
-      return billed() - before;
+      return billedGetMetricData(emu) - before;
     } finally {
       await emu.stop();
     }
