@@ -173,6 +173,10 @@ if (import.meta.main) {
     const shutdown = () => emu.stop().then(() => process.exit(0));
     process.on("SIGINT", shutdown);
     process.on("SIGTERM", shutdown);
+    // `npm run emulator` starts it through a shell that does not pass a SIGTERM on: once the command that
+    // started it is gone, the emulator is left to init, which it takes as the word to stop.
+    const parent = process.ppid;
+    setInterval(() => process.ppid !== parent && shutdown(), 500);
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     process.exitCode = 2;

@@ -2059,3 +2059,27 @@ for (const key of ["Statistics", "ExtendedStatistics"]) {
     });
   });
 }
+
+test("npm run emulator stops its emulator when it is stopped, though the shell between them passes no signal on", async () => {
+  const child = spawn("npm", ["run", "--silent", "emulator", "--", "--port", "0"], {
+    cwd: new URL("..", import.meta.url).pathname,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      const m = /http:\/\/\S+/.exec(String(d));
+      if (m) resolve(m[0]);
+    });
+    child.once("close", (code) => reject(new Error(`npm run emulator exited with ${code}`)));
+  });
+  assert.equal((await fetch(`${url}/_emulator/counts`)).status, 200);
+  process.kill(child.pid!, "SIGTERM");
+  // Gone within a few seconds: its port refuses connections.
+  const end = Date.now() + 10_000;
+  let up = true;
+  while (up && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+    up = await fetch(`${url}/_emulator/counts`).then(() => true, () => false);
+  }
+  assert.equal(up, false, "the emulator still answers after npm run emulator was stopped");
+});
