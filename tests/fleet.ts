@@ -202,17 +202,21 @@ async function readAll(emu: Emulator, reads: Read[], from: number, to: number): 
   return out;
 }
 
+/** Every metric of a namespace, each once: a listing may name one more than once (see --list-repeat-rate). */
 async function listAll(emu: Emulator, account: string, region: string, namespace: string) {
-  const out: Metric[] = [];
+  const out = new Map<string, Metric>();
   let token: string | undefined;
   do {
     const r = await cloudWatch(emu.url, account, region).send(
       new ListMetricsCommand({ Namespace: namespace, ...(token ? { NextToken: token } : {}) }),
     );
-    out.push(...r.Metrics!);
+    for (const m of r.Metrics!) {
+      const dims = m.Dimensions!.map((d) => [d.Name, d.Value]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+      out.set(JSON.stringify([m.MetricName, dims]), m);
+    }
     token = r.NextToken;
   } while (token);
-  return out;
+  return [...out.values()];
 }
 
 /**
