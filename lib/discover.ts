@@ -177,17 +177,30 @@ export async function discover(
  */
 export function onceEach(plans: MetricPlan[], streams: Stream[]): Stream[] {
   const order = new Map(plans.map((p, i) => [p, i]));
-  const byDims = new Map<Dimension[], Map<string, number>>();
+  // The first stream kept of each dimension set, and from each kept stream the next of the same set: a chain
+  // of a few (the metrics of one service) instead of a map and a key string per stream.
+  const first = new Map<Dimension[], number>();
+  const next: number[] = [];
   const out: Stream[] = [];
   for (const s of streams) {
-    let byName = byDims.get(s.dims);
-    if (byName === undefined) byDims.set(s.dims, byName = new Map());
-    const id = `${s.plan.period}|${s.plan.namespace}|${s.name}`;
-    const at = byName.get(id);
-    if (at === undefined) {
-      byName.set(id, out.length);
-      out.push(s);
-    } else if (order.get(out[at]!.plan)! > order.get(s.plan)!) out[at] = s;
+    let at = first.get(s.dims) ?? -1;
+    let last = -1;
+    while (at >= 0) {
+      const o = out[at]!;
+      if (o.name === s.name && o.plan.period === s.plan.period && o.plan.namespace === s.plan.namespace) {
+        break;
+      }
+      last = at;
+      at = next[at]!;
+    }
+    if (at >= 0) {
+      if (order.get(out[at]!.plan)! > order.get(s.plan)!) out[at] = s;
+      continue;
+    }
+    if (last >= 0) next[last] = out.length;
+    else first.set(s.dims, out.length);
+    next.push(-1);
+    out.push(s);
   }
   return out.length === streams.length ? streams : out;
 }
