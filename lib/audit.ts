@@ -142,9 +142,7 @@ async function auditSource(
   const writer = repair ? run.publisher.join() : undefined;
   const fields = { account: src.account, region: src.region };
   try {
-    const byPeriod = new Map<number, Stream[]>();
-    for (const s of streams) byPeriod.set(s.plan.period, [...(byPeriod.get(s.plan.period) ?? []), s]);
-    for (const [period, group] of byPeriod) {
+    for (const [period, group] of Map.groupBy(streams, (s) => s.plan.period)) {
       const w = {
         start: Math.ceil(window.start / period) * period,
         end: Math.floor(window.end / period) * period,
