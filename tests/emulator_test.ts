@@ -15,10 +15,10 @@ import {
   type MetricDatum,
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
-import { AssumeRoleCommand, GetCallerIdentityCommand } from "@aws-sdk/client-sts";
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
-import { cloudWatch, rejectsWith, runtime, sts } from "./helpers.ts";
+import { DEMO_ACCOUNTS, type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
+import { cloudWatch, credentialsFor, rejectsWith, runtime, sts } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const A = "111111111111";
@@ -986,20 +986,24 @@ async function listPages(
   return pages;
 }
 
-/** Puts `count` streams of App (or `namespace`) in order, 1,000 a call: name(i) and dims(i) for each i. */
+/**
+ * Puts `count` streams of App (or `namespace`) in order, 1,000 a call, as account A (or `account`): name(i) and
+ * dims(i) for each i.
+ */
 async function putStreams(
   emu: Emulator,
   count: number,
   name: (i: number) => string,
   dims: (i: number) => { Name: string; Value: string }[] = () => [],
   namespace = "App",
+  account = A,
 ) {
   for (let from = 0; from < count; from += 1000) {
     const data = Array.from(
       { length: Math.min(1000, count - from) },
       (_, k) => ({ MetricName: name(from + k), Value: 1, Timestamp: at(0), Dimensions: dims(from + k) }),
     );
-    await put(emu, data, namespace);
+    await put(emu, data, namespace, account);
   }
 }
 
@@ -1649,11 +1653,11 @@ test("POST /_emulator/faults answers a body that is not a JSON object with HTTP 
 const refusedFaults: [Record<string, unknown>, string][] = [
   [
     { throttleRate: 0.9 },
-    'Cannot set the faults: unknown key "throttleRate" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, deny_roles)',
+    'Cannot set the faults: unknown key "throttleRate" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, clock_offset_seconds, owning_accounts, deny_roles)',
   ],
   [
     { throttle_rate: 0.5, lateRate: 1, list_repeat: 1 },
-    'Cannot set the faults: unknown keys "lateRate", "list_repeat" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, deny_roles)',
+    'Cannot set the faults: unknown keys "lateRate", "list_repeat" (known: latency_ms, throttle_rate, error_rate, put_error_rate, put_reply_delay_ms, put_applied_reset_rate, put_applied_error_rate, list_repeat_rate, late_rate, late_by, clock_offset_seconds, owning_accounts, deny_roles)',
   ],
   [
     { late_rate: 2, late_by: -1 },
@@ -1663,6 +1667,14 @@ const refusedFaults: [Record<string, unknown>, string][] = [
   [
     { deny_roles: "arn:aws:iam::111111111111:role/r" },
     'Cannot set the faults: "deny_roles" takes a list of role ARNs',
+  ],
+  [
+    { clock_offset_seconds: "-60" },
+    'Cannot set the faults: "clock_offset_seconds" takes a number of seconds (negative: behind the host\'s clock)',
+  ],
+  [
+    { clock_offset_seconds: null, owning_accounts: "shuffled" },
+    'Cannot set the faults: "clock_offset_seconds" takes a number of seconds (negative: behind the host\'s clock); "owning_accounts" takes one of "aligned", "missing", "short"',
   ],
 ];
 
@@ -1893,6 +1905,19 @@ const refusedArguments: [string[], string][] = [
     ["--late-rate", "0.5", "--late-by", "-5"],
     "Cannot parse arguments: --late-by takes a number of seconds (0 or more)",
   ],
+  [
+    ["--clock-offset", "soon"],
+    "Cannot parse arguments: --clock-offset takes a number of seconds (negative: behind)",
+  ],
+  [["--link", "111111111111"], "Cannot parse arguments: --link takes MONITORING=SOURCE[,SOURCE...]"],
+  [
+    ["--link", "111111111111=222222222222,33"],
+    'Cannot link accounts: "33" (a source of "111111111111") is not a 12-digit account id',
+  ],
+  [
+    ["--owning-accounts", "shuffled"],
+    "Cannot parse arguments: --owning-accounts takes aligned, missing, short",
+  ],
 ];
 
 for (const [args, message] of refusedArguments) {
@@ -2082,4 +2107,471 @@ test("npm run emulator stops its emulator when it is stopped, though the shell b
     up = await fetch(`${url}/_emulator/counts`).then(() => true, () => false);
   }
   assert.equal(up, false, "the emulator still answers after npm run emulator was stopped");
+});
+
+// ---- CloudWatch's clock ----
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+/**
+ * A CloudWatch (X-Amz-Target `op`) or STS (no op) request signed but for its credential scope, which is all an
+ * emulator on a test's clock reads; its status, x-amzn-query-error and Date header.
+ */
+async function unsigned(emu: Emulator, body: string, op?: string) {
+  const r = await fetch(emu.url, {
+    method: "POST",
+    headers: {
+      authorization: `AWS4-HMAC-SHA256 Credential=AKIA${A}/20261124/eu-west-1/${
+        op ? "monitoring" : "sts"
+      }/aws4_request`,
+      ...(op
+        ? {
+          "x-amz-target": `GraniteServiceVersion20100801.${op}`,
+          "content-type": "application/x-amz-json-1.0",
+        }
+        : { "content-type": "application/x-www-form-urlencoded" }),
+    },
+    body,
+  });
+  await r.arrayBuffer();
+  return { status: r.status, error: r.headers.get("x-amzn-query-error"), date: r.headers.get("date") };
+}
+
+const setFaults = async (emu: Emulator, faults: Record<string, unknown>) => {
+  const r = await fetch(`${emu.url}/_emulator/faults`, { method: "POST", body: JSON.stringify(faults) });
+  assert.equal(r.status, 200);
+  return await r.json();
+};
+
+test("every answer is dated by the emulator's clock, not the host's: CloudWatch, STS, their errors, the control endpoints", async () => {
+  await withEmu(async (emu, clock) => {
+    const dates = async () => {
+      const control = await fetch(`${emu.url}/_emulator/counts`);
+      await control.arrayBuffer();
+      return [
+        await unsigned(emu, "{}", "ListMetrics"),
+        await unsigned(emu, '{"RecentlyActive":"PT1H"}', "ListMetrics"),
+        await unsigned(emu, "Action=GetCallerIdentity&Version=2011-06-15"),
+        await unsigned(emu, "Action=Nothing&Version=2011-06-15"),
+      ].map((r) => [r.status, r.date]).concat([[control.status, control.headers.get("date")]]);
+    };
+    const expect = (date: string) => [[200, date], [400, date], [200, date], [400, date], [200, date]];
+    assert.deepEqual(await dates(), expect("Tue, 24 Nov 2026 12:00:00 GMT"));
+    clock.now += 90_000;
+    const faults = await setFaults(emu, { clock_offset_seconds: -3600 });
+    assert.equal(faults.clockOffsetSeconds, -3600);
+    assert.equal(emu.now(), T0 + 90_000 - HOUR);
+    assert.deepEqual(await dates(), expect("Tue, 24 Nov 2026 11:01:30 GMT"));
+  });
+});
+
+test("clockOffsetSeconds moves CloudWatch's clock for all it judges: PutMetricData's bounds, the demo seed, credentials", async () => {
+  await withEmu(async (emu) => {
+    const now = T0 + 3 * HOUR;
+    assert.equal(emu.now(), now);
+    const datum = (t: number) => [{ MetricName: "m", Value: 1, Timestamp: new Date(t) }];
+    await put(emu, datum(now + 2 * HOUR));
+    await put(emu, datum(now - 14 * 24 * HOUR));
+    await rejectsWith(put(emu, datum(now + 2 * HOUR + 1000)), "InvalidParameterValue");
+    await rejectsWith(put(emu, datum(now - 14 * 24 * HOUR - 1000)), "InvalidParameterValue");
+    // The demo seed's last minute is the one before CloudWatch's clock.
+    const r = await cloudWatch(emu.url, DEMO_ACCOUNTS.production).send(
+      new GetMetricDataCommand({
+        StartTime: new Date(now - 2 * MIN),
+        EndTime: new Date(now + 5 * MIN),
+        ScanBy: "TimestampAscending",
+        MetricDataQueries: [{
+          Id: "q",
+          MetricStat: {
+            Metric: {
+              Namespace: "AWS/ECS",
+              MetricName: "CPUUtilization",
+              Dimensions: [{ Name: "ClusterName", Value: "prod-web" }],
+            },
+            Period: 60,
+            Stat: "SampleCount",
+          },
+        }],
+      }),
+    );
+    assert.deepEqual(r.MetricDataResults![0]!.Timestamps, [new Date(now - 2 * MIN), new Date(now - MIN)]);
+    const c = await sts(emu.url, "999999999999").send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${A}:role/r`,
+        RoleSessionName: "forwarder",
+        DurationSeconds: 900,
+      }),
+    );
+    assert.equal(c.Credentials!.Expiration!.getTime(), now + 900_000);
+  }, { clockOffsetSeconds: 3 * 3600, seed: "demo" });
+});
+
+test("clock_offset_seconds moves CloudWatch's clock while running: ListMetrics' two weeks and PutMetricData's bounds follow", async () => {
+  await withEmu(async (emu) => {
+    await put(emu, [{ MetricName: "m", Value: 1, Timestamp: at(0) }]);
+    const late = [{ MetricName: "m", Value: 1, Timestamp: new Date(T0 + 115 * MIN) }];
+    await setFaults(emu, { clock_offset_seconds: -600 });
+    await rejectsWith(put(emu, late), "InvalidParameterValue");
+    await setFaults(emu, { clock_offset_seconds: 14 * 86_400 + 60 });
+    const listed = await cloudWatch(emu.url, A).send(new ListMetricsCommand({}));
+    assert.deepEqual(listed.Metrics, []);
+    await setFaults(emu, { clock_offset_seconds: 0 });
+    await put(emu, late);
+  });
+});
+
+/** Clients of CloudWatch and STS that sign as if the time were `signedAt` (ms), whatever the host's clock. */
+function signingAt(emu: Emulator, signedAt: number, maxAttempts = 1) {
+  const common = {
+    region: "eu-west-1",
+    endpoint: emu.url,
+    credentials: credentialsFor(A),
+    maxAttempts,
+    systemClockOffset: signedAt - Date.now(),
+  };
+  return { cloudWatch: new CloudWatchClient(common), sts: new STSClient(common) };
+}
+
+/** [when, how far from CloudWatch's clock (T0) a request is signed, AWS's message refusing it, if it does]. */
+const signedTimes: [string, number, string | undefined][] = [
+  ["15 minutes before", -15 * MIN, undefined],
+  ["15 minutes after", 15 * MIN, undefined],
+  [
+    "15 minutes and a second before",
+    -15 * MIN - 1000,
+    "Signature expired: 20261124T114459Z is now earlier than 20261124T114500Z (20261124T120000Z - 15 min.)",
+  ],
+  [
+    "16 minutes after",
+    16 * MIN,
+    "Signature not yet current: 20261124T121600Z is still later than 20261124T121500Z (20261124T120000Z + 15 min.)",
+  ],
+];
+
+for (const [when, off, message] of signedTimes) {
+  const what = message
+    ? "is refused: InvalidSignatureException (HTTP 400) from CloudWatch, SignatureDoesNotMatch (HTTP 403) from STS"
+    : "is accepted";
+  test(`a request signed ${when} CloudWatch's clock reads ${what}`, async () => {
+    await withEmu(async (emu) => {
+      const clients = signingAt(emu, T0 + off);
+      const calls = [
+        {
+          send: () => clients.cloudWatch.send(new ListMetricsCommand({})),
+          code: "InvalidSignatureException",
+          status: 400,
+        },
+        {
+          send: () => clients.sts.send(new GetCallerIdentityCommand({})),
+          code: "SignatureDoesNotMatch",
+          status: 403,
+        },
+      ];
+      for (const { send, code, status } of calls) {
+        if (message === undefined) {
+          await send();
+          continue;
+        }
+        await assert.rejects(send(), (e: unknown) => {
+          const err = e as { name: string; message: string; $metadata: { httpStatusCode?: number } };
+          assert.deepEqual([err.name, err.$metadata.httpStatusCode, err.message], [code, status, message]);
+          return true;
+        });
+      }
+    }, { checkSignedTime: true });
+  });
+}
+
+test("a request that says nothing of when it was signed is refused with IncompleteSignature, when signed times are checked", async () => {
+  await withEmu(async (emu) => {
+    assert.deepEqual(await unsigned(emu, "{}", "ListMetrics"), {
+      status: 403,
+      error: "IncompleteSignature;Sender",
+      date: new Date(T0).toUTCString(),
+    });
+  }, { checkSignedTime: true });
+});
+
+for (const offset of [20 * 60, -20 * 60]) {
+  test(`with CloudWatch's clock 20 minutes ${offset > 0 ? "ahead of" : "behind"} the host's, the SDK is refused once, sets its clock by the Date header and is accepted`, async () => {
+    const emu = await startEmulator({ clockOffsetSeconds: offset });
+    try {
+      // Checked by default, on the host's clock: a client that does not retry sees the refusal.
+      await rejectsWith(
+        cloudWatch(emu.url, A).send(new ListMetricsCommand({})),
+        "InvalidSignatureException",
+        400,
+      );
+      await rejectsWith(sts(emu.url, A).send(new GetCallerIdentityCommand({})), "SignatureDoesNotMatch", 403);
+      const clients = signingAt(emu, Date.now(), 2);
+      const listed = await clients.cloudWatch.send(new ListMetricsCommand({}));
+      const who = await clients.sts.send(new GetCallerIdentityCommand({}));
+      assert.deepEqual([listed.$metadata.attempts, who.$metadata.attempts, who.Account], [2, 2, A]);
+    } finally {
+      await emu.stop();
+    }
+  });
+}
+
+test("the command line takes --clock-offset, --link and --owning-accounts", async () => {
+  const rt = runtime();
+  const script = new URL("../lib/emulator.ts", import.meta.url).pathname;
+  const prefix = rt.name === "bun" ? ["run", script] : ["run", "--allow-net", "--allow-env", script];
+  const args = ["--port", "0", "--clock-offset", "-1200", "--owning-accounts", "short"];
+  const links = ["--link", `${A}=${B},${C}`, "--link", `${A}=${D}`, "--link", `${B}=${D}`];
+  const child = spawn(rt.command, [...prefix, ...args, ...links], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += String(d)));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.once("data", (d) => resolve(String(d).trim().split(" ").pop()!));
+      child.once("close", (code) => reject(new Error(`The emulator exited with ${code}: ${stderr}`)));
+    });
+    const r = await fetch(`${url}/_emulator/links`);
+    assert.deepEqual(await r.json(), { [A]: [B, C, D], [B]: [D] });
+    const behind = Date.now() - 1_200_000 - Date.parse(r.headers.get("date")!);
+    assert.ok(
+      behind > -2_000 && behind < 2_000,
+      `the Date header is ${behind} ms off the host's clock - 20 min`,
+    );
+    const faults = await (await fetch(`${url}/_emulator/faults`, { method: "POST", body: "{}" })).json();
+    assert.deepEqual([faults.clockOffsetSeconds, faults.owningAccounts], [-1200, "short"]);
+    await rejectsWith(cloudWatch(url, A).send(new ListMetricsCommand({})), "InvalidSignatureException", 400);
+  } finally {
+    if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
+  }
+});
+
+// ---- Cross-account observability ----
+
+const [B, C, D] = ["222222222222", "333333333333", "444444444444"];
+
+/** A listing as `account`, following NextToken: each page's metric names, and its OwningAccounts. */
+async function ownedPages(emu: Emulator, input: Record<string, unknown>, account = A) {
+  const pages: { names: string[]; owners: string[] | undefined }[] = [];
+  let token: string | undefined;
+  do {
+    const r = await cloudWatch(emu.url, account).send(
+      new ListMetricsCommand({ ...input, ...(token ? { NextToken: token } : {}) }),
+    );
+    pages.push({ names: r.Metrics!.map((m) => m.MetricName!), owners: r.OwningAccounts });
+    token = r.NextToken;
+  } while (token);
+  return pages;
+}
+
+/** One listing page's names and OwningAccounts, or the page's only. */
+const onePage = async (emu: Emulator, input: Record<string, unknown>, account = A) => {
+  const pages = await ownedPages(emu, input, account);
+  assert.equal(pages.length, 1);
+  return pages[0]!;
+};
+
+/** Metrics of A ("own"), its sources B ("b1", "b2") and C ("c1"), and D ("d1"), linked to nobody. */
+async function linkedFleet(emu: Emulator) {
+  for (const [account, names] of [[A, ["own"]], [B, ["b1", "b2"]], [C, ["c1"]], [D, ["d1"]]] as const) {
+    await put(emu, names.map((MetricName) => ({ MetricName, Value: 1, Timestamp: at(0) })), "App", account);
+  }
+}
+
+test("ListMetrics with IncludeLinkedAccounts lists a monitoring account's metrics, then its sources', with OwningAccounts 1:1", async () => {
+  await withEmu(async (emu) => {
+    await linkedFleet(emu);
+    assert.deepEqual(await onePage(emu, {}), { names: ["own"], owners: undefined });
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: false }), {
+      names: ["own"],
+      owners: undefined,
+    });
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: true }), {
+      names: ["own", "b1", "b2", "c1"],
+      owners: [A, B, B, C],
+    });
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: true, MetricName: "b2" }), {
+      names: ["b2"],
+      owners: [B],
+    });
+    // Links go one way: a source lists its own metrics only, under its own id.
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: true }, B), {
+      names: ["b1", "b2"],
+      owners: [B, B],
+    });
+  }, { links: { [A]: [B, C] } });
+});
+
+test("ListMetrics' OwningAccount narrows a linked listing to one account, lists nothing of an account not linked, and needs IncludeLinkedAccounts", async () => {
+  await withEmu(async (emu) => {
+    await linkedFleet(emu);
+    const linked = (owning: string) => onePage(emu, { IncludeLinkedAccounts: true, OwningAccount: owning });
+    assert.deepEqual(await linked(B), { names: ["b1", "b2"], owners: [B, B] });
+    assert.deepEqual(await linked(A), { names: ["own"], owners: [A] });
+    assert.deepEqual(await linked(D), { names: [], owners: [] });
+    for (const input of [{ OwningAccount: B }, { OwningAccount: B, IncludeLinkedAccounts: false }]) {
+      await refuses(
+        cloudWatch(emu.url, A).send(new ListMetricsCommand(input)),
+        "InvalidParameterCombination",
+        "The parameter OwningAccount requires IncludeLinkedAccounts to be true.",
+      );
+    }
+    await rejectsWith(
+      cloudWatch(emu.url, A).send(new ListMetricsCommand({ IncludeLinkedAccounts: true, OwningAccount: "" })),
+      "InvalidParameterValue",
+    );
+    const notBoolean = await unsigned(emu, '{"IncludeLinkedAccounts":"true"}', "ListMetrics");
+    assert.deepEqual([notBoolean.status, notBoolean.error], [400, "SerializationException;Sender"]);
+  }, { links: { [A]: [B, C] } });
+});
+
+test("ListMetrics pages a linked listing 500 at a time through the accounts, OwningAccounts on each page; its NextToken is its own", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 300, padded("a"));
+    await putStreams(emu, 400, padded("b"), () => [], "App", B);
+    await putStreams(emu, 450, padded("c"), () => [], "App", C);
+    const pages = await ownedPages(emu, { Namespace: "App", IncludeLinkedAccounts: true });
+    assert.deepEqual(pages.map((p) => p.names.length), [500, 500, 150]);
+    assert.deepEqual(pages.flatMap((p) => p.names), [
+      ...Array.from({ length: 300 }, (_, i) => padded("a")(i)),
+      ...Array.from({ length: 400 }, (_, i) => padded("b")(i)),
+      ...Array.from({ length: 450 }, (_, i) => padded("c")(i)),
+    ]);
+    const owner = { a: A, b: B, c: C } as Record<string, string>;
+    for (const p of pages) assert.deepEqual(p.owners, p.names.map((n) => owner[n[0]!]));
+    // A token from a linked listing starts in a source, which a listing of A's own metrics does not reach.
+    const first = await cloudWatch(emu.url, A).send(
+      new ListMetricsCommand({ Namespace: "App", IncludeLinkedAccounts: true }),
+    );
+    assert.equal(first.NextToken, `emu-${B}:200`);
+    for (
+      const input of [{ NextToken: first.NextToken }, {
+        IncludeLinkedAccounts: true,
+        NextToken: `emu-${D}:0`,
+      }]
+    ) {
+      await rejectsWith(cloudWatch(emu.url, A).send(new ListMetricsCommand(input)), "InvalidNextToken", 400);
+    }
+  }, { links: { [A]: [B, C] } });
+});
+
+test("--list-repeat-rate: a linked listing names a metric again under its own owning account", async () => {
+  await withEmu(async (emu) => {
+    await putStreams(emu, 300, padded("a"));
+    await putStreams(emu, 400, padded("b"), () => [], "App", B);
+    const pages = await ownedPages(emu, { IncludeLinkedAccounts: true });
+    const all = [
+      ...Array.from({ length: 300 }, (_, i) => padded("a")(i)),
+      ...Array.from({ length: 400 }, (_, i) => padded("b")(i)),
+    ];
+    assert.deepEqual(checkRepeats(pages.map((p) => p.names), all), { samePage: 200, nextPage: 500 });
+    for (const p of pages) assert.deepEqual(p.owners, p.names.map((n) => (n.startsWith("a") ? A : B)));
+  }, { links: { [A]: [B] }, listRepeatRate: 1, random: () => 0.75 });
+});
+
+test("POST /_emulator/links replaces every link while running, and GET /_emulator/links reads them", async () => {
+  await withEmu(async (emu) => {
+    await linkedFleet(emu);
+    assert.deepEqual((await onePage(emu, { IncludeLinkedAccounts: true })).names, ["own", "b1", "b2"]);
+    const r = await fetch(`${emu.url}/_emulator/links`, {
+      method: "POST",
+      body: JSON.stringify({ [A]: [C], [D]: [B] }),
+    });
+    assert.deepEqual([r.status, await r.json()], [200, { [A]: [C], [D]: [B] }]);
+    assert.deepEqual(await (await fetch(`${emu.url}/_emulator/links`)).json(), { [A]: [C], [D]: [B] });
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: true }), {
+      names: ["own", "c1"],
+      owners: [A, C],
+    });
+    assert.deepEqual(await onePage(emu, { IncludeLinkedAccounts: true }, D), {
+      names: ["d1", "b1", "b2"],
+      owners: [D, B, B],
+    });
+  }, { links: { [A]: [B] } });
+});
+
+/** [body, the message of its HTTP 400]: a body with any problem changes no link. */
+const refusedLinks: [string, string][] = [
+  ["[1]", "Cannot set the links: the body is not an object"],
+  [JSON.stringify({ "11111": [B] }), 'Cannot set the links: "11111" is not a 12-digit account id'],
+  [JSON.stringify({ [A]: B }), `Cannot set the links: "${A}" takes a list of source account ids`],
+  [
+    JSON.stringify({ [A]: ["2222", 5, C] }),
+    `Cannot set the links: "2222" (a source of "${A}") is not a 12-digit account id; 5 (a source of "${A}") is not a 12-digit account id`,
+  ],
+  [JSON.stringify({ [A]: [A] }), `Cannot set the links: "${A}" cannot be its own source`],
+  [
+    JSON.stringify(Object.fromEntries(["1", "3", "4", "5", "6", "7"].map((d) => [d.repeat(12), [B]]))),
+    `Cannot set the links: "${B}" is a source of 6 monitoring accounts; a source shares with at most 5`,
+  ],
+];
+
+for (const [body, message] of refusedLinks) {
+  test(`POST /_emulator/links refuses ${body} with HTTP 400, naming the problem, and changes nothing`, async () => {
+    await withEmu(async (emu) => {
+      const r = await fetch(`${emu.url}/_emulator/links`, { method: "POST", body });
+      assert.deepEqual([r.status, await r.json()], [400, { message }]);
+      assert.deepEqual(await (await fetch(`${emu.url}/_emulator/links`)).json(), { [A]: [B] });
+    }, { links: { [A]: [B] } });
+  });
+}
+
+test("startEmulator() refuses links that are not 12-digit account ids", async () => {
+  await assert.rejects(
+    startEmulator({ links: { [A]: ["2"] } }),
+    new Error(`Cannot link accounts: "2" (a source of "${A}") is not a 12-digit account id`),
+  );
+});
+
+test("GetMetricData reads a linked account's metric by AccountId; a query for an account not linked is Forbidden, the others answered", async () => {
+  await withEmu(async (emu) => {
+    for (const [account, value] of [[A, 1], [B, 2], [D, 4]] as const) {
+      await put(emu, [{ MetricName: "Latency", Value: value, Timestamp: at(0) }], "App", account);
+    }
+    const read = (caller: string, owners: (string | undefined)[]) =>
+      cloudWatch(emu.url, caller).send(
+        new GetMetricDataCommand({
+          StartTime: at(0),
+          EndTime: at(1),
+          MetricDataQueries: owners.map((owner, i) => ({
+            Id: `q${i}`,
+            MetricStat: { Metric: { Namespace: "App", MetricName: "Latency" }, Period: 60, Stat: "Sum" },
+            ...(owner === undefined ? {} : { AccountId: owner }),
+          })),
+        }),
+      );
+    const forbidden = (caller: string, owner: string) => ({
+      StatusCode: "Forbidden",
+      Values: [],
+      Messages: [{
+        Code: "Forbidden",
+        Value:
+          `Account ${caller} cannot read metrics of account ${owner}: it is not linked to it as a source.`,
+      }],
+    });
+    const r = await read(A, [undefined, A, B, D, C]);
+    assert.deepEqual(
+      r.MetricDataResults!.map((m) => ({ StatusCode: m.StatusCode, Values: m.Values, Messages: m.Messages })),
+      [
+        { StatusCode: "Complete", Values: [1], Messages: undefined },
+        { StatusCode: "Complete", Values: [1], Messages: undefined },
+        { StatusCode: "Complete", Values: [2], Messages: undefined },
+        forbidden(A, D),
+        forbidden(A, C),
+      ],
+    );
+    // Links go one way: the source does not read its monitoring account.
+    const back = await read(B, [A]);
+    assert.deepEqual(back.MetricDataResults![0]!.StatusCode, "Forbidden");
+    await rejectsWith(read(A, [""]), "InvalidParameterValue");
+  }, { links: { [A]: [B] } });
+});
+
+test("owning_accounts: a linked listing's OwningAccounts left out, or one short of its Metrics, as set", async () => {
+  await withEmu(async (emu) => {
+    await linkedFleet(emu);
+    const linked = () => onePage(emu, { IncludeLinkedAccounts: true });
+    assert.deepEqual(await linked(), { names: ["own", "b1", "b2"], owners: [A, B] });
+    assert.equal((await setFaults(emu, { owning_accounts: "missing" })).owningAccounts, "missing");
+    assert.deepEqual(await linked(), { names: ["own", "b1", "b2"], owners: undefined });
+    await setFaults(emu, { owning_accounts: "aligned" });
+    assert.deepEqual(await linked(), { names: ["own", "b1", "b2"], owners: [A, B, B] });
+  }, { links: { [A]: [B] }, owningAccounts: "short" });
 });

@@ -1,9 +1,12 @@
 /**
  * The CloudWatch operations, PutMetricData, GetMetricData, GetMetricStatistics and ListMetrics: each checks its
- * request as the API reference says, then writes to or reads from the metric store.
+ * request as the API reference says, then writes to or reads from the metric store; a monitoring account reads
+ * its linked source accounts' metrics too (cross-account observability). Alarms and dashboards: alarms.ts.
  */
+import { callMonitoring, MONITORING_OPERATIONS } from "./alarms.ts";
 import { AwsError, combination, invalid, missing } from "./errors.ts";
 import {
+  ACCOUNT_ID_MAX,
   BASIC_STATS,
   GMD_DEFAULT_MAX_DATAPOINTS,
   GMD_MAX_QUERIES,
@@ -28,6 +31,7 @@ import {
   STATISTICS_PER_BILLED_METRIC,
 } from "./limits.ts";
 import {
+  bool,
   checkDimension,
   checkNamespace,
   checkPeriod,
@@ -43,17 +47,27 @@ import {
   str,
   strings,
   time,
+  writeListToken,
 } from "./requests.ts";
+import type { OwningAccountsFault } from "./faults.ts";
 import type { Instance } from "./instance.ts";
+import { readable, reads } from "./links.ts";
 import { forEachPeriod } from "./samples.ts";
-import type { MetricStore, Sample, Stream } from "./store.ts";
+import {
+  listAcross,
+  listedAgain,
+  type MetricStore,
+  type Position,
+  type Sample,
+  type Stream,
+} from "./store.ts";
 
 /**
  * Runs one CloudWatch operation on an account and region's data; returns its answer and the units AWS bills
  * for it (one request, or GetMetricData's metrics).
  */
 export function callCloudWatch(
-  emu: Pick<Instance, "store" | "faults" | "random">,
+  emu: Pick<Instance, "store" | "faults" | "random" | "links" | "monitoring" | "now">,
   account: string,
   region: string,
   op: string,
@@ -61,11 +75,14 @@ export function callCloudWatch(
 ): { answer: unknown; billed: number } {
   const { store } = emu;
   if (op === "PutMetricData") return { answer: putMetricData(store, account, region, body), billed: 1 };
-  if (op === "GetMetricData") return getMetricData(store, account, region, body);
+  if (op === "GetMetricData") return getMetricData(emu, account, region, body);
   if (op === "GetMetricStatistics") {
     return { answer: getMetricStatistics(store, account, region, body), billed: 1 };
   }
   if (op === "ListMetrics") return { answer: listMetrics(emu, account, region, body), billed: 1 };
+  if (MONITORING_OPERATIONS.has(op)) {
+    return { answer: callMonitoring(emu.monitoring, emu.now(), account, region, op, body), billed: 1 };
+  }
   throw new AwsError(
     "UnknownOperationException",
     `The operation ${op} is not supported by this emulator.`,
@@ -235,7 +252,13 @@ function roundStart(start: number, period: number) {
 }
 
 // -- GetMetricData --
-function getMetricData(store: MetricStore, account: string, region: string, body: Record<string, unknown>) {
+function getMetricData(
+  emu: Pick<Instance, "store" | "links">,
+  account: string,
+  region: string,
+  body: Record<string, unknown>,
+) {
+  const { store } = emu;
   const queries = list(body, "MetricDataQueries");
   if (queries === undefined) throw missing("MetricDataQueries");
   if (queries.length < 1 || queries.length > GMD_MAX_QUERIES) {
@@ -258,11 +281,11 @@ function getMetricData(store: MetricStore, account: string, region: string, body
   }
   const ids = new Set<string>();
   const parsed = queries.map((q, i) =>
-    parseQuery(store, account, region, q, `MetricDataQueries.member.${i + 1}`, ids)
+    parseQuery(emu, account, region, q, `MetricDataQueries.member.${i + 1}`, ids)
   );
   const now = store.now();
   const results = parsed.filter((q) => q.returnData).map((q) => {
-    const r: QueryResult = { Id: q.id, Label: q.label, times: [], values: [] };
+    const r: QueryResult = { Id: q.id, Label: q.label, times: [], values: [], forbidden: q.forbidden };
     // Periods under 60 s are only answered for data stored at high resolution.
     if (!q.stream || (q.period < 60 && !q.stream.highRes)) return r;
     const span = {
@@ -314,7 +337,7 @@ function metricKey(owner: string, namespace: string, name: string, dims: { Name:
 
 /** One MetricDataQuery, checked; `ids` holds the ids seen so far in the call. */
 function parseQuery(
-  store: MetricStore,
+  emu: Pick<Instance, "store" | "links">,
   account: string,
   region: string,
   q: unknown,
@@ -352,12 +375,22 @@ function parseQuery(
   const returnData = q["ReturnData"] !== false;
   // The account that holds the metric, the caller's when not given (API reference, MetricDataQuery.AccountId).
   const owner = str(q, "AccountId") ?? account;
-  const stream = store.find(account, region, namespace, name, dims);
+  if (owner.length < 1 || owner.length > ACCOUNT_ID_MAX) {
+    throw invalid(`The parameter ${where}.AccountId must be 1 to ${ACCOUNT_ID_MAX} characters long.`);
+  }
+  // AWS does not document a query for an account the caller does not read (not linked to it). It refuses no
+  // call for it: MetricDataResult.StatusCode has a Forbidden value (API reference), so that query alone is
+  // answered Forbidden, with why in its Messages, and the other queries of the call as usual.
+  const forbidden = reads(emu.links, account, owner)
+    ? undefined
+    : `Account ${account} cannot read metrics of account ${owner}: it is not linked to it as a source.`;
+  const stream = forbidden ? undefined : emu.store.find(owner, region, namespace, name, dims);
   return {
     id,
     label: str(q, "Label") ?? name,
     // The stream itself names the metric where there is one: no key to build for most queries.
-    metric: owner === account && stream ? stream : metricKey(owner, namespace, name, dims),
+    metric: stream ?? metricKey(owner, namespace, name, dims),
+    forbidden,
     stream,
     period,
     stat,
@@ -366,12 +399,13 @@ function parseQuery(
   };
 }
 
-/** A query's datapoints in the order asked for: their times (ms) and values. */
+/** A query's datapoints in the order asked for: their times (ms) and values; why it is Forbidden, if it is. */
 interface QueryResult {
   Id: string;
   Label: string;
   times: number[];
   values: number[];
+  forbidden: string | undefined;
 }
 
 /** One page of at most maxPoints datapoints, after the first `skip`, counted over the results in order. */
@@ -384,6 +418,16 @@ function resultPage(results: QueryResult[], skip: number, maxPoints: number) {
     const to = Math.min(Math.max(pageEnd - offset, 0), count);
     offset += count;
     const whole = from === 0 && to === count;
+    if (r.forbidden !== undefined) {
+      return {
+        Id: r.Id,
+        Label: r.Label,
+        Timestamps: [],
+        Values: [],
+        StatusCode: "Forbidden",
+        Messages: [{ Code: "Forbidden", Value: r.forbidden }],
+      };
+    }
     return {
       Id: r.Id,
       Label: r.Label,
@@ -468,7 +512,7 @@ function getMetricStatistics(
 
 // -- ListMetrics --
 function listMetrics(
-  emu: Pick<Instance, "store" | "faults" | "random">,
+  emu: Pick<Instance, "store" | "faults" | "random" | "links">,
   account: string,
   region: string,
   body: Record<string, unknown>,
@@ -491,23 +535,66 @@ function listMetrics(
   }
   const t = store.now();
   const since = recently ? t - RECENTLY_ACTIVE_MS : t - MAX_AGE_MS;
-  // NextToken is the position in the account and Region's streams where the next page starts, and the
-  // positions of the streams the last page left to name again on this one (--list-repeat-rate).
-  const created = store.created(account, region);
-  const { from, repeats } = listToken(body, created, LIST_PAGE_SIZE);
+  const linked = bool(body, "IncludeLinkedAccounts") ?? false;
+  const accounts = listedAccounts(emu, account, linked, str(body, "OwningAccount"));
+  if (accounts.length === 0) {
+    if (str(body, "NextToken") !== undefined) throw invalidToken();
+    return { Metrics: [], ...owningAccounts([], emu.faults.owningAccounts) };
+  }
+  // NextToken is the position among the accounts' streams where the next page starts, and the positions of
+  // the streams the last page left to name again on this one (--list-repeat-rate).
+  const created = (a: string) => store.created(a, region);
+  const { from, repeats } = listToken(body, account, accounts, created, LIST_PAGE_SIZE);
   const query = { namespace, name, filters, since, now: t };
-  const carried = store.again(account, region, query, repeats);
+  const carried = listedAgain(store, region, query, repeats);
   if (carried === undefined) throw invalidToken();
   const rate = emu.faults.listRepeatRate;
-  const listed = store.list(account, region, query, from, LIST_PAGE_SIZE - carried.length);
+  const listed = listAcross(store, accounts, region, query, from, LIST_PAGE_SIZE - carried.length);
+  const last = accounts[accounts.length - 1]!;
   const { page, next, carry } = rate > 0 || carried.length > 0
-    ? withRepeats(listed, carried, rate, emu.random, created)
+    ? withRepeats(listed, carried, rate, emu.random, { account: last, seq: created(last) })
     : { ...listed, carry: [] };
-  const token = next === undefined ? undefined : `emu-${next}${carry.length ? `+${carry.join(".")}` : ""}`;
+  const token = next === undefined ? undefined : writeListToken(next, carry, account);
   return {
     Metrics: page.map((s) => ({ Namespace: s.namespace, MetricName: s.name, Dimensions: s.dimensions() })),
     ...(token === undefined ? {} : { NextToken: token }),
+    ...(linked ? owningAccounts(page, emu.faults.owningAccounts) : {}),
   };
+}
+
+/**
+ * The accounts a listing runs through, in order: the caller's own; with IncludeLinkedAccounts its sources'
+ * after it (API reference, ListMetrics), or only OwningAccount's.
+ */
+function listedAccounts(
+  emu: Pick<Instance, "links">,
+  account: string,
+  linked: boolean,
+  owning: string | undefined,
+): string[] {
+  if (owning === undefined) return linked ? readable(emu.links, account) : [account];
+  if (owning.length < 1 || owning.length > ACCOUNT_ID_MAX) {
+    throw invalid(`The parameter OwningAccount must be 1 to ${ACCOUNT_ID_MAX} characters long.`);
+  }
+  // "specify that source account ID in this field, and also specify true for IncludeLinkedAccounts" (API
+  // reference, ListMetrics.OwningAccount): without it the call asks for what the reference rules out.
+  if (!linked) {
+    throw combination("The parameter OwningAccount requires IncludeLinkedAccounts to be true.");
+  }
+  // AWS does not document an OwningAccount the caller does not read: it lists nothing, as a filter that
+  // matches nothing would, rather than tell the caller which accounts exist.
+  return reads(emu.links, account, owning) ? [owning] : [];
+}
+
+/**
+ * OwningAccounts, "a 1:1 mapping between each metric that is returned and the ID of the owning account" (API
+ * reference, ListMetrics), the monitoring account's own metrics under its own id; or, as the fault set says,
+ * left out or one short.
+ */
+function owningAccounts(page: Stream[], fault: OwningAccountsFault) {
+  if (fault === "missing") return {};
+  const owners = page.map((s) => s.account);
+  return { OwningAccounts: fault === "short" ? owners.slice(0, -1) : owners };
 }
 
 /**
@@ -515,15 +602,16 @@ function listMetrics(
  * nothing in the API reference (ListMetrics) promises that a listing names a metric once, and LocalStack names
  * one per datum written (localstack/localstack#3222). `carried` are the streams the last page left for this
  * one; they come first. Every stream is still named at least once, and a page holds at most LIST_PAGE_SIZE
- * entries: a stream the page has no room for starts the next page, and a repeat it has no room for goes there.
+ * entries: a stream the page has no room for starts the next page, and a repeat it has no room for goes there
+ * (from `end`, the end of the listing, after the last page).
  */
 function withRepeats(
-  listed: { page: Stream[]; next: number | undefined },
+  listed: { page: Stream[]; next: Position | undefined },
   carried: Stream[],
   rate: number,
   random: () => number,
-  created: number,
-): { page: Stream[]; next: number | undefined; carry: number[] } {
+  end: Position,
+): { page: Stream[]; next: Position | undefined; carry: Position[] } {
   const page = [...carried];
   /** Entries to name again: on this page (`later`), or on the next (`carry`); by their index in `page`. */
   const later: number[] = [];
@@ -538,16 +626,17 @@ function withRepeats(
     const samePage = random() < 0.5 && page.length + later.length + 1 <= LIST_PAGE_SIZE;
     (samePage ? later : carry).push(page.length - 1);
   }
-  let next = taken < listed.page.length ? listed.page[taken]!.seq : listed.next;
+  const stopped = listed.page[taken];
+  let next = stopped ? { account: stopped.account, seq: stopped.seq } : listed.next;
   // The last page keeps its repeats where it has room: a page of repeats alone would be one more call.
   if (next === undefined) {
     while (carry.length > 0 && page.length + later.length < LIST_PAGE_SIZE) later.push(carry.shift()!);
-    if (carry.length > 0) next = created;
+    if (carry.length > 0) next = end;
   }
-  const carrySeqs = carry.map((i) => page[i]!.seq);
+  const toNext = carry.map((i) => ({ account: page[i]!.account, seq: page[i]!.seq }));
   // Each repeat goes at a place after the entry it repeats, placed from the end so that indices hold.
   const places = later.map((i) => ({ s: page[i]!, at: i + 1 + Math.floor(random() * (page.length - i)) }));
   places.sort((a, b) => b.at - a.at);
   for (const { s, at } of places) page.splice(at, 0, s);
-  return { page, next, carry: carrySeqs };
+  return { page, next, carry: toNext };
 }

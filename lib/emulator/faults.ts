@@ -1,10 +1,12 @@
 /**
  * The faults an emulator can be told to make (latency, throttling, server errors, answers lost after a write
- * was applied, listings that name a metric twice, samples that arrive late, refused roles) and the call counts
- * it keeps, with the /_emulator/ endpoints that change the one and report the other while it runs.
+ * was applied, listings that name a metric twice or misattribute linked accounts' metrics, samples that arrive
+ * late, refused roles, a clock off the host's) and the call counts it keeps, with the /_emulator/ endpoints
+ * that change the one, and the cross-account links, and report the counts while it runs.
  */
 import type { ServerResponse } from "node:http";
 import { AwsError, throttling } from "./errors.ts";
+import { linkProblems, type Links, linksJson, linksOf } from "./links.ts";
 import { isObject } from "./requests.ts";
 
 export interface Counts {
@@ -37,7 +39,17 @@ export interface Faults {
   lateRate: number;
   lateBySeconds: number;
   denyRoles: Set<string>;
+  /** Seconds CloudWatch's clock is ahead of the base clock (the host's), behind when negative. */
+  clockOffsetSeconds: number;
+  /**
+   * ListMetrics' OwningAccounts with IncludeLinkedAccounts: one account a metric (aligned), left out (missing),
+   * or one entry short of Metrics (short), for a reader to show that it refuses a listing it cannot attribute.
+   */
+  owningAccounts: OwningAccountsFault;
 }
+
+export const OWNING_ACCOUNTS_FAULTS = ["aligned", "missing", "short"] as const;
+export type OwningAccountsFault = (typeof OWNING_ACCOUNTS_FAULTS)[number];
 
 /** Adds n to one of an account and region's counts of an operation. */
 export function count(
@@ -108,13 +120,19 @@ const NUMERIC_FAULTS = {
   list_repeat_rate: ["listRepeatRate", "rate"],
   late_rate: ["lateRate", "rate"],
   late_by: ["lateBySeconds", "seconds"],
+  clock_offset_seconds: ["clockOffsetSeconds", "offset"],
 } as const;
 
-const KNOWN_KEYS = [...Object.keys(NUMERIC_FAULTS), "deny_roles"];
+const KNOWN_KEYS = [...Object.keys(NUMERIC_FAULTS), "owning_accounts", "deny_roles"];
 
 /** What is wrong with the value of a numeric fault, if anything. */
-function badValue(v: unknown, kind: "rate" | "milliseconds" | "seconds"): string | undefined {
+function badValue(v: unknown, kind: "rate" | "milliseconds" | "seconds" | "offset"): string | undefined {
   if (kind === "rate") return typeof v === "number" && v >= 0 && v <= 1 ? undefined : "a number from 0 to 1";
+  if (kind === "offset") {
+    return typeof v === "number" && Number.isFinite(v)
+      ? undefined
+      : "a number of seconds (negative: behind the host's clock)";
+  }
   return typeof v === "number" && v >= 0 && Number.isFinite(v)
     ? undefined
     : `a number of ${kind} (0 or more)`;
@@ -138,6 +156,10 @@ function faultProblems(f: Record<string, unknown>): string[] {
     const why = key in f ? badValue(f[key], kind) : undefined;
     if (why) problems.push(`"${key}" takes ${why}`);
   }
+  const owning = f["owning_accounts"];
+  if (owning !== undefined && !OWNING_ACCOUNTS_FAULTS.includes(owning as OwningAccountsFault)) {
+    problems.push(`"owning_accounts" takes one of ${OWNING_ACCOUNTS_FAULTS.map((o) => `"${o}"`).join(", ")}`);
+  }
   const roles = f["deny_roles"];
   if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string"))) {
     problems.push(`"deny_roles" takes a list of role ARNs`);
@@ -145,27 +167,36 @@ function faultProblems(f: Record<string, unknown>): string[] {
   return problems;
 }
 
-/** GET /_emulator/counts, and POST /_emulator/faults with any of the fields above and deny_roles. */
+/**
+ * GET /_emulator/counts; POST /_emulator/faults with any of the fields above, owning_accounts and deny_roles;
+ * GET /_emulator/links, and POST /_emulator/links with `{ MONITORING: [SOURCE, ...] }`, which replaces them all.
+ */
 export function control(
-  faults: Faults,
-  counts: Record<string, Record<string, Counts>>,
+  emu: { faults: Faults; counts: Record<string, Record<string, Counts>>; links: Links },
   method: string,
   url: string,
   body: Buffer,
   res: ServerResponse,
 ) {
-  if (method === "GET" && url === "/_emulator/counts") return answer(res, 200, counts);
+  const { faults } = emu;
+  if (method === "GET" && url === "/_emulator/counts") return answer(res, 200, emu.counts);
+  if (method === "GET" && url === "/_emulator/links") return answer(res, 200, linksJson(emu.links));
+  if (method === "POST" && url === "/_emulator/links") {
+    const links = jsonObject(body, "links", res);
+    if (links === undefined) return;
+    const problems = linkProblems(links);
+    if (problems.length > 0) {
+      return answer(res, 400, { message: `Cannot set the links: ${problems.join("; ")}` });
+    }
+    emu.links.clear();
+    for (const [monitoring, sources] of linksOf(links as Record<string, string[]>)) {
+      emu.links.set(monitoring, sources);
+    }
+    return answer(res, 200, linksJson(emu.links));
+  }
   if (method === "POST" && url === "/_emulator/faults") {
-    let f: unknown;
-    try {
-      f = JSON.parse(body.toString("utf8") || "{}");
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      return answer(res, 400, { message: `Cannot set the faults: the body is not valid JSON (${why})` });
-    }
-    if (!isObject(f)) {
-      return answer(res, 400, { message: "Cannot set the faults: the body is not an object" });
-    }
+    const f = jsonObject(body, "faults", res);
+    if (f === undefined) return;
     // All or nothing: a body with a problem changes no fault.
     const problems = faultProblems(f);
     if (problems.length > 0) {
@@ -175,10 +206,28 @@ export function control(
       const v = f[key];
       if (typeof v === "number") faults[field] = v;
     }
+    if (typeof f["owning_accounts"] === "string") {
+      faults.owningAccounts = f["owning_accounts"] as OwningAccountsFault;
+    }
     if (Array.isArray(f["deny_roles"])) faults.denyRoles = new Set(f["deny_roles"].map(String));
     return answer(res, 200, { ...faults, denyRoles: [...faults.denyRoles] });
   }
   return answer(res, 404, { message: `No such emulator endpoint: ${method} ${url}` });
+}
+
+/** A control endpoint's body as a JSON object; answers HTTP 400 and returns undefined when it is not one. */
+function jsonObject(body: Buffer, what: string, res: ServerResponse): Record<string, unknown> | undefined {
+  let f: unknown;
+  try {
+    f = JSON.parse(body.toString("utf8") || "{}");
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    answer(res, 400, { message: `Cannot set the ${what}: the body is not valid JSON (${why})` });
+    return undefined;
+  }
+  if (isObject(f)) return f;
+  answer(res, 400, { message: `Cannot set the ${what}: the body is not an object` });
+  return undefined;
 }
 
 function answer(res: ServerResponse, status: number, body: unknown) {

@@ -1,7 +1,8 @@
 /**
  * The emulator's HTTP server and its two wire protocols: CloudWatch's AWS JSON 1.0 (the operation in
  * X-Amz-Target, errors as JSON with an x-amzn-query-error header) and STS's query protocol (form-encoded
- * parameters, XML answers and errors). Requests under /_emulator/ go to the control endpoints.
+ * parameters, XML answers and errors). Requests under /_emulator/ go to the control endpoints. Every answer is
+ * dated by the emulator's clock, from which the AWS SDK corrects its own.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,6 +20,7 @@ type Caller = ReturnType<typeof caller>;
 /** Serves an emulator on 127.0.0.1 (port 0: any free port); resolves with the port and a way to stop it. */
 export function listen(emu: Instance, port: number): Promise<{ port: number; stop: () => Promise<void> }> {
   const server = createServer((req, res) => {
+    dated(emu, res);
     handle(emu, req, res).catch((e) => {
       res.writeHead(500);
       res.end(String(e));
@@ -43,12 +45,13 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
   const { faults } = emu;
   let raw = await body(req);
   const url = req.url ?? "/";
-  if (url.startsWith("/_emulator/")) return control(faults, emu.counts, req.method ?? "GET", url, raw, res);
+  if (url.startsWith("/_emulator/")) return control(emu, req.method ?? "GET", url, raw, res);
   // Latency is spent half before the call is processed and half after, as on a network: a client that
   // dies while waiting may find its call applied.
   await sleep(faults.latencyMs / 2);
   const reply = (status: number, headers: Record<string, string>, body: string) =>
     sleep(faults.latencyMs / 2).then(() => {
+      dated(emu, res);
       res.writeHead(status, headers);
       res.end(body);
     });
@@ -56,7 +59,7 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
   const isCloudWatch = target.startsWith("GraniteServiceVersion20100801.");
   try {
     if (req.headers["content-encoding"] === "gzip") raw = gunzipSync(raw);
-    const who = caller(emu, req);
+    const who = caller(emu, req, isCloudWatch);
     if (isCloudWatch) {
       const out = await jsonCall(emu, who, target.slice(target.indexOf(".") + 1), raw);
       return reply(
@@ -75,6 +78,15 @@ async function handle(emu: Instance, req: IncomingMessage, res: ServerResponse) 
     const err = e instanceof AwsError ? e : new AwsError("InternalFailure", String(e), 500);
     return isCloudWatch ? reply(...jsonError(err)) : reply(...xmlError(err));
   }
+}
+
+/**
+ * Dates an answer by the emulator's clock, in the Date header as HTTP writes it (RFC 7231, IMF-fixdate), in
+ * place of the host's that node:http would write: CloudWatch's clock is what a client learns its skew from.
+ */
+function dated(emu: Instance, res: ServerResponse) {
+  res.sendDate = false;
+  res.setHeader("date", new Date(emu.now()).toUTCString());
 }
 
 /** The body of a request; read with events, which cost less than an async iterator in both runtimes. */
@@ -110,6 +122,7 @@ async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
     throw new AwsError("SerializationException", "The request body must be a JSON object");
   }
   count(emu.counts, who.account, who.region, "calls", op);
+  if (who.refused) throw who.refused;
   if (emu.quotas?.admit(who.account, who.region, op) === false) {
     count(emu.counts, who.account, who.region, "throttled", op);
     throw throttling();
@@ -125,12 +138,13 @@ async function jsonCall(emu: Instance, who: Caller, op: string, raw: Buffer) {
   return answer;
 }
 
-/** An STS call in the query protocol: run, then counted; returns its XML answer. */
+/** An STS call in the query protocol: counted as received, run, then billed; returns its XML answer. */
 function queryCall(emu: Instance, who: Caller, raw: Buffer) {
   const params = new URLSearchParams(raw.toString("utf8"));
   const action = params.get("Action");
-  const xml = callSts(emu, who.account, action, params);
   count(emu.counts, who.account, who.region, "calls", action ?? "");
+  if (who.refused) throw who.refused;
+  const xml = callSts(emu, who.account, action, params);
   count(emu.counts, who.account, who.region, "billed", action ?? "");
   return xml;
 }

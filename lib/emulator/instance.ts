@@ -2,7 +2,9 @@
  * The state of one running emulator, handed to each part. Tests start several emulators in one process, so no
  * part keeps state of its own at module level.
  */
+import type { Monitoring } from "./alarms.ts";
 import type { Counts, Faults } from "./faults.ts";
+import type { Links } from "./links.ts";
 import type { Quotas } from "./quotas.ts";
 import type { MetricStore } from "./store.ts";
 
@@ -16,13 +18,22 @@ export interface Session {
 }
 
 export interface Instance {
-  /** Milliseconds since the epoch; the emulator's clock for validation and expiry. */
+  /**
+   * Milliseconds since the epoch: CloudWatch's clock, the base clock (the host's unless a test gives one) plus
+   * the clock offset fault. Everything time-based reads it: validation, retention, expiry, the Date header.
+   */
   now: () => number;
+  /** Whether a request signed more than 15 minutes from `now` is refused, as AWS refuses it. */
+  checkSignedTime: boolean;
   random: () => number;
   faults: Faults;
   /** Role ARN -> the ExternalId AssumeRole must be given for that role. */
   requireExternalId: Map<string, string>;
   store: MetricStore;
+  /** Alarms and dashboards (alarms.ts). */
+  monitoring: Monitoring;
+  /** Cross-account observability: monitoring account -> the source accounts it reads. */
+  links: Links;
   /** Access key id -> the session AssumeRole issued it for. */
   sessions: Map<string, Session>;
   /** account -> region -> calls made, units billed and calls throttled, by operation. */

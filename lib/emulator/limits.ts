@@ -72,6 +72,15 @@ export const TPS_QUOTAS: ReadonlyMap<string, number> = new Map([
 ]);
 /** "Per second" read as at most N calls started in any 1,000 ms, the strictest reading (User Guide, quotas). */
 export const QUOTA_WINDOW_MS = 1000;
+/**
+ * SigV4: "signed portions of requests are valid within 15 minutes of the timestamp in the request" (IAM User
+ * Guide, AWS Signature Version 4 for API requests); further from the service's clock they are refused.
+ */
+export const SIGNED_TIME_SKEW_MS = 15 * 60_000;
+/** Cross-account observability: a source account shares with at most 5 monitoring accounts (User Guide). */
+export const MONITORING_PER_SOURCE = 5;
+/** MetricDataQuery.AccountId and ListMetrics.OwningAccount: 1 to 255 characters (API reference). */
+export const ACCOUNT_ID_MAX = 255;
 /** AssumeRole.DurationSeconds: 900 to 43,200, default 3,600 (STS API reference, AssumeRole). */
 export const ROLE_MIN_SECONDS = 900;
 export const ROLE_MAX_SECONDS = 43_200;

@@ -15,7 +15,7 @@ import {
   PERCENTILE,
   UNITS,
 } from "./limits.ts";
-import type { Dimension } from "./store.ts";
+import type { Dimension, Position } from "./store.ts";
 
 export function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -30,6 +30,13 @@ export function str(obj: Record<string, unknown>, key: string, required = false)
     return undefined;
   }
   if (typeof v !== "string") throw new AwsError("SerializationException", `${key} must be a string`);
+  return v;
+}
+
+export function bool(obj: Record<string, unknown>, key: string): boolean | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw new AwsError("SerializationException", `${key} must be a boolean`);
   return v;
 }
 
@@ -191,22 +198,51 @@ export function nextTokenSkip(body: Record<string, unknown>, max = Infinity): nu
   return Number(m[1]);
 }
 
+/** A position in ListMetrics' NextToken: N, in the caller's own streams, or ACCOUNT:N in another account's. */
+const POSITION = String.raw`(?:\d{12}:)?\d+`;
+const LIST_TOKEN = new RegExp(`^emu-(${POSITION})(?:\\+(${POSITION}(?:\\.${POSITION})*))?$`);
+
 /**
- * ListMetrics' NextToken, "emu-N" or "emu-N+a.b.c": N (at most `max`) is the position where the next page
- * starts, a, b, c the positions of streams listed before N that the page names again (at most `most`).
+ * ListMetrics' NextToken, "emu-P" or "emu-P+Q.R": P is the position where the next page starts, Q, R the
+ * positions of streams listed before P that the page names again (at most `most`). `accounts` are those the
+ * listing runs through, in order (one at least), and `created` how many streams each has: a position is at
+ * most that.
  */
 export function listToken(
   body: Record<string, unknown>,
-  max: number,
+  caller: string,
+  accounts: string[],
+  created: (account: string) => number,
   most: number,
-): { from: number; repeats: number[] } {
+): { from: Position; repeats: Position[] } {
   const token = str(body, "NextToken");
-  if (token === undefined) return { from: 0, repeats: [] };
-  const m = /^emu-(\d+)(?:\+(\d+(?:\.\d+)*))?$/.exec(token);
-  const from = Number(m?.[1]);
-  const repeats = m?.[2]?.split(".").map(Number) ?? [];
-  if (!m || from > max || repeats.length > most || repeats.some((r) => r >= from)) throw invalidToken();
+  if (token === undefined) return { from: { account: accounts[0]!, seq: 0 }, repeats: [] };
+  const m = LIST_TOKEN.exec(token);
+  if (!m) throw invalidToken();
+  const position = (p: string): Position => {
+    const [account, seq] = p.includes(":") ? p.split(":") as [string, string] : [caller, p];
+    return { account, seq: Number(seq) };
+  };
+  const from = position(m[1]!);
+  const repeats = m[2]?.split(".").map(position) ?? [];
+  const rank = new Map(accounts.map((a, i) => [a, i]));
+  const at = rank.get(from.account);
+  const before = (r: Position) => {
+    const i = rank.get(r.account);
+    return i !== undefined && at !== undefined && (i < at || (i === at && r.seq < from.seq));
+  };
+  if (
+    at === undefined || from.seq > created(from.account) || repeats.length > most || !repeats.every(before)
+  ) {
+    throw invalidToken();
+  }
   return { from, repeats };
+}
+
+/** ListMetrics' NextToken, as listToken reads it, for a listing by `caller`. */
+export function writeListToken(next: Position, repeats: Position[], caller: string): string {
+  const position = (p: Position) => (p.account === caller ? `${p.seq}` : `${p.account}:${p.seq}`);
+  return `emu-${position(next)}${repeats.length > 0 ? `+${repeats.map(position).join(".")}` : ""}`;
 }
 
 /** InvalidNextToken: a token this emulator did not write, or one for another listing. */

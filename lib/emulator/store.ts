@@ -4,7 +4,8 @@
  *
  * ListMetrics resumes a listing at a position in that order rather than counting matches again from the
  * start, so a page costs about what it returns however many streams come before it; and since streams are
- * only ever added, at the end, a position stays valid while new streams appear.
+ * only ever added, at the end, a position stays valid while new streams appear. A listing of several accounts
+ * (a monitoring account's, with its sources') runs through them one after the other.
  */
 import { type Sample, Samples } from "./samples.ts";
 
@@ -105,7 +106,13 @@ class Metric {
   /** In the order they were created. */
   readonly streams: Stream[] = [];
   readonly byDims = new Map<DimsKey, Stream>();
-  constructor(readonly namespace: string, readonly name: string) {}
+  constructor(readonly account: string, readonly namespace: string, readonly name: string) {}
+}
+
+/** Where a listing stands: the position of a stream among its account and Region's streams. */
+export interface Position {
+  account: string;
+  seq: number;
 }
 
 class Namespace {
@@ -124,11 +131,13 @@ class Place {
    */
   readonly held = new Map<Stream, number>();
 
+  constructor(readonly account: string) {}
+
   metric(namespace: string, name: string): Metric {
     let ns = this.namespaces.get(namespace);
     if (!ns) this.namespaces.set(namespace, ns = new Namespace());
     let metric = ns.metrics.get(name);
-    if (!metric) ns.metrics.set(name, metric = new Metric(namespace, name));
+    if (!metric) ns.metrics.set(name, metric = new Metric(this.account, namespace, name));
     return metric;
   }
 
@@ -163,21 +172,17 @@ class Place {
   }
 
   /**
-   * The streams at these positions, if the query names each of them (by namespace, name and dimensions; a
-   * stream named again may have left RecentlyActive since); undefined if one it does not.
+   * The stream at this position, if the query names it (by namespace, name and dimensions; a stream named again
+   * may have left RecentlyActive since).
    */
-  again(q: ListQuery, seqs: number[]): Stream[] | undefined {
-    const streams: Stream[] = [];
-    for (const seq of seqs) {
-      const s = this.streams[seq];
-      if (
-        s === undefined || (q.namespace !== undefined && s.namespace !== q.namespace) ||
-        (q.name !== undefined && s.name !== q.name) ||
-        !q.filters.every((f) => hasDimension(s.dims, f.name, f.value))
-      ) return undefined;
-      streams.push(s);
-    }
-    return streams;
+  again(q: ListQuery, seq: number): Stream | undefined {
+    const s = this.streams[seq];
+    if (
+      s === undefined || (q.namespace !== undefined && s.namespace !== q.namespace) ||
+      (q.name !== undefined && s.name !== q.name) ||
+      !q.filters.every((f) => hasDimension(s.dims, f.name, f.value))
+    ) return undefined;
+    return s;
   }
 
   /** The shortest index that holds every stream the query can select, in the order of creation. */
@@ -208,6 +213,10 @@ export class Stream extends Samples {
 
   constructor(readonly metric: Metric, readonly dims: DimsKey, readonly seq: number, unit: string) {
     super(unit);
+  }
+
+  get account(): string {
+    return this.metric.account;
   }
 
   get namespace(): string {
@@ -249,7 +258,7 @@ export class MetricStore {
     let regions = this.#places.get(account);
     if (!regions && create) this.#places.set(account, regions = new Map());
     let place = regions?.get(region);
-    if (!place && create) regions!.set(region, place = new Place());
+    if (!place && create) regions!.set(region, place = new Place(account));
     return place;
   }
 
@@ -300,15 +309,9 @@ export class MetricStore {
     return this.#place(account, region, false)?.streams.length ?? 0;
   }
 
-  /** ListMetrics' page: see Place.list. */
-  list(account: string, region: string, q: ListQuery, from: number, limit: number) {
-    return this.#place(account, region, false)?.list(q, from, limit) ?? { page: [], next: undefined };
-  }
-
-  /** Streams a listing names again, by position: see Place.again. */
-  again(account: string, region: string, q: ListQuery, seqs: number[]): Stream[] | undefined {
-    if (seqs.length === 0) return [];
-    return this.#place(account, region, false)?.again(q, seqs);
+  /** The streams of an account and Region, if it has any. */
+  placeOf(account: string, region: string): Place | undefined {
+    return this.#place(account, region, false);
   }
 
   /**
@@ -330,6 +333,46 @@ export class MetricStore {
     }
     return count;
   }
+}
+
+/**
+ * ListMetrics' page over the streams of `accounts` in a Region, one account after the other, from `from`: see
+ * Place.list.
+ */
+export function listAcross(
+  store: MetricStore,
+  accounts: string[],
+  region: string,
+  q: ListQuery,
+  from: Position,
+  limit: number,
+): { page: Stream[]; next: Position | undefined } {
+  const page: Stream[] = [];
+  const start = accounts.indexOf(from.account);
+  for (let i = start; i >= 0 && i < accounts.length; i++) {
+    const account = accounts[i]!;
+    // With the page full, a place lists nothing but says where its next match is, if it has one.
+    const part = store.placeOf(account, region)?.list(q, i === start ? from.seq : 0, limit - page.length);
+    for (const s of part?.page ?? []) page.push(s);
+    if (part?.next !== undefined) return { page, next: { account, seq: part.next } };
+  }
+  return { page, next: undefined };
+}
+
+/** Streams a listing names again, by position; undefined if the query does not name one (see Place.again). */
+export function listedAgain(
+  store: MetricStore,
+  region: string,
+  q: ListQuery,
+  positions: Position[],
+): Stream[] | undefined {
+  const streams: Stream[] = [];
+  for (const { account, seq } of positions) {
+    const s = store.placeOf(account, region)?.again(q, seq);
+    if (s === undefined) return undefined;
+    streams.push(s);
+  }
+  return streams;
 }
 
 /** The sample of a seeded datum: its values, each counted once. */

@@ -1,12 +1,12 @@
 /**
  * AWS STS in its query protocol (form-encoded parameters in, XML out): AssumeRole and GetCallerIdentity, and who
- * signed a request, read from its SigV4 credential scope or from the session AssumeRole issued.
+ * signed a request, read from its SigV4 credential scope or from the session AssumeRole issued, and when.
  */
 import type { IncomingMessage } from "node:http";
 import { randomBytes } from "node:crypto";
 import { AwsError, requestId } from "./errors.ts";
 import type { Instance } from "./instance.ts";
-import { ROLE_DEFAULT_SECONDS, ROLE_MAX_SECONDS, ROLE_MIN_SECONDS } from "./limits.ts";
+import { ROLE_DEFAULT_SECONDS, ROLE_MAX_SECONDS, ROLE_MIN_SECONDS, SIGNED_TIME_SKEW_MS } from "./limits.ts";
 
 /** Runs one STS action for the calling account; returns its XML answer. */
 export function callSts(
@@ -78,8 +78,12 @@ function assumeRole(emu: Instance, account: string, params: URLSearchParams) {
   }/${session}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>${requestId()}</RequestId></ResponseMetadata></AssumeRoleResponse>`;
 }
 
-/** Works out who signed the request, from the SigV4 Authorization header's credential scope. */
-export function caller(emu: Instance, req: IncomingMessage) {
+/**
+ * Works out who signed the request, from the SigV4 Authorization header's credential scope, and the refusal due
+ * when it was signed too far from the emulator's clock (`refused`, thrown once the call is counted); `json`: a
+ * CloudWatch request (AWS JSON 1.0), else STS (query).
+ */
+export function caller(emu: Instance, req: IncomingMessage, json: boolean) {
   const { sessions, now } = emu;
   const auth = req.headers["authorization"];
   if (typeof auth !== "string" || !auth.startsWith("AWS4-HMAC-SHA256 ")) {
@@ -94,6 +98,8 @@ export function caller(emu: Instance, req: IncomingMessage) {
     );
   }
   const [, keyId, , region, service] = m as unknown as [string, string, string, string, string];
+  // Said once the call is counted: a request refused for its signing time was received all the same.
+  const refused = emu.checkSignedTime ? signedTimeRefusal(req, now(), json) : undefined;
   if (keyId.startsWith("ASIA")) {
     const s = sessions.get(keyId);
     if (!s || req.headers["x-amz-security-token"] !== s.token) {
@@ -106,7 +112,48 @@ export function caller(emu: Instance, req: IncomingMessage) {
     if (now() >= s.expires) {
       throw new AwsError("ExpiredToken", "The security token included in the request is expired", 403);
     }
-    return { account: s.account, region, service };
+    return { account: s.account, region, service, refused };
   }
-  return { account: /(\d{12})$/.exec(keyId)?.[1] ?? "000000000000", region, service };
+  return { account: /(\d{12})$/.exec(keyId)?.[1] ?? "000000000000", region, service, refused };
 }
+
+/**
+ * The refusal of a request whose signed time is more than 15 minutes from `now` (IAM User Guide, AWS Signature Version
+ * 4 for API requests), with AWS's code and message: InvalidSignatureException (HTTP 400) in CloudWatch's JSON
+ * protocol, SignatureDoesNotMatch (HTTP 403) in STS's query protocol. The AWS SDK takes both codes for clock
+ * skew: it sets its clock by the answer's Date header and signs the next attempt again.
+ */
+function signedTimeRefusal(req: IncomingMessage, now: number, json: boolean): AwsError | undefined {
+  const signed = signedAt(req);
+  const [early, late] = [now - SIGNED_TIME_SKEW_MS, now + SIGNED_TIME_SKEW_MS];
+  if (signed >= early && signed <= late) return undefined;
+  const message = signed < early
+    ? `Signature expired: ${amzDate(signed)} is now earlier than ${amzDate(early)} (${
+      amzDate(now)
+    } - 15 min.)`
+    : `Signature not yet current: ${amzDate(signed)} is still later than ${amzDate(late)} (${
+      amzDate(now)
+    } + 15 min.)`;
+  return json
+    ? new AwsError("InvalidSignatureException", message, 400)
+    : new AwsError("SignatureDoesNotMatch", message, 403);
+}
+
+/** When a request was signed: its X-Amz-Date (ISO 8601 basic format), else its Date header (SigV4). */
+function signedAt(req: IncomingMessage): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(String(req.headers["x-amz-date"] ?? ""));
+  const t = m
+    ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))
+    : Date.parse(String(req.headers["date"] ?? ""));
+  if (Number.isNaN(t)) {
+    throw new AwsError(
+      "IncompleteSignature",
+      "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+      403,
+    );
+  }
+  return t;
+}
+
+/** A time as SigV4 writes it: 20261207T103000Z. */
+const amzDate = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
