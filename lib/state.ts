@@ -163,6 +163,53 @@ export function perCheckpoint<T>(f: (s: StreamState | undefined) => T): (s: Stre
   };
 }
 
+/**
+ * Whether a stream's state was left by a run whose clock was ahead of CloudWatch's (a --now or a host clock
+ * ahead): its checkpoint past `edge`, the end of the newest period CloudWatch's clock has reached, or a time
+ * of its own after `now`. A longer `delay` than the last run's is no mistake, so `edge` ignores the delay.
+ */
+export function isAhead(s: StreamState, edge: number, now: number): boolean {
+  return (s.next ?? -Infinity) > edge || (s.since ?? -Infinity) > edge || (s.seen ?? -Infinity) > now ||
+    (s.doubt ?? []).some((d) => d[2] > now) || (s.written ?? []).some((d) => d[2] > now) ||
+    (s.unchecked ?? []).some((u) => u[3] > now);
+}
+
+/**
+ * A stream's state moved back to CloudWatch's time. The periods a run read at a time still to come (a range to
+ * read again, or in doubt, from after `now`) may have been read before they were complete, found empty or in
+ * part; so may those after `bound`, the end of the newest complete period. The checkpoint moves back to the
+ * first such period and the periods from there are put in doubt: the destination is read before they are
+ * written again, so that what is there is not written twice (a period there in part gets the rest from the
+ * recheck of lib/recheck.ts). A span wholly ahead goes, and the stream starts again at its newest complete
+ * period, as a new stream does. Times after `now` become `now`.
+ */
+export function pullBack(s: StreamState, bound: number, period: number, now: number): StreamState {
+  const at = (t: number) => Math.min(t, now);
+  let from = bound;
+  for (const u of s.unchecked ?? []) if (u[3] > now) from = Math.min(from, u[0]);
+  for (const d of s.doubt ?? []) if (d[2] > now) from = Math.min(from, d[0]);
+  const { first: _, next: __, doubt: ___, written: ____, unchecked: _____, ...rest } = s;
+  const out: StreamState = rest;
+  const doubt: Doubt[] = (s.doubt ?? []).map(([a, b, t]) => [a, b, at(t)]);
+  if (s.next !== undefined) {
+    const first = s.first ?? s.next;
+    if (s.next <= from) Object.assign(out, { first, next: s.next });
+    else if (first < from) {
+      Object.assign(out, { first, next: from });
+      doubt.push([from, s.next, now]);
+    } else doubt.push([Math.min(first, bound - period), s.next, now]);
+  }
+  if (doubt.length > 0) out.doubt = merge(doubt);
+  if (s.written?.length) out.written = s.written.map(([a, b, t]) => [a, b, at(t)]);
+  // What is read again from `from` on is recorded afresh when it is forwarded.
+  const unchecked = (s.unchecked ?? []).filter((u) => u[0] < from)
+    .map(([a, b, f, l]): Unchecked => [a, Math.min(b, from), at(f), at(l)]);
+  if (unchecked.length > 0) out.unchecked = unchecked;
+  if (s.since !== undefined && s.since > bound) out.since = bound - period;
+  if (s.seen !== undefined) out.seen = at(s.seen);
+  return out;
+}
+
 /** The part of [start, end) that is in doubt. */
 export function doubtIn(s: StreamState | undefined, w: { start: number; end: number }): Doubt[] {
   return clip(s?.doubt ?? [], w);

@@ -11,7 +11,8 @@ import { runForwarder } from "./helpers.ts";
 const iso = (ms: number) => new Date(ms).toISOString();
 
 test("forward.ts forwards every period with the source's exact statistics, keeping accounts and regions apart", async () => {
-  const now = Math.floor(Date.now() / MIN) * MIN;
+  // Minutes back: a --now may not be later than CloudWatch's clock, and the runs below go up to 3 minutes on.
+  const now = Math.floor(Date.now() / MIN) * MIN - 5 * MIN;
   const emu = await startEmulator({
     requireExternalId: { "arn:aws:iam::111111111111:role/transfer": "prod-ext-id" },
   });
@@ -71,7 +72,8 @@ function billedBetween(
 }
 
 test("forward.ts makes no more API calls than the limits require, and a steady run reads nothing back", async () => {
-  const now = Math.floor(Date.now() / MIN) * MIN;
+  // Minutes back: a --now may not be later than CloudWatch's clock, and the runs below go up to 3 minutes on.
+  const now = Math.floor(Date.now() / MIN) * MIN - 5 * MIN;
   const emu = await startEmulator();
   try {
     await seedFleet(emu, now - 10 * MIN, now);
@@ -87,7 +89,8 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
       return { calls: callsBetween(before, emu.counts()), before };
     };
     // Per source, a listing per namespace: AWS/ECS names both metrics in one listing (wide: 12 metrics for
-    // the small sources, 1,040 for big, 3 pages of 500), Acme/App one page. One GetMetricData call per 500
+    // the small sources, 1,040 for big, 3 pages of 500), Acme/App one page; big has no Acme/App active in the
+    // past three hours, so one more page looks for it over two weeks. One GetMetricData call per 500
     // queries (4 statistics a stream, 5 with p99). The destination: one AssumeRole per account whatever its
     // regions, and one PutMetricData per 1,000 datums of a namespace, all sources together: Forwarded/AWS/ECS
     // gets 3 x 6 + 1,040 = 1,058 datums (two calls), Forwarded/Acme/App 3 x 2; and one for the run's own
@@ -102,7 +105,7 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
       "111111111111/eu-west-1": { ListMetrics: 2 },
       "111111111111/us-east-1": { ListMetrics: 2 },
       "222222222222/eu-west-1": { ListMetrics: 2 },
-      "333333333333/eu-west-1": { ListMetrics: 4 },
+      "333333333333/eu-west-1": { ListMetrics: 5 },
     };
     const both = (a: Record<string, object>, b: Record<string, object>) =>
       Object.fromEntries(Object.keys(a).map((k) => [k, { ...a[k], ...b[k] }]));
@@ -111,36 +114,38 @@ test("forward.ts makes no more API calls than the limits require, and a steady r
     // queries for each small source (one call each), 1,040 for big (three calls of up to 500): 6 calls.
     // Billed: up to five statistics of a metric in a call bill as one metric (pricing page), and each of these
     // queries asks one statistic of a metric of its own, so each bills one: 3 x 8 + 1,040 x 1.
+    // Every run first reads CloudWatch's clock in the destination: one more call there, one metric billed.
     const first = await run(now);
     assert.deepEqual(first.calls, {
       ...both(fetches, listings),
-      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 6, PutMetricData: 4 },
+      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 1 + 6, PutMetricData: 4 },
     });
     const billed = (c: ReturnType<Emulator["counts"]>) =>
       c[DEST]?.["eu-west-1"]?.billed["GetMetricData"] ?? 0;
-    assert.equal(billed(emu.counts()) - billed(first.before), 3 * 8 + 1_040);
+    assert.equal(billed(emu.counts()) - billed(first.before), 1 + 3 * 8 + 1_040);
     // In the sources, a stream's statistics (4, or 5 with p99) are asked in one call and bill as one metric:
     // one per stream, 3 x (6 + 1) + 1,040.
-    assert.equal(billedBetween(first.before, emu.counts()) - 3 * 8 - 1_040, 3 * 7 + 1_040);
+    assert.equal(billedBetween(first.before, emu.counts()) - 1 - 3 * 8 - 1_040, 3 * 7 + 1_040);
     // The next tick, a minute later: the store continues the run before it, so it trusts its checkpoints and
     // reads nothing from the destination, and the listing is kept (discovery_interval, here two minutes): the
     // same minimum of GetMetricData and PutMetricData for the one period each stream owes, nothing more.
     assert.deepEqual((await run(now + MIN)).calls, {
       ...fetches,
-      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 4 },
+      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 1, PutMetricData: 4 },
     });
     // Two minutes after the first listing, the next tick lists again, in the same pages.
     assert.deepEqual((await run(now + 2 * MIN)).calls, {
       ...both(fetches, listings),
-      "999999999999/eu-west-1": { AssumeRole: 3, PutMetricData: 4 },
+      "999999999999/eu-west-1": { AssumeRole: 3, GetMetricData: 1, PutMetricData: 4 },
     });
   } finally {
     await emu.stop();
   }
 });
 
-test("forward.ts --plan counts exactly the calls and billed metrics of the run that follows, and calls only ListMetrics", async () => {
-  const now = Math.floor(Date.now() / MIN) * MIN;
+test("forward.ts --plan counts exactly the calls and billed metrics of the run that follows, and calls only ListMetrics and the clock", async () => {
+  // Minutes back: a --now may not be later than CloudWatch's clock, and the runs below go up to 3 minutes on.
+  const now = Math.floor(Date.now() / MIN) * MIN - 5 * MIN;
   const emu = await startEmulator();
   try {
     // Data up to the last tick's newest period, so that every period a tick owes has some.
@@ -164,11 +169,14 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
       if (setup) await run(at - MIN);
       const planned = await run(at, ["--plan", "--json"]);
       const plan = JSON.parse(planned.r.stdout) as { next: Record<string, number> };
+      // A plan reads CloudWatch's clock, as every run does, and otherwise fetches nothing and writes nothing.
       assert.deepEqual(
-        Object.keys(planned.calls).flatMap((k) => Object.keys(planned.calls[k]!)).filter((op) =>
-          op !== "ListMetrics" && op !== "AssumeRole"
+        Object.entries(planned.calls).flatMap(([k, c]) =>
+          Object.entries(c).filter(([op]) => op !== "ListMetrics" && op !== "AssumeRole").map(([op, n]) =>
+            `${k} ${op} ${n}`
+          )
         ),
-        [],
+        [`${DEST}/eu-west-1 GetMetricData 1`],
         "a plan fetches nothing and writes nothing",
       );
       const done = await run(at);
@@ -191,11 +199,11 @@ test("forward.ts --plan counts exactly the calls and billed metrics of the run t
         PutMetricData: plan.next["PutMetricData"],
         metrics: plan.next["metrics"],
       }, `the run at ${iso(at)}`);
-      // The last tick reads the destination only to read periods again: two statistics of each stream, in
-      // calls of 500 queries per account-region (7, 7, 7 and 1,040 streams).
+      // The last tick reads the destination only for CloudWatch's clock and to read periods again: two
+      // statistics of each stream, in calls of 500 queries per account-region (7, 7, 7 and 1,040 streams).
       if (at === now + 3 * MIN) {
         const calls = [7, 7, 7, 1_040].reduce((n, streams) => n + Math.ceil((2 * streams) / 500), 0);
-        assert.equal(plan.next["GetMetricDataDestination"], calls);
+        assert.equal(plan.next["GetMetricDataDestination"], 1 + calls);
       }
     }
   } finally {

@@ -71,7 +71,7 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
     "prod eu-west-1: forwarded up to 2026-11-24T11:50:00Z (10 min behind), 2 streams, 1 in doubt (a write that may or may not have arrived: the next run reads the destination before writing them); 1 no longer found",
     "prod us-east-1: forwarded up to 2026-11-24T07:00:00Z (5 h 0 min behind), 2 streams; its last run failed at 2026-11-24T12:00:00Z: AccessDenied: no",
     "acc eu-west-1: never forwarded; its last run failed at 2026-11-24T11:59:00Z: AssumeRole failed: AccessDenied",
-    "old eu-west-1: forwarded up to 2026-11-24T06:00:00Z (6 h 0 min behind), 1 streams, 1 in doubt (a write that may or may not have arrived: CloudWatch shows what was written at 2026-11-24T14:00:00Z, and a run reads the destination then)",
+    "old eu-west-1: forwarded up to 2026-11-24T06:00:00Z (6 h 0 min behind), 1 stream, 1 in doubt (a write that may or may not have arrived: CloudWatch shows what was written at 2026-11-24T14:00:00Z, and a run reads the destination then)",
   ]);
   assert.deepEqual(statuses.map((s) => s.state), ["ok", "failing", "failing", "ok"]);
   assert.deepEqual(statuses[2], {
@@ -83,6 +83,7 @@ test("statusOf() gives every configured account-region: its oldest checkpoint, l
     inDoubt: 0,
     doubtReadableAt: null,
     noLongerFound: 0,
+    ahead: 0,
     lastError: "AssumeRole failed: AccessDenied",
     errorAt: "2026-11-24T11:59:00Z",
     state: "failing",
