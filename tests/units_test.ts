@@ -10,8 +10,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { DEMO_ACCOUNTS, startEmulator } from "../lib/emulator.ts";
-import { execStart, type UnitOptions, units } from "../lib/units.ts";
-import { exec, runtime } from "./helpers.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { execStart, type UnitOptions, units, unreachable } from "../lib/units.ts";
+import { exec, runForwarder, runtime } from "./helpers.ts";
 
 const options = (over: Partial<UnitOptions> = {}): UnitOptions => ({
   runtime: "bun",
@@ -20,6 +21,8 @@ const options = (over: Partial<UnitOptions> = {}): UnitOptions => ({
   config: "/etc/cloudwatch-forwarder/forwarder.yaml",
   interval: 60,
   user: undefined,
+  logFormat: "text",
+  logLevel: "info",
   ...over,
 });
 const line = (text: string, key: string) => text.split("\n").filter((l) => l.startsWith(`${key}=`));
@@ -42,12 +45,30 @@ test("units() runs the runtime in use on forward.ts and the config, sandboxed, u
       "ProtectSystem=strict",
       "ProtectHome=yes",
       "PrivateTmp=yes",
+      "PrivateDevices=yes",
+      "PrivateMounts=yes",
+      "UMask=0077",
       "NoNewPrivileges=yes",
-      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
       "CapabilityBoundingSet=",
+      "ProtectKernelTunables=yes",
+      "ProtectKernelModules=yes",
+      "ProtectKernelLogs=yes",
+      "ProtectControlGroups=yes",
+      "ProtectClock=yes",
+      "ProtectHostname=yes",
+      "ProtectProc=invisible",
+      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      "RestrictNamespaces=yes",
+      "RestrictRealtime=yes",
+      "RestrictSUIDSGID=yes",
+      "LockPersonality=yes",
       "SystemCallArchitectures=native",
+      "SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @raw-io @reboot @swap",
+      "SystemCallErrorNumber=EPERM",
     ]
   ) assert.ok(service.split("\n").includes(setting), setting);
+  // Both runtimes compile JavaScript to machine code as they run: this would kill them.
+  assert.deepEqual(line(service, "MemoryDenyWriteExecute"), []);
   for (
     const setting of [
       "OnCalendar=*-*-* *:00/1:00",
@@ -100,6 +121,91 @@ test("units() keeps home folders readable where the code lives there, takes a na
   assert.deepEqual(line(service, "User"), ["User=forwarder"]);
   assert.deepEqual(line(service, "DynamicUser"), []);
   assert.match(line(service, "ExecStart")[0]!, / "\/home\/ops\/fwd app\/forward\.ts" /);
+  // The config alone in a home folder: the service only reads it, so read-only is enough there too.
+  for (
+    const config of ["/home/ops/forwarder.yaml", "/root/forwarder.yaml", "/run/user/1000/forwarder.yaml"]
+  ) {
+    assert.deepEqual(
+      line(units(options({ config })).service, "ProtectHome"),
+      ["ProtectHome=read-only"],
+      config,
+    );
+  }
+});
+
+test("units() refuses the runtime, forward.ts or the config in /tmp or /var/tmp, which PrivateTmp=yes hides from the service", () => {
+  const cases: [Partial<UnitOptions>, string][] = [
+    [{ script: "/tmp/fwd/forward.ts" }, 'forward.ts "/tmp/fwd/forward.ts" is in /tmp'],
+    [{ runtimePath: "/var/tmp/bun/bun" }, 'the runtime "/var/tmp/bun/bun" is in /var/tmp'],
+    [{ config: "/tmp/forwarder.yaml" }, 'the config "/tmp/forwarder.yaml" is in /tmp'],
+  ];
+  for (const [over, what] of cases) {
+    assert.throws(() => units(options(over)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [
+        `Cannot write units: ${what}, which PrivateTmp=yes hides from the service: move it elsewhere`,
+      ]);
+      return true;
+    });
+  }
+  // Only the folders themselves: a name that merely begins alike is elsewhere.
+  assert.doesNotThrow(() => units(options({ script: "/tmpfs/fwd/forward.ts", config: "/var/tmpl/f.yaml" })));
+});
+
+test("units() passes --log-format and --log-level as given to the service, under either runtime", () => {
+  for (const runtime of ["bun", "deno"] as const) {
+    const o = options({ runtime, logFormat: "json", logLevel: "debug" });
+    assert.deepEqual(execStart(o, "/s").slice(-4), ["--log-format", "json", "--log-level", "debug"], runtime);
+    // The defaults need no flag.
+    assert.equal(
+      execStart({ ...o, logFormat: "text", logLevel: "info" }, "/s").at(-1),
+      "/etc/cloudwatch-forwarder/forwarder.yaml",
+    );
+  }
+});
+
+test("unreachable() names the folder or file a dynamic user, in none of their groups, cannot get through", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-reach-"));
+  const code = path.join(dir, "code");
+  fs.mkdirSync(code);
+  const script = path.join(code, "forward.ts");
+  const runtimePath = path.join(code, "bun");
+  fs.writeFileSync(script, "");
+  fs.writeFileSync(runtimePath, "");
+  const files = { runtimePath, script, config: undefined };
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(code, 0o755);
+  fs.chmodSync(script, 0o644);
+  fs.chmodSync(runtimePath, 0o755);
+  assert.equal(unreachable(files), undefined);
+  fs.chmodSync(runtimePath, 0o754);
+  assert.equal(unreachable(files), `the runtime "${runtimePath}" (mode 0754)`);
+  fs.chmodSync(runtimePath, 0o755);
+  fs.chmodSync(script, 0o640);
+  assert.equal(unreachable(files), `forward.ts "${script}" (mode 0640)`);
+  fs.chmodSync(code, 0o750);
+  assert.equal(unreachable(files), `the runtime "${runtimePath}" ("${code}" is mode 0750)`);
+  fs.chmodSync(code, 0o755);
+  fs.chmodSync(script, 0o644);
+  const config = path.join(dir, "forwarder.yaml");
+  fs.writeFileSync(config, "", { mode: 0o600 });
+  assert.equal(unreachable({ ...files, config }), `the config "${config}" (mode 0600)`);
+});
+
+test(`forward.ts --systemd-units under ${runtime().name} refuses, in one line, a config in /tmp, which PrivateTmp=yes hides`, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-units-"));
+  const config = path.join(dir, "forwarder.yaml");
+  fs.copyFileSync(new URL("../forwarder.yaml", import.meta.url), config);
+  const r = await runForwarder(["--systemd-units", path.join(dir, "units"), "--config", config], {});
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `Cannot write units: the config "${config}" is in /tmp, which PrivateTmp=yes hides from the service`,
+    ),
+  );
+  assert.equal(fs.existsSync(path.join(dir, "units")), false, "nothing written");
 });
 
 /** systemd's own words for a command line (what units() writes): quoted words may hold spaces. */
@@ -136,6 +242,15 @@ test(`forward.ts --systemd-units writes units for ${runtime().name} that systemd
   });
   assert.equal(verify.status, 0, verify.stderr);
   assert.equal(verify.stderr.trim(), "");
+  // systemd's own rating of the sandbox: exposure 2.0 at most (5.2 before UMask= and the Protect* settings).
+  const security = spawnSync("systemd-analyze", [
+    "security",
+    "--offline=true",
+    "--threshold=20",
+    "--no-pager",
+    "cloudwatch-forwarder.service",
+  ], { cwd: dir, encoding: "utf8" });
+  assert.equal(security.status, 0, security.stdout.trim().split("\n").at(-1) ?? security.stderr);
 
   // The service's command, as systemd runs it: in its working folder, with the state folder as HOME and as
   // STATE_DIRECTORY, and no variable but those the unit and its environment file give.
