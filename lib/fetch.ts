@@ -10,6 +10,12 @@ import { GMD_MAX_DATAPOINTS, GMD_MAX_QUERIES } from "./limits.ts";
 /** Calls of one fetch in flight at once: enough to hide the round trip; lib/aws.ts paces them to the quota. */
 const CALLS_AT_ONCE = 4;
 
+/**
+ * MetricDataResult.StatusCode for a query of an account the caller may not read: not linked to the monitoring
+ * account, or its link does not share the namespace (API reference, MetricDataResult; AWS says no more).
+ */
+const FORBIDDEN = "Forbidden";
+
 /** The statistics every forwarded period carries, as one StatisticValues datum. */
 export const STATISTIC_SET = ["SampleCount", "Sum", "Minimum", "Maximum"] as const;
 
@@ -17,6 +23,8 @@ export interface Item {
   metric: Metric;
   stat: string;
   unit: string | undefined;
+  /** The account that holds the metric, read through a monitoring account; absent: the caller's own. */
+  account?: string;
 }
 
 /**
@@ -30,7 +38,9 @@ export function queriesPerCall(periods: number): number {
 
 /**
  * Runs the queries over [start, end) and hands each value to `found` with its item's index and its period start
- * (epoch seconds), as the answers come: a large fetch holds no copy of what it has handed on.
+ * (epoch seconds), as the answers come: a large fetch holds no copy of what it has handed on. A query of
+ * another account (`account`) answered Forbidden goes to `forbidden` where given, so that the others of the
+ * call stand; any other result left incomplete fails the fetch.
  */
 export async function fetchValues(
   api: Pick<CloudWatchApi, "getMetricData">,
@@ -38,6 +48,7 @@ export async function fetchValues(
   w: { start: number; end: number },
   period: number,
   found: (item: number, t: number, value: number) => void,
+  forbidden?: (item: number) => void,
 ): Promise<void> {
   const perCall = queriesPerCall((w.end - w.start) / period);
   const calls = Array.from({ length: Math.ceil(items.length / perCall) }, (_, c) => c * perCall);
@@ -49,6 +60,7 @@ export async function fetchValues(
       Period: period,
       Stat: item.stat,
       Unit: item.unit,
+      ...(item.account === undefined ? {} : { AccountId: item.account }),
     }));
     let nextToken: string | undefined;
     // Queries whose last answer was not Complete (PartialData on a page with more to come, say).
@@ -73,8 +85,11 @@ export async function fetchValues(
     // A result left incomplete after the last page would pass for periods without data: refuse it, so that
     // nothing is committed and the next run asks again.
     for (const [q, code] of incomplete) {
-      const m = batch[q]!.metric;
-      throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
+      if (code === FORBIDDEN && forbidden && batch[q]!.account !== undefined) forbidden(first + q);
+      else {
+        const m = batch[q]!.metric;
+        throw new Error(`Cannot read ${m.Namespace} ${m.MetricName}: GetMetricData answered ${code}`);
+      }
     }
   });
 }
@@ -101,22 +116,28 @@ export interface PeriodStats {
   values: Record<string, number>;
 }
 
-/** Fetches every statistic of every stream over [start, end); returns, per stream, its periods in order. */
+/**
+ * Fetches every statistic of every stream over [start, end); returns, per stream, its periods in order. A
+ * stream of another account (read through a monitoring account) that GetMetricData answers Forbidden goes to
+ * `forbidden` where given, once, with no periods.
+ */
 export async function fetchStats(
   api: Pick<CloudWatchApi, "getMetricData">,
   streams: Stream[],
   w: { start: number; end: number },
   period: number,
+  forbidden?: (s: Stream) => void,
 ): Promise<PeriodStats[][]> {
   const items: Item[] = [];
   const owner: number[] = [];
   streams.forEach((s, si) => {
     const metric = metricOf(s);
     for (const stat of statsOf(s)) {
-      items.push({ metric, stat, unit: s.plan.unit });
+      items.push({ metric, stat, unit: s.plan.unit, ...(s.owner && { account: s.owner.id }) });
       owner.push(si);
     }
   });
+  const refused = new Set<number>();
   const out: PeriodStats[][] = streams.map(() => []);
   // Each stream's periods by the stream's index and the period's offset in the window: one map for the call.
   const span = w.end - w.start;
@@ -130,7 +151,11 @@ export async function fetchStats(
       out[si]!.push(p);
     }
     p.values[items[k]!.stat] = v;
-  });
+  }, forbidden && ((k) => refused.add(owner[k]!)));
+  for (const si of refused) {
+    out[si] = [];
+    forbidden!(streams[si]!);
+  }
   for (const list of out) if (list.length > 1) list.sort((a, b) => a.t - b.t);
   return out;
 }

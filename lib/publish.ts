@@ -6,7 +6,7 @@
 import type { CloudWatchApi, Datum, Dimension } from "./aws.ts";
 import { batches } from "./batch.ts";
 import type { MetricPlan, Plan, SourcePlan } from "./config.ts";
-import type { Stream } from "./discover.ts";
+import { accountOf, type Owner, type Stream } from "./discover.ts";
 import { isDataRefused, isRequestRefused, reason } from "./errors.ts";
 import { fetchValues, type PeriodStats } from "./fetch.ts";
 import { PUT_MAX_BYTES, PUT_MAX_DATUMS } from "./limits.ts";
@@ -20,17 +20,27 @@ export interface Target {
   dims: Dimension[];
 }
 
-/** The target namespace and the account and region dimensions of a source's streams. */
+/**
+ * The target namespace and the account and region dimensions of a source's streams; the account is the one a
+ * stream belongs to (see accountOf: through a monitoring account, the linked account's name).
+ */
 export function targetOf(plan: Plan, src: SourcePlan): (s: Stream) => Target {
   const d = plan.destination;
-  const dims = [[d.accountDimension, src.account], [d.regionDimension, src.region]]
-    .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({ Name, Value }));
-  // One target per metrics entry, as its streams share it.
-  const targets = new Map<MetricPlan, Target>();
+  const dimsOf = (account: string) =>
+    [[d.accountDimension, account], [d.regionDimension, src.region]]
+      .filter((x): x is [string, string] => typeof x[0] === "string").map(([Name, Value]) => ({
+        Name,
+        Value,
+      }));
+  // One target per metrics entry and account, as their streams share it.
+  const targets = new Map<Owner | undefined, Map<MetricPlan, Target>>();
   return (s) => {
-    let t = targets.get(s.plan);
+    let byPlan = targets.get(s.owner);
+    if (byPlan === undefined) targets.set(s.owner, byPlan = new Map());
+    let t = byPlan.get(s.plan);
     if (t === undefined) {
-      targets.set(s.plan, t = { namespace: d.namespace.replaceAll("{namespace}", s.plan.namespace), dims });
+      const namespace = d.namespace.replaceAll("{namespace}", s.plan.namespace);
+      byPlan.set(s.plan, t = { namespace, dims: dimsOf(accountOf(src, s)) });
     }
     return t;
   };
@@ -130,8 +140,9 @@ export interface Over {
 /**
  * The datums of some streams' new periods (the part's window), by target namespace, less those `present` in
  * the destination, and how many of those were left out: `own` where this run wrote them (a write whose answer
- * was lost, for the streams in `ownDoubt`), `already` where something else did. A period the destination
- * has more samples of than the source is reported through `over`: something wrote it twice.
+ * was lost, for the streams in `ownDoubt`), `already` where something else did; and how many datums each
+ * stream has in `byNamespace`. A period the destination has more samples of than the source is reported
+ * through `over`: something wrote it twice.
  */
 export function datumsOf(
   part: { streams: Stream[]; window: { start: number; end: number } },
@@ -140,8 +151,9 @@ export function datumsOf(
   present: Map<Stream, Map<string, number>>,
   ownDoubt: Set<Stream>,
   over: (o: Over) => void,
-): { byNamespace: Map<string, Datum[]>; own: number; already: number } {
+): { byNamespace: Map<string, Datum[]>; own: number; already: number; perStream: number[] } {
   const byNamespace = new Map<string, Datum[]>();
+  const perStream: number[] = [];
   let own = 0;
   let already = 0;
   const { start, end } = part.window;
@@ -170,9 +182,11 @@ export function datumsOf(
         }
       }
     }
+    const before = list.length;
     for (const d of toDatums(s, periods, t, skip)) list.push(d);
+    perStream.push(list.length - before);
   });
-  return { byNamespace, own, already };
+  return { byNamespace, own, already, perStream };
 }
 
 /** A datum in one line: name, dimensions and period. */

@@ -1,12 +1,14 @@
 /**
  * The forwarder's benchmark: prints figures, asserts nothing (timings belong here, not in tests).
  *   npm run bench -- [--accounts 3] [--regions 2] [--streams 2000] [--periods 1] [--latency-ms 25]
- *                    [--runtime bun|deno] [--quotas on|off]
+ *                    [--runtime bun|deno] [--quotas on|off] [--monitoring on|off]
  *   (or: node_modules/.bin/deno run -A tests/bench.ts [the same flags])
  *
  * What it measures: one steady run of forward.ts, as a process under --runtime, over a fleet of `accounts` x
  * `regions` account-regions of `streams` AWS/ECS metric streams each (tests/bench_fleet.ts), that owes
- * `periods` one-minute periods per stream, lists every account-region again and continues its checkpoints:
+ * `periods` one-minute periods per stream, lists every account-region again and continues its checkpoints
+ * (with --monitoring on, the same fleet read through one monitoring account the accounts are linked to, one
+ * config entry with linked_accounts: CloudWatch cross-account observability):
  * - its wall time from spawn to exit, its peak RSS, its exit code and output;
  * - the emulator's calls per operation during the run, throttled calls and billed GetMetricData metrics,
  *   each against the minimum CloudWatch's limits allow for this fleet (minimumCalls): 1.00 is the target;
@@ -47,6 +49,7 @@ import {
 import {
   DIMENSIONS,
   type Fleet,
+  MONITORING,
   NAMES,
   NAMESPACE,
   sourceAccounts,
@@ -62,6 +65,9 @@ interface Flags extends Fleet {
   runtime: "bun" | "deno";
   quotas: boolean;
 }
+
+/** Whether the fleet is read through the monitoring account (MONITORING in tests/bench_fleet.ts). */
+const linked = (f: Flags) => f.monitoring;
 
 /** The statistics the forwarder reads per stream and period: one StatisticValues datum's worth. */
 const STATISTICS = ["SampleCount", "Sum", "Minimum", "Maximum"] as const;
@@ -108,6 +114,7 @@ function parseFlags(argv: string[]): Flags {
       "latency-ms": { type: "string", default: "25" },
       runtime: { type: "string", default: "bun" },
       quotas: { type: "string", default: "on" },
+      monitoring: { type: "string", default: "off" },
     },
     strict: true,
   });
@@ -121,8 +128,10 @@ function parseFlags(argv: string[]): Flags {
   if (o.runtime !== "bun" && o.runtime !== "deno") {
     throw new Error(`Cannot parse --runtime "${o.runtime}": expected bun or deno`);
   }
-  if (o.quotas !== "on" && o.quotas !== "off") {
-    throw new Error(`Cannot parse --quotas "${o.quotas}": expected on or off`);
+  for (const flag of ["quotas", "monitoring"] as const) {
+    if (o[flag] !== "on" && o[flag] !== "off") {
+      throw new Error(`Cannot parse --${flag} "${o[flag]}": expected on or off`);
+    }
   }
   return {
     accounts: count("accounts", o.accounts, 1),
@@ -132,6 +141,7 @@ function parseFlags(argv: string[]): Flags {
     latencyMs: count("latency-ms", o["latency-ms"], 0),
     runtime: o.runtime,
     quotas: o.quotas === "on",
+    monitoring: o.monitoring === "on",
   };
 }
 
@@ -143,6 +153,7 @@ const flagsJson = (f: Flags) => ({
   latency_ms: f.latencyMs,
   runtime: f.runtime,
   quotas: f.quotas ? "on" : "off",
+  monitoring: f.monitoring ? "on" : "off",
 });
 
 // ---- The emulator process ----
@@ -163,6 +174,7 @@ function startFleet(f: Flags, from: number, to: number): Promise<FleetEmulator> 
     ...["--accounts", f.accounts, "--regions", f.regions, "--streams", f.streams].map(String),
     ...["--from", from, "--to", to, "--latency-ms", f.latencyMs].map(String),
     ...(f.quotas ? [] : ["--no-quotas"]),
+    ...(f.monitoring ? ["--monitoring"] : []),
   ];
   // stdin stays open: the emulator exits when it closes, so it never outlives this process.
   const child = spawn(rt.command, args, { stdio: ["pipe", "pipe", "inherit"] });
@@ -204,11 +216,18 @@ function configFor(f: Flags): string {
       defaults: { period: 60, delay: DELAY_SECONDS },
       interval: f.periods * 60,
       discovery_interval: 60,
-      accounts: sourceAccounts(f.accounts).map((id) => ({
-        name: id,
-        role_arn: `arn:aws:iam::${id}:role/transfer`,
-        regions: sourceRegions(f.regions),
-      })),
+      accounts: linked(f)
+        ? [{
+          name: "monitoring",
+          role_arn: `arn:aws:iam::${MONITORING}:role/reader`,
+          regions: sourceRegions(f.regions),
+          linked_accounts: true,
+        }]
+        : sourceAccounts(f.accounts).map((id) => ({
+          name: id,
+          role_arn: `arn:aws:iam::${id}:role/transfer`,
+          regions: sourceRegions(f.regions),
+        })),
       metrics: [{ namespace: NAMESPACE, names: NAMES, dimensions: DIMENSIONS }],
     },
     null,
@@ -319,20 +338,23 @@ function tally(before: Counts, after: Counts): Tally {
  * - GetMetricData in the destination: none, since the checkpoints continue;
  * - PutMetricData: ceil(datums / 1,000) over the whole run, one datum per stream and period, and one call for
  *   the forwarder's own metrics, which are in a namespace of their own (a call writes one namespace).
+ * Through a monitoring account, its regions are the account-regions, each with every account's streams: one
+ * AssumeRole, and per region one listing and ceil(queries / 500) GetMetricData calls of them all.
  */
 function minimumCalls(f: Flags): Record<Operation, number> {
-  const accountRegions = f.accounts * f.regions;
-  const queries = f.streams * STATISTICS.length;
+  const accountRegions = linked(f) ? f.regions : f.accounts * f.regions;
+  const perAccountRegion = linked(f) ? f.accounts * f.streams : f.streams;
+  const queries = perAccountRegion * STATISTICS.length;
   const readCalls = Math.max(
     Math.ceil(queries / GMD_MAX_QUERIES),
     Math.ceil((f.periods * queries) / GMD_DEFAULT_MAX_DATAPOINTS),
   );
   return {
-    AssumeRole: f.accounts,
-    ListMetrics: accountRegions * Math.ceil(f.streams / LIST_PAGE_SIZE),
+    AssumeRole: linked(f) ? 1 : f.accounts,
+    ListMetrics: accountRegions * Math.ceil(perAccountRegion / LIST_PAGE_SIZE),
     GetMetricData_source: accountRegions * readCalls,
     GetMetricData_destination: 0,
-    PutMetricData: Math.ceil((f.streams * f.periods * accountRegions) / PUT_MAX_DATUMS) + 1,
+    PutMetricData: Math.ceil((perAccountRegion * f.periods * accountRegions) / PUT_MAX_DATUMS) + 1,
   };
 }
 
@@ -374,7 +396,7 @@ function earliestEnd(calls: number, o: { quota: number; latency: number; chained
 function boundSeconds(f: Flags, minimum: Record<Operation, number>) {
   const latency = f.latencyMs / 1000;
   const quota = (op: string) => (f.quotas ? TPS_QUOTAS.get(op)! : Infinity);
-  const accountRegions = f.accounts * f.regions;
+  const accountRegions = linked(f) ? f.regions : f.accounts * f.regions;
   const phases = {
     assume: earliestEnd(1, { quota: Infinity, latency, chained: true }),
     list: earliestEnd(minimum.ListMetrics / accountRegions, {

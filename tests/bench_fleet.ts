@@ -8,7 +8,8 @@
  * A line `pass MS` on its stdin moves its clock on by MS, as if that much time had passed, and is answered
  * `passed`: backfilled data becomes readable only hours after it was written, as in CloudWatch.
  *   bun run tests/bench_fleet.ts --accounts N --regions N --streams N --from MS --to MS [--latency-ms N]
- *                                [--no-quotas]
+ *                                [--no-quotas] [--monitoring]
+ * --monitoring links every source account to MONITORING (CloudWatch cross-account observability).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -20,7 +21,12 @@ export interface Fleet {
   regions: number;
   /** Streams per account-region. */
   streams: number;
+  /** Whether the source accounts are linked to MONITORING, and read through it. */
+  monitoring: boolean;
 }
+
+/** The monitoring account the source accounts are linked to, with --monitoring. */
+export const MONITORING = "444444444444";
 
 export const NAMESPACE = "AWS/ECS";
 export const NAMES = ["CPUUtilization", "MemoryUtilization"] as const;
@@ -102,15 +108,22 @@ async function serve(argv: string[]) {
       to: { type: "string" },
       "latency-ms": { type: "string", default: "0" },
       "no-quotas": { type: "boolean", default: false },
+      monitoring: { type: "boolean", default: false },
     },
     strict: true,
   });
-  const fleet = { accounts: Number(o.accounts), regions: Number(o.regions), streams: Number(o.streams) };
+  const fleet = {
+    accounts: Number(o.accounts),
+    regions: Number(o.regions),
+    streams: Number(o.streams),
+    monitoring: o.monitoring,
+  };
   let passed = 0;
   const emu = await startEmulator({
     latencyMs: Number(o["latency-ms"]),
     quotas: !o["no-quotas"],
     now: () => Date.now() + passed,
+    ...(fleet.monitoring && { links: { [MONITORING]: sourceAccounts(fleet.accounts) } }),
   });
   const started = performance.now();
   const streams = seedBenchFleet(emu.seed, fleet, Number(o.from), Number(o.to));
