@@ -27,6 +27,10 @@ export function errorCode(e: unknown): string {
 // deno-lint-ignore no-control-regex -- control characters are what it takes out
 export const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
 
+/** A count and its noun, singular where the count reads 1: "1 stream", "2 streams", "1,200 streams". */
+export const plural = (n: number, noun: string, format: (n: number) => string = String) =>
+  `${format(n)} ${format(n) === "1" ? noun : `${noun}s`}`;
+
 /** Deno refused a permission the command did not grant (--allow-read, --allow-env, ...). */
 export function isPermissionError(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
@@ -40,12 +44,16 @@ export function isPermissionError(e: unknown): boolean {
 function permissionProblem(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   const what = /^Requires (.*?), run again/.exec(message)?.[1] ?? message;
-  const flag = /run again with the (--allow-[a-z-]+) flag/.exec(message)?.[1];
+  const flag = flagOf(e);
   const home = flag === "--allow-sys"
     ? ", or set HOME (the AWS SDK looks up the home folder without it)"
     : "";
   return oneLine(`Deno refused ${what}: run again with ${flag ?? "the permission it names"}${home}`);
 }
+
+/** The flag that grants what Deno refused, as its message names it. */
+const flagOf = (e: unknown) =>
+  /run again with the (--allow-[a-z-]+) flag/.exec(e instanceof Error ? e.message : String(e))?.[1];
 
 /** One line for an error: the call that failed (see blame), its code and message. */
 export function describe(e: unknown): string {
@@ -62,6 +70,17 @@ export function reason(e: unknown): string {
   const timeout = /exceeded the configured (\d+) ms requestTimeout/.exec(message);
   if (code === "TimeoutError" && timeout) message = `no answer within ${timeout[1]} ms`;
   return message && message !== code ? `${code}: ${message}` : code;
+}
+
+/**
+ * An error in a few words, for the run's summary line: the call that failed and AWS's code, such as
+ * `AssumeRole: AccessDenied`; the whole line is in the log.
+ */
+export function briefly(e: unknown): string {
+  if (isPermissionError(e)) return `Deno refused ${flagOf(e) ?? "a permission"}`;
+  const call = (e as { call?: unknown })?.call;
+  const code = e instanceof WriteInDoubt ? `${errorCode(e.cause)}, the answer lost` : errorCode(e);
+  return typeof call === "string" ? `${call.split(" ")[0]}: ${code}` : code;
 }
 
 /**
@@ -126,6 +145,12 @@ export function neverSent(e: unknown): boolean {
 /** No credentials to sign with (none configured, or a profile that cannot be read): asking again cannot help. */
 export const isCredentialsError = (e: unknown) =>
   (e as { name?: unknown })?.name === "CredentialsProviderError";
+
+/**
+ * A call that failed before its request was made: Deno refused a permission the SDK needed on the way (to read
+ * a file, to look up the home folder, to connect), or there were no credentials to sign it with. It never left.
+ */
+export const failedBeforeSending = (e: unknown) => isPermissionError(e) || isCredentialsError(e);
 
 /** CloudWatch answered with a refusal (HTTP 4xx): it did not apply the call. */
 export function isRefused(e: unknown): boolean {

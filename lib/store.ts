@@ -16,7 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
-import { describe, isPermissionError, oneLine, StateError } from "./errors.ts";
+import { describe, isPermissionError, oneLine, plural, StateError } from "./errors.ts";
 import { type Doubt, parseLegacy, perCheckpoint, type StreamState, type Unchecked } from "./state.ts";
 import { iso } from "./window.ts";
 
@@ -28,9 +28,9 @@ const RENEW_EVERY_MS = LEASE_MS / 4;
 const APPLICATION_ID = 0x43574657;
 /**
  * 2: `unchecked`, the periods to read again for late samples (lib/recheck.ts); `written`, the periods a replay
- * wrote apart from the span.
+ * wrote apart from the span. 3: a listing's `owners`, the accounts a monitoring account's streams belong to.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** A transaction waits this long for another process's transaction (SQLite's busy_timeout). */
 const BUSY_TIMEOUT_MS = 5_000;
 
@@ -71,6 +71,7 @@ CREATE TABLE listings (
   listed_at INTEGER NOT NULL,
   fingerprint TEXT NOT NULL,
   counts TEXT NOT NULL,
+  owners TEXT,
   PRIMARY KEY (account, region)
 ) WITHOUT ROWID;
 `;
@@ -102,6 +103,11 @@ export interface Store {
   setListing(account: string, region: string, listing: Listing): void;
   /** Records how an account-region's run went, for --status: done now, or failed with this error. */
   noteSource(account: string, region: string, failure: { error: string; at: number } | undefined): void;
+  /** The same for several accounts of a region in one transaction: those read through a monitoring account. */
+  noteSources(
+    region: string,
+    notes: [account: string, failure: { error: string; at: number } | undefined][],
+  ): void;
   close(): void;
 }
 
@@ -126,6 +132,11 @@ export interface Listing {
   /** The config the listing was made for: a listing of another config is not reused. */
   fingerprint: string;
   counts: ListingCounts;
+  /**
+   * Through a monitoring account: the accounts whose streams the account-region holds, by name, with their
+   * ids (lib/discover.ts, accountsOf).
+   */
+  owners?: Record<string, string>;
 }
 
 /** The account and region a stream key names (keys are JSON arrays that begin with them). */
@@ -150,6 +161,7 @@ export function memoryStore(
   const streams = new Map(Object.entries(initial));
   return {
     noteSource() {},
+    noteSources() {},
     listing: (account, region) => listings.get(JSON.stringify([account, region])),
     setListing: (account, region, listing) => void listings.set(JSON.stringify([account, region]), listing),
     file: undefined,
@@ -295,10 +307,14 @@ export function openStore(file: string, o: OpenOptions): Store {
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
     lease = takeLease(db, file, o.clock);
     if (imported !== undefined && o.legacyFile!.endsWith(".imported")) {
-      o.info(`Imported ${imported} checkpoints from "${o.legacyFile}"`);
+      o.info(`Imported ${plural(imported, "checkpoint")} from "${o.legacyFile}"`);
     } else if (imported !== undefined) {
       fs.renameSync(o.legacyFile!, `${o.legacyFile}.imported`);
-      o.info(`Imported ${imported} checkpoints from "${o.legacyFile}", kept as "${o.legacyFile}.imported"`);
+      o.info(
+        `Imported ${
+          plural(imported, "checkpoint")
+        } from "${o.legacyFile}", kept as "${o.legacyFile}.imported"`,
+      );
     }
     const continuous = continuity(db, file, identity, o);
     return sqliteStore(db, file, lease, continuous, o.clock, o.nowSeconds);
@@ -420,6 +436,13 @@ function sqliteStore(
     return last.rows;
   };
   const renew = () => renewLease(db, file, lease, clock);
+  const noteSources: Store["noteSources"] = (region, notes) =>
+    transaction(db, file, () => {
+      renew();
+      for (const [account, failure] of notes) {
+        noteSourceRow(db, account, region, failure ?? { ok: nowSeconds });
+      }
+    });
   const store: Store = {
     file,
     continuous,
@@ -427,18 +450,21 @@ function sqliteStore(
       const row = db.prepare("SELECT * FROM listings WHERE account = ? AND region = ?").get(account, region);
       return row === undefined ? undefined : listingOf(row as unknown as ListingRow, file);
     },
-    noteSource(account, region, failure) {
-      transaction(db, file, () => {
-        renew();
-        noteSourceRow(db, account, region, failure ?? { ok: nowSeconds });
-      });
-    },
+    noteSource: (account, region, failure) => noteSources(region, [[account, failure]]),
+    noteSources,
     setListing(account, region, l) {
       transaction(db, file, () => {
         renew();
         db.prepare(
-          "INSERT OR REPLACE INTO listings (account, region, listed_at, fingerprint, counts) VALUES (?, ?, ?, ?, ?)",
-        ).run(account, region, l.listedAt, l.fingerprint, JSON.stringify(l.counts));
+          "INSERT OR REPLACE INTO listings (account, region, listed_at, fingerprint, counts, owners) VALUES (?, ?, ?, ?, ?, ?)",
+        ).run(
+          account,
+          region,
+          l.listedAt,
+          l.fingerprint,
+          JSON.stringify(l.counts),
+          l.owners ? JSON.stringify(l.owners) : null,
+        );
       });
     },
     get: (key) => rowsFor(key).get(key),
@@ -507,16 +533,25 @@ function rowWriter(
         return { state: share(shared, columns, () => next), columns };
       };
       const after = before.map(once(moved));
-      const whole = after[0] !== undefined && isWholeSource(keys, before, rowsFor);
+      // Through a monitoring account a step's streams belong to many accounts: each one's taken on its own.
+      const runs = bySource(keys, rowsFor).map(([a, b]) => {
+        const part = <T>(list: T[]) => (a === 0 && b === list.length ? list : list.slice(a, b));
+        return { a, b, whole: after[a] !== undefined && isWholeSource(part(keys), part(before), rowsFor) };
+      });
       transaction(db, file, () => {
         renew();
-        if (whole) return void changeSource.run(...after[0]!.columns, ...sourceOf(keys[0]!));
-        keys.forEach((k, i) => {
-          const m = after[i];
-          if (m === undefined) remove.run(k);
-          else if (before[i] !== undefined) change.run(...m.columns, k);
-          else insert.run(k, ...sourceOf(k), ...m.columns);
-        });
+        for (const { a, b, whole } of runs) {
+          if (whole) {
+            changeSource.run(...after[a]!.columns, ...sourceOf(keys[a]!));
+            continue;
+          }
+          for (let i = a; i < b; i++) {
+            const [k, m] = [keys[i]!, after[i]];
+            if (m === undefined) remove.run(k);
+            else if (before[i] !== undefined) change.run(...m.columns, k);
+            else insert.run(k, ...sourceOf(k), ...m.columns);
+          }
+        }
       });
       keys.forEach((k, i) => {
         const m = after[i];
@@ -528,6 +563,20 @@ function rowWriter(
       return Promise.reject(e);
     }
   };
+}
+
+/** Where keys change account-region: [start, end) of each run of keys of one. */
+function bySource(keys: string[], rowsFor: (key: string) => Map<string, StreamState>): [number, number][] {
+  const runs: [number, number][] = [];
+  let start = 0;
+  let rows = keys.length > 0 ? rowsFor(keys[0]!) : undefined;
+  for (let i = 1; i <= keys.length; i++) {
+    const next = i < keys.length ? rowsFor(keys[i]!) : undefined;
+    if (next === rows) continue;
+    runs.push([start, i]);
+    [start, rows] = [i, next];
+  }
+  return runs;
 }
 
 /**
@@ -553,11 +602,18 @@ interface ListingRow {
   listed_at: number;
   fingerprint: string;
   counts: string;
+  /** Absent in a database of schema 2, read without upgrading it. */
+  owners?: string | null;
 }
 
 function listingOf(row: ListingRow, file: string): Listing {
   try {
-    return { listedAt: Number(row.listed_at), fingerprint: row.fingerprint, counts: JSON.parse(row.counts) };
+    const listing = {
+      listedAt: Number(row.listed_at),
+      fingerprint: row.fingerprint,
+      counts: JSON.parse(row.counts),
+    };
+    return typeof row.owners === "string" ? { ...listing, owners: JSON.parse(row.owners) } : listing;
   } catch {
     throw new StateError(
       `Cannot read state file "${file}": the listing of ${row.account} ${row.region} is malformed; it was left as it is`,
@@ -674,20 +730,84 @@ function transaction(db: DatabaseSync, file: string, f: () => void, durable = tr
   }
 }
 
-function unusable(file: string, e: unknown): Error {
+/**
+ * SQLite's primary result codes (sqlite.org, "Result and Error Codes") and the text SQLite gives each: Deno's
+ * node:sqlite leaves `errcode` out of some errors, whose message is that text all the same.
+ */
+const SQLITE = {
+  READONLY: [8, "attempt to write a readonly database"],
+  IOERR: [10, "disk I/O error"],
+  CORRUPT: [11, "database disk image is malformed"],
+  FULL: [13, "database or disk is full"],
+  CANTOPEN: [14, "unable to open database file"],
+  NOTADB: [26, "file is not a database"],
+} as const;
+
+/** What an error says of the file or the device under it, from SQLite's result code or the system's. */
+function trouble(e: unknown): "full" | "io" | "damaged" | "unwritable" | undefined {
+  const x = e as { errcode?: unknown; code?: unknown; message?: unknown };
+  // An extended code carries the primary one in its low byte: SQLITE_IOERR_WRITE is 778, 3 << 8 | 10.
+  const primary = typeof x?.errcode === "number" ? x.errcode & 0xff : undefined;
+  const is = ([code, text]: readonly [number, string]) =>
+    primary === undefined ? String(x?.message).startsWith(text) : primary === code;
+  if (is(SQLITE.FULL) || x?.code === "ENOSPC" || x?.code === "EDQUOT") return "full";
+  if (is(SQLITE.IOERR) || x?.code === "EIO") return "io";
+  if (is(SQLITE.CORRUPT) || is(SQLITE.NOTADB)) return "damaged";
+  if (is(SQLITE.READONLY) || is(SQLITE.CANTOPEN) || ["EROFS", "EACCES", "EPERM"].includes(String(x?.code))) {
+    return "unwritable";
+  }
+  return undefined;
+}
+
+/** Whether the file system that holds `file` has no block left for it, where that can be asked. */
+function noSpaceLeft(file: string): boolean {
+  try {
+    return fs.statfsSync(path.dirname(file)).bavail === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The StateError for a failure to use the store, in one line that says what went wrong and what to do: a
+ * full disk or a failing device leaves the file as it was (SQLite undoes a transaction it cannot finish), so
+ * the next run goes on from its checkpoints; only a damaged file is to be restored or moved away.
+ */
+export function unusable(file: string, e: unknown): Error {
   if (e instanceof StateError || isPermissionError(e)) return e as Error;
+  const cannot = `Cannot use state file "${file}"`;
+  const said = oneLine(e instanceof Error ? e.message : String(e));
   // SQLITE_BUSY past the busy timeout: a process holds the write lock, as one paused inside a transaction does.
-  if (/database is locked/.test(e instanceof Error ? e.message : "")) {
+  if (/database is locked/.test(said)) {
     return new StateError(
-      `Cannot use state file "${file}": another process has held its write lock for ${
+      `${cannot}: another process has held its write lock for ${
         BUSY_TIMEOUT_MS / 1000
       } s (a run paused or stopped in the middle of a write); nothing was changed, and the next run tries again`,
     );
   }
+  const kept = "nothing was changed, and the next run goes on from its checkpoints";
+  // SQLite calls a full disk an I/O error where the shared-memory file under its write-ahead log cannot grow.
+  const kind = trouble(e);
+  switch (kind === "io" && noSpaceLeft(file) ? "full" : kind) {
+    case "full":
+      return new StateError(
+        `${cannot}: the disk is full (${said}); ${kept} once space is freed on the device that holds it`,
+      );
+    case "io":
+      return new StateError(
+        `${cannot}: the device that holds it could not read or write it (${said}): a full disk, or a failing one; ${kept} once space is freed or the device is repaired`,
+      );
+    case "damaged":
+      return new StateError(
+        `${cannot}: it is damaged (${said}); it was left as it is: restore it from a backup, or move it away to start afresh`,
+      );
+    case "unwritable":
+      return new StateError(
+        `${cannot}: it cannot be opened or written there (${said}); nothing was changed: check that its folder exists and that the forwarder may write to the file and to the folder`,
+      );
+  }
   return new StateError(
-    `Cannot use state file "${file}": ${
-      describe(e)
-    }; it was left as it is: repair it, or move it away to start afresh`,
+    `${cannot}: ${describe(e)}; it was left as it is: repair it, or move it away to start afresh`,
   );
 }
 
@@ -755,12 +875,16 @@ function initialise(db: DatabaseSync, file: string, identity: string, o: OpenOpt
   return imported;
 }
 
-/** A database of schema 1 gains the columns of schema 2, in one transaction. */
+/** A database of an earlier schema gains the columns of the later ones, in one transaction. */
 function upgrade(db: DatabaseSync, file: string) {
-  if (schemaOf(db) >= 2) return;
+  const from = schemaOf(db);
+  if (from >= SCHEMA_VERSION) return;
   transaction(db, file, () => {
-    db.exec("ALTER TABLE streams ADD COLUMN unchecked TEXT; ALTER TABLE streams ADD COLUMN written TEXT");
-    db.exec("PRAGMA user_version = 2");
+    if (from < 2) {
+      db.exec("ALTER TABLE streams ADD COLUMN unchecked TEXT; ALTER TABLE streams ADD COLUMN written TEXT");
+    }
+    if (from < 3) db.exec("ALTER TABLE listings ADD COLUMN owners TEXT");
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   });
 }
 

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EXIT } from "../forward.ts";
-import type { ListMetricsInput } from "../lib/aws.ts";
+import type { CloudWatchApi, Datum, ListMetricsInput, Role } from "../lib/aws.ts";
 import { logger } from "../lib/log.ts";
 import { heapKeeper } from "../lib/heap.ts";
 import { every, progressLine } from "../lib/run.ts";
@@ -153,7 +153,7 @@ test("main() warns about config that forwards nothing: a metric name, a whole en
     "No metric CpuUtilisation of namespace AWS/ECS with the dimensions ClusterName, ServiceName was found in any account-region: check the name",
     "No metric CPUUtilization of namespace AWS/ECS with the dimensions ClusterName was found in any account-region: check the namespace, the names and the dimensions (ListMetrics lists what has had data in the past two weeks)",
     "No metric CPUUtilization of namespace AWS/EC2 with the dimensions InstanceId was found in any account-region: check the namespace, the names and the dimensions (ListMetrics lists what has had data in the past two weeks)",
-    '1 stream of AWS/ECS MemoryUtilization (unit Bytes) in account "production" eu-west-1 answered no datapoint in the periods owed: CloudWatch answers nothing where the metric is published in another unit than the config\'s; check its unit, or leave unit out',
+    "1 stream of AWS/ECS MemoryUtilization in production eu-west-1 answered no datapoint in unit Bytes in the periods owed, nor did any other: either their sources published nothing then, or they publish in another unit (GetMetricData answers nothing in a unit the metric is not published in); if they are publishing, check the unit, or leave unit out",
   ]);
   // The entry that matched forwarded its stream; the one in the wrong unit wrote nothing.
   assert.deepEqual(
@@ -298,4 +298,201 @@ test("heapKeeper() collects once memory has grown by 24 MB, or by a tenth of wha
     tidy();
   }
   assert.deepEqual(collected, [125, 135, 441]);
+});
+
+test("log.problem(): a problem with its place in a file starts its line with file:line:col in text, after the journal's priority, and gives them as JSON fields; others are error lines", () => {
+  const st = fs.fstatSync(2);
+  const problem = 'forwarder.yaml:3:5: Missing key "region" (at destination.region)';
+  const usage =
+    "Cannot replay 2026-11-24T11:00:00Z to 2026-11-24T13:00:00Z: the window must be in the past two weeks";
+  for (
+    const [format, stream, message, expected] of [
+      ["text", undefined, problem, problem],
+      ["text", `${st.dev}:${st.ino}`, problem, `<3>${problem}`],
+      ["json", undefined, problem, {
+        time: iso(NOW),
+        level: "error",
+        message: problem,
+        file: "forwarder.yaml",
+        line: 3,
+        col: 5,
+      }],
+      ["text", undefined, usage, `${iso(NOW)} ERROR ${usage}`],
+      ["json", undefined, usage, { time: iso(NOW), level: "error", message: usage }],
+    ] as const
+  ) {
+    const out = lines();
+    const env = stream === undefined ? {} : { JOURNAL_STREAM: stream };
+    const log = logger({ format, level: "error", env, now: () => NOW, write: out.write });
+    log.problem(message);
+    assert.deepEqual(format === "json" ? out.written.map((l) => JSON.parse(l)) : out.written, [expected]);
+  }
+});
+
+test("main(): config problems print as file:line:col: message at the start of each line; with --log-format json, as JSON lines with file, line and col", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-ops-"));
+  const file = path.join(dir, "forwarder.yaml");
+  fs.writeFileSync(file, "destination: { region: eu-west-1 }\nmetrics: []\n");
+  const problems = [
+    `${file}:1:1: Missing key "accounts" (at accounts)`,
+    `${file}:2:10: Expected at least one metrics entry (at metrics)`,
+  ];
+  for (const argv of [["--config", file], ["--config", file, "--check-config"]]) {
+    const r = await run(argv);
+    assert.equal(r.code, EXIT.usage);
+    assert.deepEqual(r.err, problems, argv.join(" "));
+    assert.deepEqual(r.out, []);
+  }
+  const json = await run(["--config", file, "--log-format", "json"]);
+  assert.equal(json.code, EXIT.usage);
+  assert.deepEqual(json.err.map((l) => JSON.parse(l)), [
+    { time: iso(NOW), level: "error", message: problems[0], file, line: 1, col: 1 },
+    { time: iso(NOW), level: "error", message: problems[1], file, line: 2, col: 10 },
+  ]);
+});
+
+/** A config of two accounts in eu-west-1, production and test, with the metrics entries given. */
+function twoAccounts(metrics: string): string {
+  const file = configWith(metrics);
+  fs.writeFileSync(
+    file,
+    fs.readFileSync(file, "utf8").replace(
+      "accounts: [{ name: production, regions: [eu-west-1] }]",
+      'accounts: [{ name: production, regions: [eu-west-1] }, { name: test, role_arn: "arn:aws:iam::333333333333:role/t", regions: [eu-west-1] }]',
+    ),
+  );
+  return file;
+}
+
+test("main() summary: names each failed account-region with the call's code, and counts the datums it had written and had refused before it failed", async () => {
+  // Two services in each account. Account test's CPUUtilization (60 s) is written, service b's refused; then its
+  // MemoryUtilization (300 s) cannot be read.
+  const config = twoAccounts(`
+  - { namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName] }
+  - { namespace: AWS/ECS, names: [MemoryUtilization], dimensions: [ClusterName, ServiceName], period: 300 }
+`);
+  const listed = (input: ListMetricsInput) =>
+    ["a", "b"].map((service) => ({
+      Namespace: input.Namespace,
+      MetricName: input.MetricName!,
+      Dimensions: [{ Name: "ClusterName", Value: "c" }, { Name: "ServiceName", Value: service }],
+    }));
+  const fleet = fakeFleet("none", { listed });
+  const fromTestB = (d: Datum) =>
+    d.Dimensions.some((x) => x.Name === "SourceAccount" && x.Value === "test") &&
+    d.Dimensions.some((x) => x.Name === "ServiceName" && x.Value === "b");
+  const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
+    const api = fleet.cloudWatch(region, role);
+    if (role === undefined) {
+      return {
+        ...api,
+        putMetricData: (ns, datums, lease) =>
+          datums.some(fromTestB)
+            ? Promise.reject(
+              Object.assign(new Error("The value is out of range"), { name: "InvalidParameterValue" }),
+            )
+            : api.putMetricData(ns, datums, lease),
+      };
+    }
+    return {
+      ...api,
+      getMetricData: (input) =>
+        input.queries.some((q) => q.Period === 300)
+          ? Promise.reject(Object.assign(new Error("We had a problem"), { name: "InternalFailure" }))
+          : api.getMetricData(input),
+    };
+  };
+  const r = await run(["--config", config], {}, cloudWatch);
+  assert.equal(r.code, EXIT.failed, r.err.join("\n"));
+  assert.equal(r.out.length, 1);
+  // production: 2 CPUUtilization datums, and 5 each of the two MemoryUtilization streams (the fake answers every
+  // minute); test: a's CPUUtilization written, b's refused.
+  assert.match(
+    r.out[0]!,
+    /^Forwarded 12 datums of 4 streams from 1 of 2 account-regions in 0\.0 s; 1 refused by CloudWatch and skipped; failed: test eu-west-1 \(InternalFailure, 1 datum forwarded first\); calls: [^;]+; largest lag 5 min$/,
+  );
+  assert.equal(fleet.written.filter((w) => w.namespace !== "CloudWatchForwarder").length, 13);
+});
+
+test("main() summary: a run asked to stop before its account-regions began says it was stopped, and that none began", async () => {
+  const fleet = fakeFleet("none");
+  const r = await run([], BUNDLED_ENV, fleet.cloudWatch, { onStop: (stop) => stop("SIGTERM") });
+  assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  assert.match(
+    r.out[0]!,
+    /^Stopped by SIGTERM: forwarded 0 datums of 0 streams from 0 of 4 account-regions in 0\.0 s \(4 not begun\); calls: [^;]+; the next run goes on from where this one stopped$/,
+  );
+  assert.deepEqual(fleet.written.filter((w) => w.namespace !== "CloudWatchForwarder"), []);
+});
+
+test("main() summary: a run stopped while it forwards says it was stopped, and what it had done", async () => {
+  const fleet = fakeFleet("none");
+  let stop: ((signal: string) => void) | undefined;
+  // Asked to stop during the first GetMetricData of a source: the steps under way finish and are committed.
+  const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
+    const api = fleet.cloudWatch(region, role);
+    return role === undefined ? api : {
+      ...api,
+      getMetricData: (input) => (stop!("SIGINT"), api.getMetricData(input)),
+    };
+  };
+  const r = await run([], BUNDLED_ENV, cloudWatch, { onStop: (s) => (stop = s) });
+  assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  assert.match(
+    r.out[0]!,
+    /^Stopped by SIGINT: forwarded [1-9]\d* datums? of 8 streams from 4 of 4 account-regions in 0\.0 s; calls: [^;]+; largest lag 2 min; the next run goes on from where this one stopped$/,
+  );
+});
+
+test("main() about streams in a unit that answered nothing: quiet where others answered in that unit (info), maybe the unit where none did (warning); said once per listing", async () => {
+  const config = twoAccounts(`
+  - { namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName, ServiceName], unit: Percent }
+`);
+  for (const quiet of [["test"], ["production", "test"]]) {
+    const state = path.join(path.dirname(config), "forwarder-state.db");
+    fs.rmSync(state, { force: true });
+    const fleet = fakeFleet("none");
+    const roles: Record<string, string> = { test: "arn:aws:iam::333333333333:role/t" };
+    const silent = quiet.map((a) => roles[a]);
+    const cloudWatch = (region: string, role: Role | undefined): CloudWatchApi => {
+      const api = fleet.cloudWatch(region, role);
+      const isQuiet = role === undefined ? false : silent.includes(role.roleArn);
+      const sourceQuiet = quiet.includes("production") && role === undefined;
+      return !isQuiet && !sourceQuiet ? api : {
+        ...api,
+        getMetricData: async (input) => {
+          const r = await api.getMetricData(input);
+          // The source's answers are empty; the destination's (Forwarded/...) are kept.
+          return {
+            ...r,
+            results: r.results.map((x, i) =>
+              input.queries[i]!.Metric.Namespace.startsWith("Forwarded/")
+                ? x
+                : { ...x, Timestamps: [], Values: [] }
+            ),
+          };
+        },
+      };
+    };
+    const said = async (at: number) => {
+      const r = await run(["--config", config], {}, cloudWatch, { now: () => at });
+      assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+      return r.err.filter((l) => / (WARN|INFO) \d+ streams? of /.test(l)).map((l) =>
+        l.slice(iso(at).length + 1)
+      );
+    };
+    // The first run lists; the next, a minute later, keeps the listing (discovery_interval 600 s).
+    assert.deepEqual(
+      await said(NOW),
+      quiet.length === 1
+        ? [
+          "INFO 1 stream of AWS/ECS CPUUtilization in test eu-west-1 answered no datapoint in the periods owed, where 1 other answered in unit Percent: their sources published nothing then",
+        ]
+        : [
+          "WARN 2 streams of AWS/ECS CPUUtilization in production eu-west-1, test eu-west-1 answered no datapoint in unit Percent in the periods owed, nor did any other: either their sources published nothing then, or they publish in another unit (GetMetricData answers nothing in a unit the metric is not published in); if they are publishing, check the unit, or leave unit out",
+        ],
+      quiet.join(", "),
+    );
+    assert.deepEqual(await said(NOW + 60_000), [], quiet.join(", "));
+  }
 });

@@ -10,7 +10,7 @@ import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { StateError } from "../lib/errors.ts";
 import { commit, intend, type StreamState } from "../lib/state.ts";
-import { LEASE_MS, type OpenOptions, openStore, readStore } from "../lib/store.ts";
+import { LEASE_MS, type OpenOptions, openStore, readStore, unusable } from "../lib/store.ts";
 
 const NOW = Date.UTC(2026, 10, 24, 12);
 const T = NOW / 1000;
@@ -337,10 +337,10 @@ test("openStore() keeps the periods to read again and those a replay wrote, and 
   await store.update([key("a"), key("b")], () => ({ first: T - 600, next: T, unchecked, written }));
   store.close();
   assert.deepEqual(readStore(file).streams[key("a")], { first: T - 600, next: T, unchecked, written });
-  // What the version before made: no column for them, schema 1.
+  // What the version before made: no column for them (nor for a listing's owners, of schema 3), schema 1.
   const db = new DatabaseSync(file);
   db.exec(
-    "ALTER TABLE streams DROP COLUMN unchecked; ALTER TABLE streams DROP COLUMN written; PRAGMA user_version = 1",
+    "ALTER TABLE streams DROP COLUMN unchecked; ALTER TABLE streams DROP COLUMN written; ALTER TABLE listings DROP COLUMN owners; PRAGMA user_version = 1",
   );
   db.close();
   assert.deepEqual(readStore(file).streams[key("a")], { first: T - 600, next: T });
@@ -352,7 +352,7 @@ test("openStore() keeps the periods to read again and those a replay wrote, and 
     [key("b")]: { first: T - 600, next: T },
   });
   const check = new DatabaseSync(file);
-  assert.equal((check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 2);
+  assert.equal((check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
   check.prepare("UPDATE streams SET unchecked = ? WHERE key = ?").run("[[1,2,3]]", key("a"));
   check.close();
   assert.throws(() => readStore(file), /the periods to read again of stream .* is malformed/);
@@ -403,7 +403,7 @@ test("openStore() keeps the database at a state_file as written, importing the J
   fs.writeFileSync(file, JSON.stringify({ version: 1, streams }));
   const said: string[] = [];
   open(file, { legacyFile: file, info: (l) => said.push(l) }).close();
-  assert.deepEqual(said, [`Imported 1 checkpoints from "${file}.imported"`]);
+  assert.deepEqual(said, [`Imported 1 checkpoint from "${file}.imported"`]);
   assert.deepEqual(readStore(file).streams, streams);
   assert.deepEqual(fs.readdirSync(dir).sort(), ["checkpoints", "checkpoints.imported"]);
   // Opened again: the database is used, and nothing is imported twice.
@@ -484,4 +484,82 @@ test("readStore() reads while a run holds the lease, and finds nothing where the
     sources: new Map(),
     continuous: false,
   });
+});
+
+test("unusable() tells a full disk or a failing device, which leave the file as it was, from a damaged file, which is to be moved away", () => {
+  const file = "/var/lib/cloudwatch-forwarder/forwarder-state.db";
+  const cannot = `Cannot use state file "${file}"`;
+  const kept = "nothing was changed, and the next run goes on from its checkpoints";
+  // What node:sqlite throws (errcode, and the code and message both runtimes give), what Deno throws without
+  // errcode for some, and what node:fs throws.
+  const sqlite = (errcode: number | undefined, message: string) =>
+    Object.assign(
+      new Error(message),
+      { code: "ERR_SQLITE_ERROR", errstr: message },
+      errcode ? { errcode } : {},
+    );
+  const system = (code: string, message: string) => Object.assign(new Error(message), { code });
+  for (
+    const [name, error, expected] of [
+      [
+        "SQLITE_FULL",
+        sqlite(13, "database or disk is full"),
+        `${cannot}: the disk is full (database or disk is full); ${kept} once space is freed on the device that holds it`,
+      ],
+      [
+        "SQLITE_FULL without errcode",
+        sqlite(undefined, "database or disk is full"),
+        `${cannot}: the disk is full (database or disk is full); ${kept} once space is freed on the device that holds it`,
+      ],
+      [
+        "ENOSPC",
+        system("ENOSPC", `ENOSPC: no space left on device, open '${file}'`),
+        `${cannot}: the disk is full (ENOSPC: no space left on device, open '${file}'); ${kept} once space is freed on the device that holds it`,
+      ],
+      [
+        "SQLITE_IOERR_WRITE",
+        sqlite(778, "disk I/O error"),
+        `${cannot}: the device that holds it could not read or write it (disk I/O error): a full disk, or a failing one; ${kept} once space is freed or the device is repaired`,
+      ],
+      [
+        "SQLITE_IOERR without errcode",
+        sqlite(undefined, "disk I/O error"),
+        `${cannot}: the device that holds it could not read or write it (disk I/O error): a full disk, or a failing one; ${kept} once space is freed or the device is repaired`,
+      ],
+      [
+        "SQLITE_CORRUPT",
+        sqlite(11, "database disk image is malformed"),
+        `${cannot}: it is damaged (database disk image is malformed); it was left as it is: restore it from a backup, or move it away to start afresh`,
+      ],
+      [
+        "SQLITE_CORRUPT without errcode (Deno)",
+        sqlite(undefined, "database disk image is malformed"),
+        `${cannot}: it is damaged (database disk image is malformed); it was left as it is: restore it from a backup, or move it away to start afresh`,
+      ],
+      [
+        "SQLITE_NOTADB",
+        sqlite(26, "file is not a database"),
+        `${cannot}: it is damaged (file is not a database); it was left as it is: restore it from a backup, or move it away to start afresh`,
+      ],
+      [
+        "SQLITE_READONLY_DBMOVED",
+        sqlite(1032, "attempt to write a readonly database"),
+        `${cannot}: it cannot be opened or written there (attempt to write a readonly database); nothing was changed: check that its folder exists and that the forwarder may write to the file and to the folder`,
+      ],
+      [
+        "EROFS",
+        system("EROFS", `EROFS: read-only file system, open '${file}'`),
+        `${cannot}: it cannot be opened or written there (EROFS: read-only file system, open '${file}'); nothing was changed: check that its folder exists and that the forwarder may write to the file and to the folder`,
+      ],
+      [
+        "anything else",
+        sqlite(1, "no such table: streams"),
+        `${cannot}: Error: no such table: streams; it was left as it is: repair it, or move it away to start afresh`,
+      ],
+    ] as const
+  ) {
+    const e = unusable(file, error);
+    assert.ok(e instanceof StateError, name);
+    assert.equal(e.message, expected, name);
+  }
 });
