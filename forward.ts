@@ -3,14 +3,15 @@
  * period, so that every statistic in the destination equals the source's.
  *
  * This file is the whole run, for whoever audits what the tool does to their accounts: arguments -> config ->
- * checkpoints -> for each account-region, several at once: discover -> for each step: settle -> intend ->
- * fetch -> publish -> commit -> the forwarder's own metrics -> summary. Every AWS call a run makes is made by
+ * CloudWatch's clock -> checkpoints -> for each account-region, several at once: discover -> for each step:
+ * settle -> intend -> fetch -> publish -> commit -> the forwarder's own metrics -> summary. Every AWS call a run makes is made by
  * a stage named in pass() and forwardSource() below; lib/README.md says which module owns which.
  */
 import bundled from "./forwarder.yaml" with { type: "text" };
 import type { CloudWatchApi, Role } from "./lib/aws.ts";
 import { type Args, commandLine, EXIT, exit, exitCodeOf, HELP, nodeProcess, parseArgs } from "./lib/cli.ts";
 import type { Plan, SourcePlan } from "./lib/config.ts";
+import { plural } from "./lib/errors.ts";
 import type { Log } from "./lib/log.ts";
 import type { Producer } from "./lib/publish.ts";
 import type { Run, SourceTotals } from "./lib/run.ts";
@@ -29,6 +30,8 @@ export interface Deps {
   sleep?: (ms: number) => Promise<void>;
   /** Whether stderr is a terminal, for the progress line. */
   tty?: boolean;
+  /** CloudWatch's clock, epoch ms, for a test's fake `cloudWatch` (the SDK's clients ask the destination). */
+  cloudWatchNow?: () => number;
   /** Where SIGTERM and SIGINT are heard: a test passes its own. */
   onStop?: (stop: (signal: string) => void) => void;
 }
@@ -49,20 +52,30 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     if (args.systemdUnits) {
       return s.writeUnits(args, s.unitFacts(args.config, bundled), import.meta.url, deps.out);
     }
-    const { plan, name } = s.loadConfigFile(args.config, bundled, deps.env);
-    if (args.checkConfig) return (deps.out(`${name}: OK, ${plan.sources.length} account-regions`), EXIT.ok);
+    const regions = { facts: (await import("./lib/aws.ts")).regionFacts, log }; // the AWS SDK's region list
+    const { plan, name } = s.loadConfigFile(args.config, bundled, deps.env, regions);
+    if (args.checkConfig) {
+      return (deps.out(`${name}: OK, ${plural(plan.sources.length, "account-region")}`), EXIT.ok);
+    }
     const paths = s.statePath(plan.stateFile, s.configFolder(args.config, import.meta.url), deps.env);
     if (args.status) return s.printStatus(plan.sources, paths.file, args, deps);
+    s.checkHome(deps.env); // Deno without HOME: said once, before any call
+    if (args.alarms || args.dashboard) return await s.monitor(plan, args, deps.out, log); // lib/monitoring.ts
     const clients = await s.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
     const stop = s.stopOnSignals(log, deps.onStop);
-    const once = (nowSeconds: number) => {
+    const once = async () => {
+      s.checkReplay(args.replay, args.now ?? Math.floor(deps.now() / 1000)); // a usage error makes no call
+      // GetMetricData in the destination, for CloudWatch's time: the time the run works in (lib/clock.ts).
+      const reading = await s.readClock(clients, plan, log!);
+      if (reading === undefined) return EXIT.failed;
+      const nowSeconds = s.runTime(reading, deps.now(), args.now, (l) => log!.warn(l));
       s.checkReplay(args.replay, nowSeconds); // before the store is opened: a usage error changes nothing
       return pass(s.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
     };
     if (args.every) return await s.every(args.every, once, stop, deps);
-    return await once(args.now ?? Math.floor(deps.now() / 1000));
+    return await once();
   } catch (e) {
-    return exitCodeOf(e, (line) => (log ? log.error(line) : deps.err(line)));
+    return exitCodeOf(e, log ?? { error: deps.err, problem: deps.err });
   }
 }
 
@@ -94,8 +107,9 @@ async function pass(run: Run, args: Args, plan: Plan): Promise<number> {
 async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: SourceTotals) {
   const api = run.cloudWatch(src.region, s.roleOf(src)); // AssumeRole, once per role and run
   // ListMetrics every discovery_interval; in between, the streams the last listing found.
-  const streams = await s.streamsOf(api, src, run, s.recentOnly(src, run));
-  s.noteFound(totals, streams);
+  const { streams, unfound } = await s.streamsOf(api, src, run, s.recentOnly(src, run));
+  s.noteFound(totals, streams, unfound); // what the config names and the listing did not find, said at the end
+  await s.repairAhead(src, streams, run); // checkpoints an earlier run left ahead of CloudWatch's clock
   const target = s.targetOf(run.plan, src);
   for await (const step of s.steps(src, streams, run)) {
     // GetMetricData in the destination, for the streams in doubt only: what is there already is left out;
@@ -103,9 +117,9 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: S
     const present = await s.alreadyWritten(run.destination, step.inDoubt, target, step.window, step.period);
     const landed = await s.landedIn(run.destination, step, target);
     if (!run.dryRun) await run.store.update(step.keys, (st) => s.intend(st, step.window, run.nowSeconds));
-    const tally = s.stepTally(src, run, totals, step.keys);
+    const tally = s.stepTally(src, run, totals, step);
     await s.forEachCall(run, step, async (part) => {
-      const stats = await s.fetchStats(api, part.streams, s.readWindow(part), part.period); // GetMetricData
+      const stats = await s.fetchStats(api, part.streams, s.readWindow(part), part.period, tally.forbidden); // GetMetricData
       const datums = s.datumsOf(part, stats, target, present, step.ownDoubt, tally.over); // the new periods
       s.lateDatums(part.streams, stats, landed, target, tally.over, datums.byNamespace); // what came late
       tally.add(part.streams, stats, datums);
@@ -113,8 +127,8 @@ async function forwardSource(src: SourcePlan, run: Run, out: Producer, totals: S
       else await out.write(datums.byNamespace, tally.refused); // PutMetricData, pooled over account-regions
     });
     if (run.dryRun) continue;
-    await tally.confirm(out); // every datum of the step accepted by PutMetricData, or refused and reported
-    await run.store.update(step.keys, (st) => s.forwarded(st, step, run.nowSeconds));
+    const done = await tally.confirm(out); // every datum accepted by PutMetricData, or refused and reported
+    await run.store.update(done, (st) => s.forwarded(st, step, run.nowSeconds)); // less accounts Forbidden
   }
 }
 

@@ -15,8 +15,8 @@
 import type { Datum } from "./aws.ts";
 import { batches, mapLimit } from "./batch.ts";
 import type { SourcePlan } from "./config.ts";
-import { discover, keyOf, type Stream } from "./discover.ts";
-import { describe } from "./errors.ts";
+import { discover, keyOf, ownersOf, type Stream, throughLinks } from "./discover.ts";
+import { describe, plural } from "./errors.ts";
 import { fetchValues, type Item, queriesPerCall, STATISTIC_SET } from "./fetch.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import { PRICES } from "./plan.ts";
@@ -35,6 +35,8 @@ const SUM_TOLERANCE = 1e-9;
 export interface SourceAudit extends Record<Kind, number> {
   account: string;
   region: string;
+  /** The monitoring account (its entry's name) the account is read through, if it is. */
+  through?: string;
   streams: number;
   /** Periods written by --repair. */
   repaired: number;
@@ -72,8 +74,8 @@ export async function audit(
   const sources = run.plan.sources;
   const listed = await mapLimit(sources, SOURCE_CONCURRENCY, async (src) => {
     try {
-      const api = run.cloudWatch(src.region, roleOf(src));
-      return { streams: (await discover(api, src.metrics, false)).streams };
+      const api = throughLinks(run.cloudWatch(src.region, roleOf(src)), src);
+      return { streams: (await discover(api, src.metrics, false, {}, src.linked && ownersOf(src))).streams };
     } catch (e) {
       return { error: describe(e) };
     }
@@ -87,19 +89,30 @@ export async function audit(
     }
   }
   run.log.info(
-    `Auditing ${streams} streams of ${sources.length} account-regions from ${iso(window.start)} to ${
-      iso(window.end)
-    }: ${billed} GetMetricData metrics billed, about $${(billed * PRICES.getMetricDataMetric).toFixed(2)}`,
+    `Auditing ${plural(streams, "stream")} of ${plural(sources.length, "account-region")} from ${
+      iso(window.start)
+    } to ${iso(window.end)}: ${billed} GetMetricData metrics billed, about $${
+      (billed * PRICES.getMetricDataMetric).toFixed(2)
+    }`,
   );
   run.progress.owe(streams);
-  const accountRegions = await mapLimit(
-    sources.map((src, i) => ({ src, l: listed[i]! })),
-    SOURCE_CONCURRENCY,
-    ({ src, l }) => {
-      if (l.streams === undefined) return Promise.resolve(failed(src, l.error));
-      return auditSource(run, src, l.streams, window, repair).catch((e) => failed(src, describe(e)));
+  // Through a monitoring account, each account read through it is audited (and reported) on its own.
+  const audits = sources.flatMap(
+    (src, i): { src: SourcePlan; l: (typeof listed)[number]; as: SourceAudit }[] => {
+      const l = listed[i]!;
+      if (!src.linked || !l.streams?.length) return [{ src, l, as: blank(src) }];
+      const byOwner = Map.groupBy(l.streams, (s) => s.owner!);
+      return [...byOwner].sort(([a], [b]) => (a.name < b.name ? -1 : 1)).map(([owner, streams]) => ({
+        src,
+        l: { streams },
+        as: { ...blank(src), account: owner.name, through: src.account },
+      }));
     },
   );
+  const accountRegions = await mapLimit(audits, SOURCE_CONCURRENCY, ({ src, l, as }) => {
+    if (l.streams === undefined) return Promise.resolve(failed(as, l.error));
+    return auditSource(run, src, l.streams, window, repair, as).catch((e) => failed(as, describe(e)));
+  });
   return { from: iso(window.start), to: iso(window.end), billedMetrics: billed, accountRegions };
 }
 
@@ -122,8 +135,8 @@ function blank(src: SourcePlan): SourceAudit {
   };
 }
 
-const failed = (src: SourcePlan, error: string | undefined): SourceAudit => ({
-  ...blank(src),
+const failed = (as: SourceAudit, error: string | undefined): SourceAudit => ({
+  ...as,
   error: error ?? "not listed",
 });
 
@@ -134,13 +147,13 @@ async function auditSource(
   streams: Stream[],
   window: { start: number; end: number },
   repair: boolean,
+  out: SourceAudit,
 ): Promise<SourceAudit> {
-  const out = blank(src);
   out.streams = streams.length;
   const target = targetOf(run.plan, src);
   const api = run.cloudWatch(src.region, roleOf(src));
   const writer = repair ? run.publisher.join() : undefined;
-  const fields = { account: src.account, region: src.region };
+  const fields = { account: out.account, region: src.region };
   try {
     for (const [period, group] of Map.groupBy(streams, (s) => s.plan.period)) {
       const w = {
@@ -189,10 +202,17 @@ async function readSides(
       if (values === undefined) at.set(t, values = [NaN, NaN, NaN, NaN]);
       values[k % STATISTIC_SET.length] = v;
     });
-  const items = (metric: (s: Stream) => Item["metric"]) =>
-    streams.flatMap((s) => STATISTIC_SET.map((stat) => ({ metric: metric(s), stat, unit: undefined })));
+  const items = (metric: (s: Stream) => Item["metric"], source = false) =>
+    streams.flatMap((s) =>
+      STATISTIC_SET.map((stat) => ({
+        metric: metric(s),
+        stat,
+        unit: undefined,
+        ...(source && s.owner && { account: s.owner.id }),
+      }))
+    );
   await Promise.all([
-    read(0, items((s) => ({ Namespace: s.plan.namespace, MetricName: s.name, Dimensions: s.dims }))),
+    read(0, items((s) => ({ Namespace: s.plan.namespace, MetricName: s.name, Dimensions: s.dims }), true)),
     read(
       1,
       items((s) => {
@@ -261,13 +281,17 @@ export function printAudit(r: AuditReport, json: boolean, repaired: boolean, out
   if (json) out(JSON.stringify(r));
   else {
     for (const a of r.accountRegions) {
-      const where = `${a.account} ${a.region}`;
+      const where = `${a.account} ${a.region}${a.through === undefined ? "" : ` (through ${a.through})`}`;
       if (a.error !== undefined) {
         out(`${where}: cannot audit: ${a.error}`);
         continue;
       }
       const kinds = KINDS.filter((k) => k === "exact" || a[k] > 0).map((k) => `${a[k]} ${k}`).join(", ");
-      out(`${where}: ${a.streams} streams, periods ${kinds}${repaired ? `; ${a.repaired} repaired` : ""}`);
+      out(
+        `${where}: ${plural(a.streams, "stream")}, periods ${kinds}${
+          repaired ? `; ${a.repaired} repaired` : ""
+        }`,
+      );
       for (const k of KINDS) for (const e of a.examples[k] ?? []) out(`  ${k}: ${e}`);
     }
   }

@@ -6,16 +6,24 @@
 import {
   CloudWatchClient,
   type CloudWatchClientConfig,
+  type ComparisonOperator,
+  DeleteAlarmsCommand,
+  DescribeAlarmsCommand,
   GetMetricDataCommand,
   ListMetricsCommand,
+  PutDashboardCommand,
+  PutMetricAlarmCommand,
   PutMetricDataCommand,
+  type Statistic,
 } from "@aws-sdk/client-cloudwatch";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { partition } from "@aws-sdk/core/client";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { pacer } from "./batch.ts";
 import {
   blame,
+  failedBeforeSending,
   isCredentialsError,
   isPermissionError,
   isRefused,
@@ -43,6 +51,8 @@ export interface Query {
   Period: number;
   Stat: string;
   Unit?: string | undefined;
+  /** The account that holds the metric, read through a monitoring account (API reference, MetricDataQuery). */
+  AccountId?: string | undefined;
 }
 
 export interface QueryResult {
@@ -70,12 +80,22 @@ export interface ListMetricsInput {
   MetricName?: string;
   Dimensions: { Name: string; Value?: string }[];
   RecentlyActive?: "PT3H";
+  /** In a monitoring account, the linked source accounts' metrics too (cross-account observability). */
+  IncludeLinkedAccounts?: boolean;
   NextToken?: string;
+}
+
+/** A page of ListMetrics. */
+export interface Listed {
+  metrics: Metric[];
+  nextToken: string | undefined;
+  /** With IncludeLinkedAccounts, the account of each metric, "a 1:1 mapping" (API reference, ListMetrics). */
+  owningAccounts?: string[] | undefined;
 }
 
 /** What the pipeline needs from CloudWatch, and nothing more: stages take this, tests pass fakes. */
 export interface CloudWatchApi {
-  listMetrics(input: ListMetricsInput): Promise<{ metrics: Metric[]; nextToken: string | undefined }>;
+  listMetrics(input: ListMetricsInput): Promise<Listed>;
   getMetricData(input: {
     queries: Query[];
     start: number;
@@ -88,6 +108,21 @@ export interface CloudWatchApi {
    * then. Throws WriteInDoubt when CloudWatch may have applied it although the call failed.
    */
   putMetricData(namespace: string, datums: Datum[], leaseEnds?: number): Promise<void>;
+}
+
+/** CloudWatch's time as one answer told it, and the host's when that answer arrived (both epoch ms). */
+export interface ClockReading {
+  cloudWatchMs: number;
+  hostMs: number;
+}
+
+/** CloudWatch's API as the SDK's clients give it, which can also tell CloudWatch's time. */
+export interface ConnectedApi extends CloudWatchApi {
+  /**
+   * CloudWatch's clock: the Date header of the answer to a GetMetricData of `query` (one metric billed), with
+   * the host's clock when it arrived (both epoch ms).
+   */
+  time(query: Query): Promise<ClockReading>;
 }
 
 /**
@@ -138,6 +173,84 @@ const VERSION = "0.1.0";
  */
 const userAgent = () => Promise.resolve([["cloudwatch-forwarder", VERSION]] as [string, string][]);
 
+/**
+ * The Regions an account can use without enabling them: those launched before March 20, 2019 (AWS Account
+ * Management Reference Guide, "Enable or disable AWS Regions in your account"; Account API reference,
+ * ListRegions, RegionOptStatus ENABLED_BY_DEFAULT). Every later Region of the aws partition is an opt-in
+ * Region, so this list is complete for good.
+ */
+const ENABLED_BY_DEFAULT = new Set([
+  "us-east-1",
+  "us-east-2",
+  "us-west-1",
+  "us-west-2",
+  "ca-central-1",
+  "sa-east-1",
+  "eu-central-1",
+  "eu-north-1",
+  "eu-west-1",
+  "eu-west-2",
+  "eu-west-3",
+  "ap-northeast-1",
+  "ap-northeast-2",
+  "ap-northeast-3",
+  "ap-south-1",
+  "ap-southeast-1",
+  "ap-southeast-2",
+]);
+/** The middle word of AWS's region names, area-direction-number: eu-west-1, ap-southeast-2, il-central-1. */
+const REGION_DIRECTIONS = [
+  "north",
+  "south",
+  "east",
+  "west",
+  "central",
+  "northeast",
+  "northwest",
+  "southeast",
+  "southwest",
+];
+
+/** What this AWS SDK's partition data says of a region name (see regionFacts). */
+export type RegionFacts =
+  | { listed: true; optIn: boolean }
+  | {
+    listed: false;
+    /** Whether it would be an opt-in Region: it falls in the aws partition, whose later Regions all are. */
+    optIn: boolean;
+    /** Regions the SDK lists of every two-letter area, and of the name's own area (us-gov in us-gov-west-1). */
+    regions: string[];
+  };
+
+/** partition() adds a listed region's own entry, its description, to its partition's (PartitionsInfo). */
+const isListed = (region: string) =>
+  (partition(region) as { description?: string }).description !== undefined;
+/** The listed regions of these areas. AWS numbers an area's regions of one direction from 1 up: eu-west-1, -2, -3. */
+function listedIn(areas: string[]): string[] {
+  const found: string[] = [];
+  for (const a of areas) {
+    for (const d of REGION_DIRECTIONS) {
+      for (let n = 1; isListed(`${a}-${d}-${n}`); n++) found.push(`${a}-${d}-${n}`);
+    }
+  }
+  return found;
+}
+const LETTERS = [..."abcdefghijklmnopqrstuvwxyz"];
+let listedTwoLetter: string[] | undefined;
+
+/**
+ * What this AWS SDK's partition data says of a region name. The SDK exports partition(), which answers for one
+ * name, and not the list behind it (nor can Deno read the SDK's files without --allow-read); so the regions it
+ * lists are found by asking it of every name of AWS's scheme, once, and only once a name is not listed.
+ */
+export function regionFacts(region: string): RegionFacts {
+  const optIn = partition(region).name === "aws" && !ENABLED_BY_DEFAULT.has(region);
+  if (isListed(region)) return { listed: true, optIn };
+  listedTwoLetter ??= listedIn(LETTERS.flatMap((a) => LETTERS.map((b) => a + b)));
+  const area = region.split("-").slice(0, -2).join("-");
+  return { listed: false, optIn, regions: [...new Set([...listedTwoLetter, ...listedIn([area])])] };
+}
+
 export interface Role {
   roleArn: string;
   externalId: string | undefined;
@@ -178,6 +291,14 @@ export function connector(options: ConnectorOptions) {
   const common = { maxAttempts: MAX_ATTEMPTS, defaultUserAgentProvider: userAgent, requestHandler };
   const deadline = CALL_DEADLINE_MS * requestTimeout / REQUEST_TIMEOUT_MS;
   const sts = counted(unlogged(new STSClient({ region: options.stsRegion, ...common })), options.onSent);
+  // CloudWatch's clock less the host's (ms), as the last reading of it found: every client made after signs by
+  // it, so that a host clock more than 15 minutes off (which AWS refuses to sign by) costs no refused call.
+  const clock = {
+    offset: 0,
+    learned(offset: number) {
+      clock.offset = sts.config.systemClockOffset = offset;
+    },
+  };
   const providers = new Map<string, () => Promise<Credentials>>();
   const assumed = (role: Role) => {
     const key = `${role.roleArn}|${role.externalId ?? ""}`;
@@ -202,7 +323,7 @@ export function connector(options: ConnectorOptions) {
     }
     return acquire();
   };
-  return function cloudWatch(region: string, role: Role | undefined): CloudWatchApi {
+  return function cloudWatch(region: string, role: Role | undefined): ConnectedApi {
     // The SDK sends each call once: read() and write() decide what is sent again, and when.
     const client = (handler: HandlerOptions, credentials: Pick<CloudWatchClientConfig, "credentials">) => {
       const c = new CloudWatchClient({
@@ -211,6 +332,7 @@ export function connector(options: ConnectorOptions) {
         ...credentials,
         maxAttempts: 1,
         requestHandler: handler,
+        systemClockOffset: clock.offset,
       });
       return counted(unlogged(c), options.onSent);
     };
@@ -224,7 +346,13 @@ export function connector(options: ConnectorOptions) {
         { credentials: reader.config.credentials },
       );
     const as = role ? `as role "${role.roleArn}"` : "as the default credentials";
-    return adapt({ reader, writer: writing }, writes, { answered, deadline, pace: paced(role, region), as });
+    return adapt({ reader, writer: writing }, writes, {
+      answered,
+      deadline,
+      pace: paced(role, region),
+      as,
+      learned: clock.learned,
+    });
   };
 }
 
@@ -336,28 +464,25 @@ function roleCredentials(
   };
 }
 
+/** Options of the reads and writes of one client: see adapt(). */
+interface CallOptions {
+  answered: () => void;
+  deadline: number;
+  pace: (op: keyof typeof QUOTA_TPS) => Promise<void>;
+  /** Whose credentials sign the calls, for the lines that say which failed. */
+  as: string;
+  /** Told CloudWatch's clock less the host's (ms) when time() reads it. */
+  learned: (offsetMs: number) => void;
+}
+
 /**
- * The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. Reads go through
- * `reader`, on kept-alive connections; writes through `writer()`, a connection each.
+ * Reads, each sent again as long as it failed without a refusal (throttled, a server error, a lost connection,
+ * no answer in time, a signing time AWS refused and the SDK corrected), each time after a backoff and at the
+ * pace again, within about two request timeouts of waiting for answers: a read can be sent any number of times,
+ * and the SDK's own retries would not wait for the pace.
  */
-function adapt(
-  { reader, writer }: { reader: CloudWatchClient; writer: () => CloudWatchClient },
-  writes: WriteOptions,
-  { answered, deadline, pace, as }: {
-    answered: () => void;
-    deadline: number;
-    pace: (op: keyof typeof QUOTA_TPS) => Promise<void>;
-    /** Whose credentials sign the calls, for the lines that say which failed. */
-    as: string;
-  },
-): CloudWatchApi {
-  /**
-   * A read, sent again as long as it failed without a refusal (throttled, a server error, a lost connection, no
-   * answer in time), each time after a backoff and at the pace again, within about two request timeouts of
-   * waiting for answers: a read can be sent any number of times, and the SDK's own retries would not wait
-   * for the pace.
-   */
-  const read = async <T>(
+function reads(writes: WriteOptions, { answered, deadline, pace, as }: CallOptions) {
+  return async <T>(
     op: keyof typeof QUOTA_TPS,
     send: (o: { abortSignal: AbortSignal }) => Promise<T>,
   ): Promise<T> => {
@@ -373,7 +498,8 @@ function adapt(
         return r;
       } catch (e) {
         waited += writes.now() - sent;
-        const again = isThrottled(e) || !(isRefused(e) || isPermissionError(e) || isCredentialsError(e));
+        const again = isThrottled(e) || skewCorrected(e) ||
+          !(isRefused(e) || isPermissionError(e) || isCredentialsError(e));
         if (again && attempt < MAX_ATTEMPTS && waited + writes.requestTimeout <= deadline) {
           await writes.sleep(backoff(attempt, writes.random));
           continue;
@@ -383,17 +509,58 @@ function adapt(
       }
     }
   };
+}
+
+/**
+ * The narrow, plain-data interface over SDK clients: times in epoch seconds, absent lists empty. Reads go through
+ * `reader`, on kept-alive connections; writes through `writer()`, a connection each.
+ */
+function adapt(
+  { reader, writer }: { reader: CloudWatchClient; writer: () => CloudWatchClient },
+  writes: WriteOptions,
+  options: CallOptions,
+): ConnectedApi {
+  const { answered, pace, as, learned } = options;
+  const read = reads(writes, options);
   return {
     async listMetrics(input) {
       const { command, output } = plainJson(new ListMetricsCommand({}), input);
       await read("ListMetrics", (o) => reader.send(command, o));
-      const r = output() as { Metrics?: Partial<Metric>[]; NextToken?: string };
+      const r = output() as { Metrics?: Partial<Metric>[]; NextToken?: string; OwningAccounts?: string[] };
       const metrics = (r.Metrics ?? []).map((m) => ({
         Namespace: m.Namespace ?? input.Namespace,
         MetricName: m.MetricName ?? input.MetricName ?? "",
         Dimensions: m.Dimensions ?? [],
       }));
-      return { metrics, nextToken: r.NextToken };
+      // OwningAccounts only where the listing asked for linked accounts' metrics, and CloudWatch answered it.
+      return {
+        metrics,
+        nextToken: r.NextToken,
+        ...(r.OwningAccounts ? { owningAccounts: r.OwningAccounts } : {}),
+      };
+    },
+    async time(query) {
+      // Whole minutes a minute back: a period CloudWatch accepts whatever the host's clock says.
+      const end = Math.floor(writes.now() / 60_000) * 60;
+      const { Id, Metric, Period, Stat } = query;
+      const wire = {
+        MetricDataQueries: [{ Id, MetricStat: { Metric, Period, Stat } }],
+        StartTime: end - 60,
+        EndTime: end,
+      };
+      const { command, date } = plainJson(
+        new GetMetricDataCommand({ MetricDataQueries: [], StartTime: new Date(0), EndTime: new Date(0) }),
+        wire,
+      );
+      await read("GetMetricData", (o) => reader.send(command, o));
+      const hostMs = writes.now();
+      const cloudWatchMs = Date.parse(date() ?? "");
+      if (Number.isNaN(cloudWatchMs)) {
+        throw new Error(`GetMetricData ${as} answered without a Date header that tells CloudWatch's time`);
+      }
+      // The header is in whole seconds, cut down: CloudWatch's time was half a second later on average.
+      learned(cloudWatchMs + 500 - hostMs);
+      return { cloudWatchMs: cloudWatchMs + 500, hostMs };
     },
     async getMetricData(input) {
       const wire = {
@@ -405,6 +572,7 @@ function adapt(
             Stat: q.Stat,
             ...(q.Unit ? { Unit: q.Unit } : {}),
           },
+          ...(q.AccountId ? { AccountId: q.AccountId } : {}),
           ReturnData: true,
         })),
         StartTime: input.start,
@@ -441,6 +609,119 @@ function adapt(
   };
 }
 
+/** A metric alarm as PutMetricAlarm takes it and DescribeAlarms answers it: the settings --alarms makes. */
+export interface MetricAlarm {
+  AlarmName: string;
+  AlarmDescription: string;
+  ActionsEnabled: boolean;
+  AlarmActions: string[];
+  OKActions: string[];
+  InsufficientDataActions: string[];
+  Namespace: string;
+  MetricName: string;
+  Dimensions: Dimension[];
+  /** The settings below are absent from DescribeAlarms' answer for alarms of other kinds (math, percentiles). */
+  Statistic: Statistic | undefined;
+  Period: number | undefined;
+  EvaluationPeriods: number | undefined;
+  DatapointsToAlarm: number | undefined;
+  Threshold: number | undefined;
+  ComparisonOperator: ComparisonOperator | undefined;
+  TreatMissingData: string | undefined;
+}
+
+/** What --alarms and --dashboard need of the destination's CloudWatch: stages take this, tests pass fakes. */
+export interface MonitoringApi {
+  /** One page of the metric alarms whose names start with `prefix`. */
+  describeAlarms(input: { prefix: string; maxRecords: number; nextToken?: string | undefined }): Promise<{
+    alarms: MetricAlarm[];
+    nextToken: string | undefined;
+  }>;
+  /** Creates the alarm, or replaces every setting of the alarm of that name. */
+  putMetricAlarm(alarm: MetricAlarm): Promise<void>;
+  deleteAlarms(names: string[]): Promise<void>;
+  /** Creates the dashboard, or replaces the one of that name whole; returns CloudWatch's warnings about it. */
+  putDashboard(name: string, body: string): Promise<string[]>;
+}
+
+/**
+ * The destination's alarms and dashboards, for --alarms and --dashboard: a handful of calls, each of which can
+ * be sent again without harm, so the SDK's own retries (throttling included) are all they need.
+ */
+export function monitoring(
+  region: string,
+  role: Role | undefined,
+  options: Pick<ConnectorOptions, "stsRegion" | "secret">,
+): MonitoringApi {
+  const common = {
+    maxAttempts: MAX_ATTEMPTS,
+    defaultUserAgentProvider: userAgent,
+    requestHandler: {
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
+  };
+  const assumed = (r: Role) => {
+    const sts = unlogged(new STSClient({ region: options.stsRegion, ...common }));
+    return { credentials: roleCredentials(sts, r, Date.now, CALL_DEADLINE_MS, options) };
+  };
+  const client = unlogged(new CloudWatchClient({ region, ...common, ...(role ? assumed(role) : {}) }));
+  const as = role ? `as role "${role.roleArn}"` : "as the default credentials";
+  const send = async <T>(op: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (e) {
+      throw blame(e, `${op} ${as}`);
+    }
+  };
+  return {
+    async describeAlarms({ prefix, maxRecords, nextToken }) {
+      const r = await send("DescribeAlarms", () =>
+        client.send(
+          new DescribeAlarmsCommand({
+            AlarmNamePrefix: prefix,
+            AlarmTypes: ["MetricAlarm"],
+            MaxRecords: maxRecords,
+            ...(nextToken ? { NextToken: nextToken } : {}),
+          }),
+        ));
+      const alarms = (r.MetricAlarms ?? []).map((a) => ({
+        AlarmName: a.AlarmName ?? "",
+        AlarmDescription: a.AlarmDescription ?? "",
+        ActionsEnabled: a.ActionsEnabled ?? true,
+        AlarmActions: a.AlarmActions ?? [],
+        OKActions: a.OKActions ?? [],
+        InsufficientDataActions: a.InsufficientDataActions ?? [],
+        Namespace: a.Namespace ?? "",
+        MetricName: a.MetricName ?? "",
+        Dimensions: (a.Dimensions ?? []).map((d) => ({ Name: d.Name ?? "", Value: d.Value ?? "" })),
+        Statistic: a.Statistic,
+        Period: a.Period,
+        EvaluationPeriods: a.EvaluationPeriods,
+        DatapointsToAlarm: a.DatapointsToAlarm,
+        Threshold: a.Threshold,
+        ComparisonOperator: a.ComparisonOperator,
+        TreatMissingData: a.TreatMissingData,
+      }));
+      return { alarms, nextToken: r.NextToken };
+    },
+    async putMetricAlarm(alarm) {
+      await send("PutMetricAlarm", () => client.send(new PutMetricAlarmCommand(alarm)));
+    },
+    async deleteAlarms(names) {
+      await send("DeleteAlarms", () => client.send(new DeleteAlarmsCommand({ AlarmNames: names })));
+    },
+    async putDashboard(name, body) {
+      const r = await send(
+        "PutDashboard",
+        () => client.send(new PutDashboardCommand({ DashboardName: name, DashboardBody: body })),
+      );
+      return (r.DashboardValidationMessages ?? []).map((m) => `${m.DataPath ?? ""}: ${m.Message ?? ""}`);
+    },
+  };
+}
+
 const utf8 = new TextEncoder();
 
 /**
@@ -452,6 +733,7 @@ const utf8 = new TextEncoder();
  */
 function plainJson<C>(command: C, wire: unknown) {
   let parsed: unknown = {};
+  let date: string | undefined;
   const stack = (command as unknown as { middlewareStack: MiddlewareStack }).middlewareStack;
   stack.add(
     (next) => (args) => {
@@ -464,7 +746,12 @@ function plainJson<C>(command: C, wire: unknown) {
   stack.add(
     (next) => async (args) => {
       const result = await next(args);
-      const response = result.response as { statusCode?: number; body?: AsyncIterable<Uint8Array> };
+      const response = result.response as {
+        statusCode?: number;
+        headers?: Record<string, string>;
+        body?: AsyncIterable<Uint8Array>;
+      };
+      date = response.headers?.["date"];
       if (response.statusCode === 200 && response.body) {
         const chunks: Uint8Array[] = [];
         for await (const chunk of response.body) chunks.push(chunk);
@@ -477,7 +764,7 @@ function plainJson<C>(command: C, wire: unknown) {
     // The innermost step, so the SDK's deserializer sees an empty answer and nothing is parsed twice.
     { step: "deserialize", priority: "low", name: "plainJsonAnswer" },
   );
-  return { command, output: () => parsed };
+  return { command, output: () => parsed, date: () => date };
 }
 
 /** The part of a command's middleware stack that plainJson uses. */
@@ -488,6 +775,13 @@ interface MiddlewareStack {
   ): void;
 }
 type Handler = (args: { request: unknown }) => Promise<{ response: unknown }>;
+
+/**
+ * A call AWS refused for its signing time, more than 15 minutes off its clock, after which the SDK set its
+ * clock by the answer's Date header: it was not applied, and signed again it is accepted.
+ */
+const skewCorrected = (e: unknown) =>
+  (e as { $metadata?: { clockSkewCorrected?: boolean } })?.$metadata?.clockSkewCorrected === true;
 
 /** A call not answered in time. */
 const timedOut = (ms: number) =>
@@ -504,7 +798,8 @@ interface WriteOptions {
 /**
  * Sends a PutMetricData, which is not idempotent: it is sent again only where CloudWatch certainly did not
  * apply it (throttled, or the connection was never made). Any other failure after it was sent is a
- * WriteInDoubt. The lease fence is checked right before each attempt leaves.
+ * WriteInDoubt; one before it was sent (failedBeforeSending) is not. The lease fence is checked right before
+ * each attempt leaves.
  */
 async function write(
   client: CloudWatchClient,
@@ -532,12 +827,12 @@ async function write(
       return;
     } catch (e) {
       if (e instanceof StateError) throw e;
-      const again = isThrottled(e) || neverSent(e);
+      const again = isThrottled(e) || neverSent(e) || skewCorrected(e);
       if (again && attempt < MAX_ATTEMPTS) {
         await o.sleep(backoff(attempt, o.random));
         continue;
       }
-      if (again || isRefused(e)) throw e;
+      if (again || isRefused(e) || failedBeforeSending(e)) throw e;
       throw new WriteInDoubt(e);
     }
   }

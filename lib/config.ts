@@ -18,6 +18,7 @@ import {
   YAMLParseError,
 } from "yaml";
 import type { CST, Document, Node } from "yaml";
+import type { RegionFacts } from "./aws.ts";
 import { ConfigError, describe } from "./errors.ts";
 import {
   DIMENSION_NAME_MAX,
@@ -28,6 +29,7 @@ import {
   PUT_MAX_DIMENSIONS,
   UNITS,
 } from "./limits.ts";
+import type { Log } from "./log.ts";
 
 /** A config is a page of settings; anything bigger is a mistake, refused before it is parsed. */
 const CONFIG_MAX_BYTES = 1_000_000;
@@ -195,15 +197,80 @@ const destinationEntries = {
   external_id: v.optional(ExternalId),
 };
 
-const accountEntries = {
-  name: v.pipe(
-    v.string(),
-    v.regex(/^[\w.-]{1,64}$/, "Expected a name of 1 to 64 letters, digits, dots, dashes or underscores"),
+const AccountName = v.pipe(
+  v.string(),
+  v.regex(/^[\w.-]{1,64}$/, "Expected a name of 1 to 64 letters, digits, dots, dashes or underscores"),
+);
+
+const ACCOUNT_ID = /^\d{12}$/;
+const anAccountId = expected(`an account id of 12 digits such as "111111111111"`);
+/**
+ * An AWS account id, 12 digits as a string. YAML reads digits without quotes as a number, which drops a
+ * leading zero: such a number is refused with the quoted id it most likely was.
+ */
+const AccountId = v.pipe(
+  v.string((i) =>
+    typeof i.input === "number" && Number.isInteger(i.input) && i.input >= 0 && i.input < 1e12
+      ? `Expected an account id as a string but received the number ${i.input}: quote it, as "${
+        String(i.input).padStart(12, "0")
+      }" (YAML reads digits without quotes as a number, and drops leading zeros)`
+      : anAccountId(i)
   ),
+  v.regex(ACCOUNT_ID, anAccountId),
+);
+/** An account id as a mapping key, which YAML gives as text whether quoted or not (leading zeros dropped). */
+const AccountIdKey = v.pipe(
+  v.string(),
+  v.check(
+    (k) => !/^\d{1,11}$/.test(k),
+    (i) =>
+      `Expected an account id of 12 digits but received ${shown(i.input)}: quote it, as "${
+        String(i.input).padStart(12, "0")
+      }" (YAML drops the leading zeros of digits without quotes)`,
+  ),
+  v.regex(ACCOUNT_ID, anAccountId),
+);
+const AccountIds = v.array(AccountId);
+
+const linkedEntries = {
+  include: v.optional(about(AccountIds, "Linked accounts to forward; every linked account when omitted")),
+  exclude: v.optional(about(AccountIds, "Linked accounts not to forward")),
+  names: v.optional(
+    about(
+      mapping(v.record(AccountIdKey, AccountName)),
+      "The SourceAccount value (and the name in --status) per linked account id; the id when omitted",
+    ),
+  ),
+  own_metrics: v.optional(
+    about(
+      v.boolean(expected("true or false")),
+      "Also forward the monitoring account's own metrics, named by this entry's name (default false)",
+    ),
+  ),
+};
+
+const LinkedMapping = v.objectWithRest(linkedEntries, v.never());
+
+const accountEntries = {
+  name: AccountName,
   role_arn: v.optional(
     about(RoleArn, "Role to assume in the source account; the default credentials when omitted"),
   ),
   external_id: v.optional(about(ExternalId, "ExternalId that the role's trust policy demands")),
+  linked_accounts: v.optional(
+    about(
+      // Chosen by the input, so that a problem inside the mapping is reported as itself (a union would say
+      // only that neither fits). The JSON Schema is drawn from the answer for no input: either.
+      v.lazy((x) =>
+        x === undefined
+          ? v.union([v.boolean(), LinkedMapping])
+          : typeof x === "object" && x !== null && !Array.isArray(x)
+          ? LinkedMapping
+          : v.boolean(expected("true, or a mapping of include, exclude, names and own_metrics"))
+      ),
+      "Read the accounts linked to this monitoring account (CloudWatch cross-account observability) through its role: true for every one, or which and how named",
+    ),
+  ),
   ...timing,
 };
 
@@ -282,6 +349,7 @@ const KNOWN_KEYS: Record<string, string[]> = {
   "destination": Object.keys(destinationEntries),
   "defaults": Object.keys(defaultsEntries),
   "accounts.*": Object.keys(accountEntries),
+  "accounts.*.linked_accounts": Object.keys(linkedEntries),
   "metrics.*": Object.keys(metricEntries),
 };
 
@@ -371,6 +439,7 @@ function crossChecks(c: Input, problem: (message: string, path: (string | number
     }
   });
   sameStreams(c, problem);
+  linkedChecks(c, problem);
   // One line for the target namespace, however many source namespaces share its problem.
   for (const source of new Set(c.metrics.map((m) => m.namespace))) {
     const target = c.destination.namespace.replaceAll("{namespace}", source);
@@ -411,6 +480,139 @@ function sameStreams(c: Input, problem: (message: string, path: (string | number
   });
 }
 
+type AccountInput = Input["accounts"][number];
+
+/** An entry's linked_accounts with the defaults filled in; undefined where it reads its own account only. */
+function linkedOf(a: AccountInput) {
+  const l = a.linked_accounts;
+  if (l === undefined || l === false) return undefined;
+  const o = l === true ? {} : l;
+  return {
+    include: o.include,
+    exclude: o.exclude ?? [],
+    names: o.names ?? {},
+    ownMetrics: o.own_metrics ?? false,
+  };
+}
+
+/** The account id in a role ARN (arn:aws:iam::ID:role/NAME), checked by RoleArn. */
+const idOfArn = (arn: string | undefined) => arn?.split(":")[4];
+
+/** The accounts an entry reads: some, or all but some; undefined where that is not known (no role_arn). */
+type Reach = { only: Set<string> } | { allBut: Set<string> } | undefined;
+
+function reachOf(a: AccountInput): Reach {
+  const own = idOfArn(a.role_arn);
+  const l = linkedOf(a);
+  if (l === undefined) return own === undefined ? undefined : { only: new Set([own]) };
+  const mine = l.ownMetrics && own !== undefined ? [own] : [];
+  if (l.include) {
+    return { only: new Set([...l.include.filter((id) => id !== own && !l.exclude.includes(id)), ...mine]) };
+  }
+  return { allBut: new Set([...l.exclude, ...(l.ownMetrics || own === undefined ? [] : [own])]) };
+}
+
+/** The accounts two entries both read: some, or "every" (two that read all but some). */
+function bothRead(a: Reach, b: Reach): string[] | "every" {
+  if (a === undefined || b === undefined) return [];
+  if ("only" in a) return [...a.only].filter((id) => ("only" in b ? b.only.has(id) : !b.allBut.has(id)));
+  if ("only" in b) return bothRead(b, a);
+  return "every";
+}
+
+/**
+ * Entries that read the accounts linked to a monitoring account: its own id is read from role_arn, so without
+ * one it cannot leave out or forward its own metrics; a name stands for one account; and no account is read
+ * by two entries in a region, which would forward it twice (an entry without role_arn reads an account whose
+ * id is not known, and cannot be checked).
+ */
+function linkedChecks(c: Input, problem: (message: string, path: (string | number)[]) => void) {
+  const names = new Map<string, { id: string | undefined; at: string }>();
+  c.accounts.forEach((a, i) => names.set(a.name, { id: idOfArn(a.role_arn), at: `accounts.${i}` }));
+  c.accounts.forEach((a, i) => {
+    const l = linkedOf(a);
+    if (l === undefined) return;
+    const at = (...p: (string | number)[]) => ["accounts", i, "linked_accounts", ...p];
+    const own = idOfArn(a.role_arn);
+    if (own === undefined && l.ownMetrics) {
+      problem(
+        "Cannot tell the monitoring account's own metrics without role_arn: its account id is read from the role's ARN",
+        at("own_metrics"),
+      );
+    }
+    if (own === undefined && l.include === undefined) {
+      problem(
+        "Expected include, or role_arn: without role_arn the monitoring account's id is not known, so its own metrics cannot be told from those of the accounts linked to it",
+        at(),
+      );
+    }
+    for (const key of ["include", "exclude"] as const) {
+      l[key]?.forEach((id, k) => {
+        if (id !== own) return;
+        problem(
+          `${
+            quote(id)
+          } is the monitoring account itself (see role_arn): its own metrics are forwarded with own_metrics`,
+          at(key, k),
+        );
+      });
+    }
+    for (const [id, name] of Object.entries(l.names)) {
+      const other = names.get(name);
+      if (other !== undefined && other.id !== id) {
+        problem(
+          `The name ${quote(name)} is given to ${
+            other.id === undefined ? "another account" : `account ${quote(other.id)}`
+          } in ${other.at} already: a name stands for one account, in checkpoints and in the SourceAccount dimension`,
+          at("names", id),
+        );
+      } else names.set(name, { id, at: `accounts.${i}.linked_accounts.names` });
+    }
+  });
+  twiceRead(c, problem);
+}
+
+/** Entries that would read the same account in a region: said at the later entry of the first such pair. */
+function twiceRead(c: Input, problem: (message: string, path: (string | number)[]) => void) {
+  const regions = c.accounts.map((a) =>
+    new Set(
+      c.metrics.flatMap((m) =>
+        m.regions ?? a.regions ?? c.defaults.regions ?? [c.destination.region ?? "the destination's region"]
+      ),
+    )
+  );
+  const reach = c.accounts.map(reachOf);
+  const name = (k: number) => `${quote(c.accounts[k]!.name)} (accounts.${k})`;
+  const entry = (k: number) => `${linkedOf(c.accounts[k]!) ? "through" : "by"} ${name(k)}`;
+  c.accounts.forEach((b, j) => {
+    for (let i = 0; i < j; i++) {
+      if (linkedOf(c.accounts[i]!) === undefined && linkedOf(b) === undefined) continue;
+      const region = [...regions[i]!].find((r) => regions[j]!.has(r));
+      const both = region === undefined ? [] : bothRead(reach[i], reach[j]);
+      if (both.length === 0) continue;
+      const at = ["accounts", j, linkedOf(b) ? "linked_accounts" : "role_arn"];
+      if (both === "every") {
+        problem(
+          `Both ${name(i)} and ${
+            name(j)
+          } read every account linked to them in ${region}, so an account linked to both would be forwarded twice: give one of them include`,
+          at,
+        );
+      } else {
+        problem(
+          `${both.length === 1 ? "Account" : "Accounts"} ${quoteAll(both)} would be read both ${
+            entry(i)
+          } and ${entry(j)} in ${region}, and forwarded twice: list ${
+            both.length === 1 ? "it" : "them"
+          } in the exclude of linked_accounts, or leave one entry out`,
+          at,
+        );
+      }
+      return;
+    }
+  });
+}
+
 /** valibot issue paths carry the input of each step; build one for a rawCheck issue. */
 function toPath(root: unknown, keys: (string | number)[]) {
   const path: v.IssuePathItem[] = [];
@@ -421,6 +623,80 @@ function toPath(root: unknown, keys: (string | number)[]) {
     input = value as Record<string | number, unknown>;
   }
   return path as [v.IssuePathItem, ...v.IssuePathItem[]];
+}
+
+// ---- Regions, against the AWS SDK's partition data ----
+
+/** What the AWS SDK says of region names (lib/aws.ts, regionFacts), and where notes about them go. */
+export interface RegionChecks {
+  facts: (region: string) => RegionFacts;
+  log: Pick<Log, "warn" | "info">;
+}
+
+/** Edits a misspelt region name is within of the one meant; a name further from every listed one is its own. */
+const REGION_TYPO_EDITS = 2;
+
+type RegionVerdict = { problem: string } | { note: string; level: "warn" | "info" } | undefined;
+
+/** Notes on regions, one per region however often the config names it, logged once the config is sound. */
+class RegionNotes {
+  readonly lines: { level: "warn" | "info"; line: string }[] = [];
+  private readonly regions = new Set<string>();
+  add(region: string, level: "warn" | "info", line: string) {
+    if (!this.regions.has(region)) this.lines.push({ level, line });
+    this.regions.add(region);
+  }
+}
+
+/** A region and the key path that names it. */
+type Named = [string, (string | number)[]];
+
+/** Each region the config names, with its key path, in the order of the file's sections. */
+function regionsOf(c: Input): Named[] {
+  const list = (regions: string[] | undefined, ...path: (string | number)[]) =>
+    (regions ?? []).map((r, j): Named => [r, [...path, j]]);
+  return [
+    ...(c.destination.region === undefined
+      ? []
+      : [[c.destination.region, ["destination", "region"]] as Named]),
+    ...list(c.defaults.regions, "defaults", "regions"),
+    ...c.accounts.flatMap((a, i) => list(a.regions, "accounts", i, "regions")),
+    ...c.metrics.flatMap((m, i) => list(m.regions, "metrics", i, "regions")),
+  ];
+}
+
+/**
+ * The AWS SDK's word on a region name, `variable` naming where it came from if not the config. A name the SDK
+ * does not list is a misspelling when it is close to one it does and a word of it is not one the listed names
+ * use (eu-wset-1); a name of a partition's area and words (eu-west-4, us-central-1) may be newer than the SDK,
+ * and goes on with a note.
+ */
+function regionVerdict(region: string, facts: RegionFacts, variable?: string): RegionVerdict {
+  const named = `${quote(region)}${variable ? ` in ${variable}` : ""}`;
+  if (facts.listed) {
+    const note = `Region ${named} is an opt-in Region: each account that uses it must have enabled it`;
+    return facts.optIn ? { level: "info", note } : undefined;
+  }
+  const parts = (r: string) => /^(.+)-([a-z]+)-\d+$/.exec(r)?.slice(1) ?? [];
+  const [area, word] = parts(region);
+  const listed = facts.regions.map(parts);
+  // The distance is at least the difference in length: what cannot be close (and huge names) is not compared.
+  const distances = facts.regions.map((r) =>
+    Math.abs(r.length - region.length) > REGION_TYPO_EDITS ? Infinity : editDistance(region, r)
+  );
+  const least = Math.min(...distances);
+  const nearest = least > REGION_TYPO_EDITS ? [] : facts.regions.filter((_, i) => distances[i] === least);
+  if (listed.some(([a]) => a === area) && (nearest.length === 0 || listed.some(([, w]) => w === word))) {
+    const note =
+      `Region ${named} is not in this AWS SDK's list of regions: going on, as it may be newer than the SDK`;
+    const optIn = facts.optIn ? " (and then an opt-in Region, which each account must enable)" : "";
+    return { level: "warn", note: `${note}${optIn}` };
+  }
+  return {
+    problem: nearest.length > 0
+      ? `Unknown AWS region ${named}; did you mean ${nearest.map((r) => `"${r}"`).join(" or ")}?`
+      : `Unknown AWS region ${named}: no AWS partition has regions beginning "${area}-"`,
+  };
 }
 
 // ---- The resolved plan that the pipeline runs ----
@@ -440,12 +716,28 @@ export interface MetricPlan {
   recheckAfter: number;
 }
 
+/** A monitoring account's linked accounts (CloudWatch cross-account observability), as its entry selects them. */
+export interface LinkedPlan {
+  /** The monitoring account's own id, from its role_arn; undefined without one (then `include` is given). */
+  ownId: string | undefined;
+  /** The linked accounts forwarded; every one when undefined. */
+  include: string[] | undefined;
+  exclude: string[];
+  /** Each linked account's name (checkpoints, --status, SourceAccount), by id; the id where none is given. */
+  names: Record<string, string>;
+  /** Whether the monitoring account's own metrics are forwarded, named by the entry's name. */
+  ownMetrics: boolean;
+}
+
 export interface SourcePlan {
+  /** The entry's name; for a monitoring account, the name its own metrics and its listing go by. */
   account: string;
   roleArn: string | undefined;
   externalId: string | undefined;
   region: string;
   metrics: MetricPlan[];
+  /** Set for a monitoring account: its streams belong to the accounts linked to it. */
+  linked?: LinkedPlan;
 }
 
 export interface Plan {
@@ -481,9 +773,10 @@ export function loadConfigFile(
   file: string | undefined,
   bundled: string,
   env: Record<string, string | undefined>,
+  regions: RegionChecks,
 ): { plan: Plan; name: string } {
   const name = file ?? "forwarder.yaml";
-  return { plan: loadConfig(readConfigText(file, bundled), name, env), name };
+  return { plan: loadConfig(readConfigText(file, bundled), name, env, regions), name };
 }
 
 /**
@@ -529,12 +822,21 @@ function readConfigText(file: string | undefined, bundled: string): string {
 }
 
 /**
- * Parses and checks a config, and resolves it into a Plan.
+ * Parses and checks a config, and resolves it into a Plan; with `regions`, its regions are checked against the
+ * AWS SDK's too, and notes about them logged once it is sound.
  * Throws ConfigError with every problem, each positioned in `file`, each one line.
  */
-export function loadConfig(text: string, file: string, env: Record<string, string | undefined>): Plan {
+export function loadConfig(
+  text: string,
+  file: string,
+  env: Record<string, string | undefined>,
+  regions?: RegionChecks,
+): Plan {
   try {
-    return resolve(check(text, file, env), env, file);
+    const notes = new RegionNotes();
+    const plan = resolve(check(text, file, env, regions?.facts, notes), env, file, regions?.facts, notes);
+    for (const { level, line } of notes.lines) regions?.log[level](line);
+    return plan;
   } catch (e) {
     if (e instanceof ConfigError) throw escapedLines(e);
     throw e;
@@ -542,7 +844,13 @@ export function loadConfig(text: string, file: string, env: Record<string, strin
 }
 
 /** YAML text to a checked config, or a ConfigError with every problem. */
-function check(text: string, file: string, env: Record<string, string | undefined>): Input {
+function check(
+  text: string,
+  file: string,
+  env: Record<string, string | undefined>,
+  facts: RegionChecks["facts"] | undefined,
+  notes: RegionNotes,
+): Input {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > CONFIG_MAX_BYTES) throw new ConfigError([`${file}:1:1: ${tooBig(bytes)}`]);
   const lineCounter = new LineCounter();
@@ -592,12 +900,29 @@ function check(text: string, file: string, env: Record<string, string | undefine
     // Already reported: a value left as ${NAME}, or a key refused before valibot saw the data.
     if (!reported.has(offset)) report.add(offset, messageOf(issue, path), path);
   }
+  // Regions whose shape is right, asked of the AWS SDK, even where other keys have problems.
+  if (result.typed && facts) {
+    for (const [region, path] of regionsOf(result.output)) {
+      if (!v.is(Region, region)) continue;
+      const verdict = regionVerdict(region, facts(region));
+      if (verdict === undefined) continue;
+      const offset = offsetOf(doc, path, false);
+      if ("problem" in verdict) report.add(offset, verdict.problem, path);
+      else notes.add(region, verdict.level, `${at(offset)}: ${verdict.note} (at ${pathText(path)})`);
+    }
+  }
   if (report.lines.length > 0 || !result.success) throw new ConfigError(report.lines);
   return result.output;
 }
 
 /** The checked config resolved into sources: one per account and region, settings inherited. */
-function resolve(c: Input, env: Record<string, string | undefined>, file: string): Plan {
+function resolve(
+  c: Input,
+  env: Record<string, string | undefined>,
+  file: string,
+  facts: RegionChecks["facts"] | undefined,
+  notes: RegionNotes,
+): Plan {
   const variable = ["AWS_REGION", "AWS_DEFAULT_REGION"].find((name) => env[name]);
   const region = c.destination.region ?? (variable ? env[variable] : undefined);
   if (region === undefined) {
@@ -607,6 +932,13 @@ function resolve(c: Input, env: Record<string, string | undefined>, file: string
   }
   const wrong = v.safeParse(Region, region).issues?.[0];
   if (wrong) throw new ConfigError([`${file}:1:1: ${wrong.message} in ${variable} (at destination.region)`]);
+  const verdict = c.destination.region === undefined && facts
+    ? regionVerdict(region, facts(region), variable)
+    : undefined;
+  if (verdict && "problem" in verdict) {
+    throw new ConfigError([`${file}:1:1: ${verdict.problem} (at destination.region)`]);
+  }
+  if (verdict) notes.add(region, verdict.level, `${file}:1:1: ${verdict.note} (at destination.region)`);
   const sources: SourcePlan[] = [];
   for (const a of c.accounts) {
     const metrics = c.metrics.map((m) => ({
@@ -623,6 +955,8 @@ function resolve(c: Input, env: Record<string, string | undefined>, file: string
       regions: m.regions ?? a.regions ?? c.defaults.regions ?? [region],
     }));
     const regions = [...new Set(metrics.flatMap((m) => m.regions))];
+    const l = linkedOf(a);
+    const linked = l && { ...l, ownId: idOfArn(a.role_arn) };
     for (const r of regions) {
       sources.push({
         account: a.name,
@@ -630,6 +964,7 @@ function resolve(c: Input, env: Record<string, string | undefined>, file: string
         externalId: a.external_id,
         region: r,
         metrics: metrics.filter((m) => m.regions.includes(r)).map(({ regions: _, ...m }) => m),
+        ...(linked && { linked }),
       });
     }
   }

@@ -49,3 +49,16 @@ export function isValidPeriod(period: number): boolean {
  * Service Quotas, service code "monitoring"). A throttled call costs a round trip and a backoff.
  */
 export const QUOTA_TPS = { GetMetricData: 50, ListMetrics: 25, PutMetricData: 500 } as const;
+
+/** AlarmActions, OKActions, InsufficientDataActions: at most 5 ARNs each (API reference, PutMetricAlarm). */
+export const ALARM_MAX_ACTIONS = 5;
+/** Period x EvaluationPeriods: at most 7 days, 1 day if Period < 1 hour (API reference, PutMetricAlarm). */
+export const ALARM_MAX_EVALUATION_SECONDS = 604_800;
+/** DescribeAlarms answers at most 100 alarms a page (API reference, DescribeAlarms.MaxRecords). */
+export const DESCRIBE_ALARMS_MAX_RECORDS = 100;
+/** DeleteAlarms takes at most 100 names a call (API reference, DeleteAlarms.AlarmNames). */
+export const DELETE_ALARMS_MAX_NAMES = 100;
+/** DashboardName: A-Z, a-z, 0-9, "-" and "_", at most 255 (API reference, PutDashboard). */
+export const DASHBOARD_NAME = /^[A-Za-z0-9_-]{1,255}$/;
+/** A dashboard holds 0 to 500 widgets (API reference, Dashboard Body Structure and Syntax). */
+export const DASHBOARD_MAX_WIDGETS = 500;

@@ -6,6 +6,7 @@
  */
 import type { CloudWatchApi } from "./aws.ts";
 import { batches, mapLimit } from "./batch.ts";
+import { plural } from "./errors.ts";
 import type { SourcePlan } from "./config.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { PUT_MAX_DATUMS } from "./limits.ts";
@@ -44,7 +45,10 @@ export interface Calls {
   AssumeRole: number;
   ListMetrics: number;
   GetMetricData: number;
-  /** GetMetricData in the destination, where periods in doubt are read before they are written. */
+  /**
+   * GetMetricData in the destination: CloudWatch's time, once a run; periods in doubt read before they are
+   * written; periods read again for late samples.
+   */
   GetMetricDataDestination: number;
   PutMetricData: number;
   /** GetMetricData metrics billed, source and destination: up to five statistics of a metric in a call as one. */
@@ -52,8 +56,11 @@ export interface Calls {
 }
 
 export interface RunPlan {
-  /** Per account-region: streams found, and what the next run asks of it. */
-  sources: { account: string; region: string; streams: number; calls: Calls }[];
+  /**
+   * Per account-region: streams found, and what the next run asks of it. A monitoring account's is followed by
+   * a row per account read through it (`through`), with its streams and the GetMetricData metrics they bill.
+   */
+  sources: { account: string; region: string; through?: string; streams: number; calls: Calls }[];
   next: Calls;
   /**
    * A month of steady runs every `interval`, listing every `discovery_interval`; `recheck`, the metrics billed
@@ -85,7 +92,10 @@ const sum = (into: Map<string, number>, from: Map<string, number>) =>
 const putsFor = (datums: Map<string, number>) =>
   [...datums.values()].reduce((n, d) => n + Math.ceil(d / PUT_MAX_DATUMS), 0);
 
-/** The plan for the next run and a steady month. Only ListMetrics is called, where a listing is due. */
+/**
+ * The plan for the next run and a steady month. Only ListMetrics is called, where a listing is due (and the
+ * clock was read before, as for any run).
+ */
 export async function planRun(run: Run): Promise<RunPlan> {
   const counted = await mapLimit(run.plan.sources, run.plan.sources.length, (src) => countSource(src, run));
   const next = zero();
@@ -94,7 +104,10 @@ export async function planRun(run: Run): Promise<RunPlan> {
   const steadyDatums = new Map<string, number>();
   const roles = new Set(counted.filter((c) => c.asksSource && c.role).map((c) => c.role!));
   if (run.plan.destination.roleArn) roles.add(run.plan.destination.roleArn);
+  // The forwarder's own metrics: per account-region, and per account read through a monitoring account.
+  let accounts = counted.length;
   for (const c of counted) {
+    accounts += c.owners.filter((o) => o.account !== c.row.account).length;
     add(next, c.next);
     add(month, c.month);
     month.recheck += c.recheck;
@@ -102,18 +115,24 @@ export async function planRun(run: Run): Promise<RunPlan> {
     sum(steadyDatums, c.steadyDatums);
     month.customMetrics += c.metrics;
   }
+  // Every run first asks the destination for CloudWatch's time (lib/clock.ts): one call, one metric billed.
+  const clock = { ...zero(), GetMetricDataDestination: 1, metrics: 1 };
+  add(next, clock);
+  add(month, clock, month.runs);
   // A run's own metrics go out after its writes, in a call of their own.
   const own = run.plan.selfMetrics ? 1 : 0;
   next.PutMetricData = putsFor(datums) + own;
   next.AssumeRole = roles.size;
   month.PutMetricData = (putsFor(steadyDatums) + own) * month.runs;
   month.AssumeRole = roles.size * month.runs;
-  month.customMetrics += run.plan.selfMetrics ? selfMetricCount(counted.length) : 0;
-  return { sources: counted.map((c) => c.row), next, month, cost: costOf(month) };
+  month.customMetrics += run.plan.selfMetrics ? selfMetricCount(accounts) : 0;
+  return { sources: counted.flatMap((c) => [c.row, ...c.owners]), next, month, cost: costOf(month) };
 }
 
 interface Counted {
   row: RunPlan["sources"][number];
+  /** Through a monitoring account, a row per account read. */
+  owners: RunPlan["sources"];
   role: string | undefined;
   /** Whether the next run calls the source account at all (and so assumes its role). */
   asksSource: boolean;
@@ -134,15 +153,27 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   const lister: Pick<CloudWatchApi, "listMetrics"> = {
     listMetrics: (input) => (pages++, api.listMetrics(input)),
   };
-  const streams = await streamsOf(lister, src, run, recentOnly(src, run));
+  const { streams } = await streamsOf(lister, src, run, recentOnly(src, run));
   const next = { ...zero(), ListMetrics: pages };
   const datums = new Map<string, number>();
   const namespace = (s: Stream) => run.plan.destination.namespace.replaceAll("{namespace}", s.plan.namespace);
   const target = targetOf(run.plan, src);
+  const owners = new Map<string, RunPlan["sources"][number]>();
+  for (const s of streams) {
+    if (s.owner === undefined) continue;
+    let o = owners.get(s.owner.name);
+    if (!o) {
+      owners.set(
+        s.owner.name,
+        o = { account: s.owner.name, region: src.region, through: src.account, streams: 0, calls: zero() },
+      );
+    }
+    o.streams++;
+  }
   for await (const step of steps(src, streams, run)) {
     const periods = (step.window.end - step.window.start) / step.period;
     const read = readWindow(step);
-    addReads(next, step.streams, (read.end - read.start) / step.period);
+    addReads(next, step.streams, (read.end - read.start) / step.period, owners);
     addDestinationReads(next, step.inDoubt, target, periods);
     if (step.recheck) {
       addLandedReads(next, step.streams, (step.recheck.end - step.recheck.start) / step.period);
@@ -186,6 +217,7 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   month.ListMetrics = listingPages * MONTH_SECONDS / Math.max(run.plan.interval, run.plan.discoveryInterval);
   return {
     row: { account: src.account, region: src.region, streams: streams.length, calls: next },
+    owners: [...owners.values()].sort((a, b) => (a.account < b.account ? -1 : 1)),
     role: src.roleArn,
     asksSource: next.ListMetrics + next.GetMetricData > 0,
     next,
@@ -197,12 +229,21 @@ async function countSource(src: SourcePlan, run: Run): Promise<Counted> {
   };
 }
 
-/** A metric as GetMetricData bills it: namespace, name and dimensions (sorted by name, as a set). */
-const metricKey = (namespace: string, name: string, dims: readonly { Name: string; Value: string }[]) =>
+/**
+ * A metric as GetMetricData bills it: namespace, name and dimensions (sorted by name, as a set), and the
+ * account it belongs to where read through a monitoring account.
+ */
+const metricKey = (
+  namespace: string,
+  name: string,
+  dims: readonly { Name: string; Value: string }[],
+  account?: string,
+) =>
   JSON.stringify([
     namespace,
     name,
     dims.map((d) => [d.Name, d.Value]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+    ...(account === undefined ? [] : [account]),
   ]);
 
 /** The metrics one call bills for its queries (a metric's key once per statistic asked of it). */
@@ -215,13 +256,29 @@ function billedIn(statistics: Map<string, number>): number {
 const tally = (statistics: Map<string, number>, key: string, n: number) =>
   statistics.set(key, (statistics.get(key) ?? 0) + n);
 
-/** The GetMetricData calls and billed metrics of fetching these streams' periods, split as lib/step.ts does. */
-function addReads(calls: Calls, streams: Stream[], periods: number) {
+/**
+ * The GetMetricData calls and billed metrics of fetching these streams' periods, split as lib/step.ts does;
+ * through a monitoring account, the metrics each account's streams bill are added to its row in `owners`.
+ */
+function addReads(
+  calls: Calls,
+  streams: Stream[],
+  periods: number,
+  owners?: Map<string, RunPlan["sources"][number]>,
+) {
   for (const call of batches(streams, Infinity, (s) => statsOf(s).length, queriesPerCall(periods))) {
     calls.GetMetricData++;
     const statistics = new Map<string, number>();
-    for (const s of call) tally(statistics, metricKey(s.plan.namespace, s.name, s.dims), statsOf(s).length);
+    const ownerOf = new Map<string, string>();
+    for (const s of call) {
+      const key = metricKey(s.plan.namespace, s.name, s.dims, s.owner?.id);
+      tally(statistics, key, statsOf(s).length);
+      if (owners && s.owner) ownerOf.set(key, s.owner.name);
+    }
     calls.metrics += billedIn(statistics);
+    for (const [key, name] of ownerOf) {
+      owners!.get(name)!.calls.metrics += Math.ceil(statistics.get(key)! / STATISTICS_PER_BILLED_METRIC);
+    }
   }
 }
 
@@ -290,17 +347,25 @@ export function printPlan(p: RunPlan, json: boolean, interval: number, out: (lin
   if (json) return out(JSON.stringify({ ...p, prices: PRICES }));
   out("Next run, by account-region: streams, ListMetrics pages, GetMetricData calls (source, destination)");
   for (const s of p.sources) {
+    if (s.through !== undefined) {
+      out(
+        `    ${s.account} (through ${s.through}): ${plural(s.streams, "stream", count)}, ${
+          plural(s.calls.metrics, "metric", count)
+        } billed`,
+      );
+      continue;
+    }
     out(
-      `  ${s.account} ${s.region}: ${
-        count(s.streams)
-      } streams, ${s.calls.ListMetrics} pages, ${s.calls.GetMetricData} + ${s.calls.GetMetricDataDestination} calls`,
+      `  ${s.account} ${s.region}: ${plural(s.streams, "stream", count)}, ${
+        plural(s.calls.ListMetrics, "page")
+      }, ${s.calls.GetMetricData} + ${s.calls.GetMetricDataDestination} calls`,
     );
   }
   const n = p.next;
   out(
     `Next run: AssumeRole ${n.AssumeRole}, ListMetrics ${n.ListMetrics}, GetMetricData ${n.GetMetricData} + ${n.GetMetricDataDestination} in the destination (${
-      count(n.metrics)
-    } metrics billed), PutMetricData ${n.PutMetricData}`,
+      plural(n.metrics, "metric", count)
+    } billed), PutMetricData ${n.PutMetricData}`,
   );
   const m = p.month;
   out(

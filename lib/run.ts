@@ -3,20 +3,30 @@
  * not AWS calls: opening the checkpoint store, one account-region's attempts, counting what it did, the
  * progress line and the summary.
  */
-import type { CloudWatchApi, Datum, Role } from "./aws.ts";
+import type { ClockReading, CloudWatchApi, Datum, Query, Role } from "./aws.ts";
 import { budget } from "./batch.ts";
 import { type Args, EXIT } from "./cli.ts";
 import type { MetricPlan, Plan, SourcePlan } from "./config.ts";
-import { ConfigError, describe, isPermissionError, isThrottled, StateError, WriteInDoubt } from "./errors.ts";
+import {
+  briefly,
+  ConfigError,
+  describe,
+  isPermissionError,
+  isThrottled,
+  StateError,
+  WriteInDoubt,
+} from "./errors.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
 import { heapKeeper } from "./heap.ts";
 import type { Log } from "./log.ts";
+import { plural } from "./errors.ts";
 import { describeDatum, type Over, type Producer, type Publisher, publisher } from "./publish.ts";
-import type { Stream } from "./discover.ts";
+import { accountOf, accountsOf, keyOf, type Owner, type Stream, type Unfound, whereOf } from "./discover.ts";
 import type { PeriodStats } from "./fetch.ts";
 import { lagOf, type StepContext } from "./step.ts";
 import { memoryStore, type OpenOptions, openStore as openSqlite, readStore, type Store } from "./store.ts";
 import { iso, MAX_BACKFILL_SECONDS } from "./window.ts";
+import * as os from "node:os";
 import process from "node:process";
 
 export interface Run extends StepContext {
@@ -39,6 +49,10 @@ export interface Run extends StepContext {
   admit: (streams: number) => Promise<() => void>;
   /** Once any part of the run finds its lease lost: said once, and the run ends with exit code 3. */
   leaseLost?: StateError;
+  /** The account-regions that failed: the call and error that stopped each, in a few words, and what it did. */
+  failures?: Map<SourcePlan, { why: string; totals: SourceTotals }>;
+  /** As StepContext's, with the signal that asked, for the summary. */
+  stop: Stop;
   /** Wall clock, epoch ms. */
   clock: () => number;
   /** Gives the lease back and ends the progress line. */
@@ -57,10 +71,37 @@ export interface SourceTotals {
   over: number;
   /** Streams found per metrics entry and name (`namespace|name|dimensions`), for what matched nothing. */
   found: Map<string, number>;
-  /** Streams that answered no datapoint in any period owed, per metrics entry, where the entry names a unit. */
-  silent: Map<string, number>;
+  /** What this run's listing did not find of the config; nothing where the run kept the last listing. */
+  unfound: Unfound[];
+  /**
+   * The streams of entries that name a unit, by checkpoint key: whether each answered any datapoint in the
+   * periods owed (see warnSilent).
+   */
+  inUnit: Map<string, { stream: Stream; answered: boolean }>;
+  /**
+   * Through a monitoring account, per account its streams belong to (by name): its streams, the datums of them
+   * written, and why it failed, where GetMetricData refused its streams (Forbidden).
+   */
+  owners?: Map<string, OwnerTotals>;
+  /** Not begun: the run was asked to stop before its turn came. */
+  skipped?: boolean;
   /** How far its oldest current stream is behind, in seconds, once it is done (lagOf in lib/step.ts). */
   lag?: number | undefined;
+}
+
+/** What one account read through a monitoring account did in a run (see SourceTotals). */
+export interface OwnerTotals {
+  streams: number;
+  datums: number;
+  failed?: string;
+}
+
+/** An owner's totals, made when first counted. */
+function ownerTotals(totals: SourceTotals, name: string): OwnerTotals {
+  const owners = totals.owners ??= new Map();
+  let o = owners.get(name);
+  if (o === undefined) owners.set(name, o = { streams: 0, datums: 0 });
+  return o;
 }
 
 /**
@@ -104,19 +145,25 @@ export interface Clients {
   throttled: Record<string, number>;
   /** Where an answered call tells the run's store that the run makes progress. */
   progress: { answered: () => void };
+  /** CloudWatch's time, asked of the destination with `query` (lib/clock.ts): a test's fakes give their own. */
+  clock: (query: Query) => Promise<ClockReading>;
 }
 
 /** The SDK's clients (loaded only now), or a test's fakes; every request counted, credentials kept out of logs. */
 export async function clientsFor(
   plan: Plan,
-  deps: { now: () => number; cloudWatch?: Clients["cloudWatch"] },
+  deps: { now: () => number; cloudWatch?: Clients["cloudWatch"]; cloudWatchNow?: () => number },
   log: Log,
 ): Promise<Clients> {
   const calls: Record<string, number> = {};
   const throttled: Record<string, number> = {};
   const sent = (op: string, limited: boolean) => (count(calls, op), limited && count(throttled, op));
   const progress = { answered: () => {} };
-  if (deps.cloudWatch) return { cloudWatch: perCall(deps.cloudWatch, sent), calls, throttled, progress };
+  if (deps.cloudWatch) {
+    const { now, cloudWatchNow = now } = deps;
+    const clock = () => Promise.resolve({ cloudWatchMs: cloudWatchNow(), hostMs: now() });
+    return { cloudWatch: perCall(deps.cloudWatch, sent), calls, throttled, progress, clock };
+  }
   const { connector } = await import("./aws.ts");
   const cloudWatch = connector({
     stsRegion: plan.destination.region,
@@ -125,7 +172,8 @@ export async function clientsFor(
     onAnswer: () => progress.answered(),
     secret: (value) => log.secret(value),
   });
-  return { cloudWatch, calls, throttled, progress };
+  const clock = (query: Query) => cloudWatch(plan.destination.region, roleOf(plan.destination)).time(query);
+  return { cloudWatch, calls, throttled, progress, clock };
 }
 
 /** A test's fake clients have no connection to count at: each call is one request, throttled if it says so. */
@@ -149,17 +197,44 @@ function perCall(
 }
 
 /**
+ * Where HOME is not set, the AWS SDK looks up the home folder (for ~/.aws) through the process's user id,
+ * which Deno refuses without --allow-sys: every call would fail before it is sent, each account-region on a
+ * line of its own. Asked the same way once, before any call, it is said once. Bun and Node refuse nothing.
+ */
+export function checkHome(env: Record<string, string | undefined>) {
+  // What the SDK reads before it looks (getHomeDir, in @smithy/core's shared-ini-file-loader).
+  if (env["HOME"] || env["USERPROFILE"] || env["HOMEPATH"]) return;
+  try {
+    process.geteuid?.();
+    os.homedir();
+  } catch (e) {
+    // Any other failure is the SDK's to meet, and to report with the call it fails.
+    if (!isPermissionError(e)) return;
+    throw new ConfigError([
+      "Cannot run forward.ts: HOME is not set, so the AWS SDK would look up the home folder, which Deno refuses without --allow-sys: set HOME (the service --systemd-units writes sets it), or add --allow-sys",
+    ]);
+  }
+}
+
+/** A request to stop, and the signal that asked, for the summary. */
+export interface Stop {
+  requested: boolean;
+  signal?: string;
+}
+
+/**
  * SIGTERM (systemd stopping the service) and SIGINT (Ctrl-C) ask the run to stop: the step under way
  * finishes and commits, and no other starts. A test passes its own `onStop`.
  */
 export function stopOnSignals(
   log: Log,
   onStop?: (stop: (signal: string) => void) => void,
-): { requested: boolean } {
-  const stop = { requested: false };
+): Stop {
+  const stop: Stop = { requested: false };
   const request = (signal: string) => {
     if (!stop.requested) log.info(`Stopping on ${signal}: the steps under way finish and are committed`);
     stop.requested = true;
+    stop.signal ??= signal;
   };
   if (onStop) onStop(request);
   else for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => request(signal));
@@ -188,7 +263,6 @@ export function startRun(o: RunOptions): Run {
     },
   };
   const { calls, throttled } = o.clients;
-  for (const tally of [calls, throttled]) for (const op of Object.keys(tally)) delete tally[op];
   o.clients.progress.answered = () => store.touch();
   const then = <T>(answer: Promise<T>) => answer.then((r) => (tidy(), r));
   const tidied = (api: CloudWatchApi): CloudWatchApi => ({
@@ -248,9 +322,15 @@ export async function every(
   return EXIT.ok;
 }
 
-/** The streams a source found, per metrics entry and name: what config matched nothing. */
-export function noteFound(totals: SourceTotals, streams: Stream[]) {
+/**
+ * The streams a source found, per metrics entry and name, and what its listing did not find: what config
+ * matched nothing. Added to, not replaced: an attempt made again in the same run keeps the first one's listing.
+ */
+export function noteFound(totals: SourceTotals, streams: Stream[], unfound: Unfound[]) {
   totals.streams = streams.length;
+  totals.unfound.push(...unfound);
+  for (const o of totals.owners?.values() ?? []) o.streams = 0;
+  for (const s of streams) if (s.owner) ownerTotals(totals, s.owner.name).streams++;
   // Counted per entry and name first: a key made for each stream would cost as much as the counting.
   const counts = new Map<MetricPlan, Map<string, number>>();
   for (const s of streams) {
@@ -269,55 +349,95 @@ export function noteFound(totals: SourceTotals, streams: Stream[]) {
 /**
  * What a step wrote, counted as its calls come back and added to the account-region's totals once the step is
  * committed: written datums (and this run's own found after a lost answer), those already there, those refused,
- * and streams that answered nothing where their entry names a unit.
+ * and streams that answered nothing where their entry names a unit. Through a monitoring account, the
+ * accounts whose streams GetMetricData refused (Forbidden): each said once a run, and left out of the commit.
  */
-export function stepTally(src: SourcePlan, run: Run, totals: SourceTotals, keys: string[]) {
+export function stepTally(
+  src: SourcePlan,
+  run: Run,
+  totals: SourceTotals,
+  step: { streams: Stream[]; keys: string[] },
+) {
+  const { keys } = step;
   let written = 0;
+  // Through a monitoring account, the datums of each account, added to its totals with the step's.
+  const byOwner = new Map<string, number>();
+  const forbidden = new Set<Owner>();
   const count = () => {
     totals.datums += written;
     run.progress.wrote(written);
     written = 0;
+    for (const [name, n] of byOwner) ownerTotals(totals, name).datums += n;
+    byOwner.clear();
   };
   return {
     add(
       streams: Stream[],
       stats: PeriodStats[][],
-      d: { byNamespace: Map<string, Datum[]>; own: number; already: number },
+      d: { byNamespace: Map<string, Datum[]>; own: number; already: number; perStream: number[] },
     ) {
       written += d.own + countDatums(d.byNamespace);
       totals.already += d.already;
+      if (src.linked) {
+        streams.forEach((s, i) =>
+          byOwner.set(s.owner!.name, (byOwner.get(s.owner!.name) ?? 0) + d.perStream[i]!)
+        );
+      }
       // A dry run writes nothing to wait for.
       if (run.dryRun) count();
       streams.forEach((s, i) => {
-        if (s.plan.unit === undefined || stats[i]!.length > 0) return;
-        const what =
-          `${s.plan.namespace} ${s.name} (unit ${s.plan.unit}) in account "${src.account}" ${src.region}`;
-        totals.silent.set(what, (totals.silent.get(what) ?? 0) + 1);
+        if (s.plan.unit === undefined || (s.owner && forbidden.has(s.owner))) return;
+        // By key: an attempt made again in the same run lists the same streams anew.
+        const key = keyOf(src, s);
+        if (!totals.inUnit.get(key)?.answered) {
+          totals.inUnit.set(key, { stream: s, answered: stats[i]!.length > 0 });
+        }
       });
     },
     over(o: Over) {
       totals.over++;
       const dims = o.stream.dims.map((d) => `${d.Name}=${d.Value}`).join(",");
       run.log.warn(
-        `Cannot make good ${o.stream.plan.namespace} ${o.stream.name} ${dims} at ${
-          iso(o.t)
-        } of account "${src.account}" in ${src.region}: the destination has SampleCount ${o.destination} where the source has ${o.source}, so it was written more than once; nothing is written for it`,
-        { account: src.account, region: src.region },
+        `Cannot make good ${o.stream.plan.namespace} ${o.stream.name} ${dims} at ${iso(o.t)} of ${
+          whereOf(src, [o.stream])
+        }: the destination has SampleCount ${o.destination} where the source has ${o.source}, so it was written more than once; nothing is written for it`,
+        { account: accountOf(src, o.stream), region: src.region },
       );
     },
     refused(x: Datum, why: string) {
       totals.refused++;
       written--;
+      // Through a monitoring account, the datum's account dimension names the account it came from.
+      const from = src.linked ? `an account read through "${src.account}"` : `account "${src.account}"`;
       run.log.warn(
-        `Cannot forward ${describeDatum(x)} from account "${src.account}" in ${src.region}: ${why}; skipped`,
+        `Cannot forward ${describeDatum(x)} from ${from} in ${src.region}: ${why}; skipped`,
         { account: src.account, region: src.region },
       );
     },
     /**
-     * Waits until every datum of the step is accepted (or refused and reported), and counts them. A write whose
-     * answer was lost leaves the step's streams in doubt from this run: a second attempt finds its own there.
+     * A stream read through a monitoring account that GetMetricData answered Forbidden: its account fails for
+     * this run (said once), and the step commits the other accounts' streams.
      */
-    async confirm(out: Producer) {
+    forbidden(s: Stream) {
+      const owner = s.owner!;
+      if (forbidden.has(owner)) return;
+      forbidden.add(owner);
+      const o = ownerTotals(totals, owner.name);
+      if (o.failed !== undefined) return;
+      o.failed = "GetMetricData Forbidden";
+      run.log.error(
+        `Cannot read account "${owner.name}"${
+          owner.name === owner.id ? "" : ` (${owner.id})`
+        } through "${src.account}" in ${src.region}: GetMetricData answered Forbidden for ${s.plan.namespace} ${s.name}: the account is not linked to the monitoring account in this Region, or its link does not share ${s.plan.namespace}; its periods are left for a later run`,
+        { account: owner.name, region: src.region },
+      );
+    },
+    /**
+     * Waits until every datum of the step is accepted (or refused and reported), and counts them; returns the
+     * keys to commit, less those of accounts GetMetricData refused. A write whose answer was lost leaves the
+     * step's streams in doubt from this run: a second attempt finds its own there.
+     */
+    async confirm(out: Producer): Promise<string[]> {
       try {
         await out.flush();
       } catch (e) {
@@ -325,6 +445,7 @@ export function stepTally(src: SourcePlan, run: Run, totals: SourceTotals, keys:
         throw e;
       }
       count();
+      return forbidden.size === 0 ? keys : keys.filter((_, i) => !forbidden.has(step.streams[i]!.owner!));
     },
   };
 }
@@ -359,10 +480,12 @@ export async function runSource(
     refused: 0,
     over: 0,
     found: new Map(),
-    silent: new Map(),
+    unfound: [],
+    inUnit: new Map(),
   };
   // A first run knows no count: its account-region is let in, and holds what its listing finds.
-  const admitted = await run.admit(Math.max(1, run.store.count(src.account, src.region)));
+  const count = accountsOf(src, run.store).reduce((n, a) => n + run.store.count(a, src.region), 0);
+  const admitted = await run.admit(Math.max(1, count));
   const started = run.clock();
   const attempt = async () => {
     const out = run.publisher.join();
@@ -373,6 +496,8 @@ export async function runSource(
     }
   };
   try {
+    // Asked to stop before its turn: left to the next run, untouched.
+    if (run.stop.requested) return (totals.skipped = true, totals);
     try {
       await attempt();
     } catch (e) {
@@ -386,12 +511,12 @@ export async function runSource(
       await run.sleep(SETTLE_WAIT_MS);
       await attempt();
     }
-    if (!run.dryRun) run.store.noteSource(src.account, src.region, undefined);
+    if (!run.dryRun) noteDone(run, src, totals);
     totals.lag = lagOf(run, src);
     run.log.debug(
-      `Done: ${totals.datums} datums of ${totals.streams} streams, ${totals.already} already there, in ${
-        ((run.clock() - started) / 1000).toFixed(1)
-      } s`,
+      `Done: ${plural(totals.datums, "datum")} of ${
+        plural(totals.streams, "stream")
+      }, ${totals.already} already there, in ${((run.clock() - started) / 1000).toFixed(1)} s`,
       fields,
     );
     return totals;
@@ -404,11 +529,27 @@ export async function runSource(
     }
     run.log.error(`Cannot forward account "${src.account}" in ${src.region}: ${describe(e)}`, fields);
     if (!run.dryRun) tryNote(run, src, describe(e));
+    (run.failures ??= new Map()).set(src, { why: briefly(e), totals });
     return undefined;
   } finally {
-    run.store.release(src.account, src.region);
+    for (const account of accountsOf(src, run.store)) run.store.release(account, src.region);
     admitted();
   }
+}
+
+/**
+ * Keeps for --status that an account-region's run went through; through a monitoring account, also how each
+ * account read through it went (one GetMetricData refused, the others done), in one transaction.
+ */
+function noteDone(run: Run, src: SourcePlan, totals: SourceTotals) {
+  const names = new Set([src.account, ...totals.owners?.keys() ?? []]);
+  run.store.noteSources(
+    src.region,
+    [...names].map((name) => {
+      const error = totals.owners?.get(name)?.failed;
+      return [name, error === undefined ? undefined : { error, at: run.nowSeconds }];
+    }),
+  );
 }
 
 /** The error of a lease another run has taken over, if it has. */
@@ -505,37 +646,81 @@ export function report(
 ): number {
   if (run.leaseLost) run.log.error(run.leaseLost.message);
   const ok = results.filter((r) => r !== undefined);
-  const sum = (k: "streams" | "datums" | "already" | "refused" | "over") => ok.reduce((a, r) => a + r[k], 0);
+  const failed = run.plan.sources.flatMap((src, i) => {
+    const f = results[i] === undefined ? run.failures?.get(src) : undefined;
+    return f ? [{ src, ...f }] : [];
+  });
+  const sum = (k: "streams" | "datums" | "already" | "over") => ok.reduce((a, r) => a + r[k], 0);
+  // A refusal is said wherever it came: an account-region that failed afterwards had datums refused too.
+  const refused = [...ok, ...failed.map((f) => f.totals)].reduce((a, r) => a + r.refused, 0);
+  const skipped = ok.filter((r) => r.skipped).length;
   const calls = Object.entries(run.calls).sort().map(([op, n]) =>
     `${op} ${n}${run.throttled[op] ? ` (${run.throttled[op]} throttled)` : ""}`
   ).join(", ");
-  const line = `${run.dryRun ? "Would forward" : "Forwarded"} ${sum("datums")} datums of ${
-    sum("streams")
-  } streams from ${ok.length} of ${results.length} account-regions in ${o.seconds.toFixed(1)} s${
+  // What a failed account-region forwarded before it failed is in the destination all the same.
+  const failures = [
+    ...failed.map(({ src, why, totals: { datums } }) =>
+      `${src.account} ${src.region} (${why}${datums ? `, ${plural(datums, "datum")} forwarded first` : ""})`
+    ),
+    ...refusedAccounts(run, results),
+  ];
+  const named = failures.slice(0, NAMED);
+  if (failures.length > NAMED) named.push(`${failures.length - NAMED} more (see the log)`);
+  const stopped = run.stop.requested ? `Stopped by ${run.stop.signal ?? "a signal"}: forwarded` : undefined;
+  const line = `${stopped ?? (run.dryRun ? "Would forward" : "Forwarded")} ${
+    plural(sum("datums"), "datum")
+  } of ${plural(sum("streams"), "stream")} from ${ok.length - skipped} of ${
+    plural(results.length, "account-region")
+  } in ${o.seconds.toFixed(1)} s${skipped ? ` (${skipped} not begun)` : ""}${
     sum("already") ? `; ${sum("already")} already in the destination` : ""
-  }${sum("refused") ? `; ${sum("refused")} refused by CloudWatch and skipped` : ""}${
-    sum("over") ? `; ${sum("over")} periods over-counted in the destination (see the warnings)` : ""
-  }${calls ? `; calls: ${calls}` : ""}${o.lag === undefined ? "" : `; largest lag ${readableLag(o.lag)}`}${
+  }${refused ? `; ${refused} refused by CloudWatch and skipped` : ""}${
+    sum("over") ? `; ${plural(sum("over"), "period")} over-counted in the destination (see the warnings)` : ""
+  }${named.length ? `; failed: ${named.join(", ")}` : ""}${calls ? `; calls: ${calls}` : ""}${
+    o.lag === undefined ? "" : `; largest lag ${readableLag(o.lag)}`
+  }${stopped ? "; the next run goes on from where this one stopped" : ""}${
     run.dryRun ? " (dry run: nothing written)" : ""
   }`;
-  run.out(line);
+  // Under systemd stdout and stderr are one stream into the journal: the line goes there once, as a log line.
+  if (!run.log.stdoutInJournal || !run.log.enabled("info")) run.out(line);
   run.log.info(line);
-  if (ok.length === results.length) warnUnmatched(run, ok);
+  warnUnmatched(run, results);
+  warnSilent(run, results);
   if (run.leaseLost) return EXIT.state;
-  return ok.length === results.length ? EXIT.ok : EXIT.failed;
+  return failures.length === 0 ? EXIT.ok : EXIT.failed;
+}
+
+/** Account-regions a summary or a warning names one by one; past them, it counts the rest. */
+const NAMED = 5;
+
+/** The accounts read through a monitoring account that failed alone (GetMetricData Forbidden), as named. */
+function refusedAccounts(run: Run, results: (SourceTotals | undefined)[]): string[] {
+  return results.flatMap((r, i) => {
+    const src = run.plan.sources[i]!;
+    return [...r?.owners ?? []].flatMap(([name, o]) =>
+      o.failed === undefined ? [] : [`${name} ${src.region} (${o.failed} through "${src.account}")`]
+    );
+  });
 }
 
 /**
  * Config that forwards nothing, named precisely: a metric name or a whole metrics entry that no account-region
- * has, and streams that answered no datapoint where the entry names a unit.
+ * has (said every run, once every account-region answered); an entry or a static stream that an account-region's
+ * listing did not find (said once per listing, and not for an entry that no account-region has: one line says
+ * that).
  */
-function warnUnmatched(run: Run, results: SourceTotals[]) {
-  const found = (key: string) => results.reduce((n, r) => n + (r.found.get(key) ?? 0), 0);
-  for (const m of run.plan.sources[0]?.metrics ?? []) {
+function warnUnmatched(run: Run, results: (SourceTotals | undefined)[]) {
+  const ok = results.filter((r) => r !== undefined);
+  const everyOne = ok.length === results.length;
+  const found = (key: string) => ok.reduce((n, r) => n + (r.found.get(key) ?? 0), 0);
+  const keyOf = (m: MetricPlan, name: string) => `${m.namespace}|${name}|${m.dimensions.join(",")}`;
+  const nowhere = (m: MetricPlan) => everyOne && m.names.every((name) => found(keyOf(m, name)) === 0);
+  // Each entry once, as its line says it: an entry's regions may leave out the first account-region's.
+  const entryId = (m: MetricPlan) => JSON.stringify([m.namespace, m.names, m.dimensions]);
+  const entries = new Map(run.plan.sources.flatMap((s) => s.metrics).map((m) => [entryId(m), m]));
+  for (const m of everyOne ? entries.values() : []) {
     const dims = m.dimensions.join(", ") || "no dimensions";
-    const keys = m.names.map((name) => [name, `${m.namespace}|${name}|${m.dimensions.join(",")}`] as const);
-    const missing = keys.filter(([, key]) => found(key) === 0).map(([name]) => name);
-    if (missing.length === m.names.length) {
+    const missing = m.names.filter((name) => found(keyOf(m, name)) === 0);
+    if (nowhere(m)) {
       run.log.warn(
         `No metric ${
           m.names.join(", ")
@@ -549,15 +734,83 @@ function warnUnmatched(run: Run, results: SourceTotals[]) {
       }
     }
   }
-  for (const r of results) {
-    for (const [what, n] of r.silent) {
+  results.forEach((r, i) => {
+    const { account, region, linked } = run.plan.sources[i]!;
+    const where = linked ? `any account read through "${account}"` : `account "${account}"`;
+    for (const u of r?.unfound ?? []) {
+      if (!u.plan.streams && nowhere(u.plan)) continue;
+      for (const [names, what, hint] of unfoundLines(u)) {
+        run.log.warn(
+          `No metric ${
+            names.join(", ")
+          } of namespace ${u.plan.namespace} with ${what} was found in ${where} in ${region}: ${hint} (ListMetrics lists what has had data in the past two weeks)`,
+          { account, region },
+        );
+      }
+    }
+  });
+}
+
+/**
+ * Streams of an entry that names a unit that answered no datapoint in the periods owed, said by a run that
+ * listed their account-region (once per listing: a unit set or changed makes a new one), one line per metric.
+ * GetMetricData answers nothing for a source that published nothing, and nothing in a unit the metric is not
+ * published in: where other streams of the metric answered in that unit, the unit is right and their sources
+ * are quiet (info); where none did, either may be so (a warning).
+ */
+function warnSilent(run: Run, results: (SourceTotals | undefined)[]) {
+  // Per metric and unit: the streams that answered, over every account-region, and those that did not, per
+  // account-region that listed (through a monitoring account, per account read through it).
+  const metrics = new Map<string, { stream: Stream; answered: number; quiet: Map<string, number> }>();
+  results.forEach((r, i) => {
+    const src = run.plan.sources[i]!;
+    const listed = run.dryRun || run.store.listing(src.account, src.region)?.listedAt === run.nowSeconds;
+    for (const { stream, answered } of r?.inUnit.values() ?? []) {
+      const id = `${stream.plan.namespace}|${stream.name}|${stream.plan.unit}`;
+      let m = metrics.get(id);
+      if (m === undefined) metrics.set(id, m = { stream, answered: 0, quiet: new Map() });
+      const where = `${accountOf(src, stream)} ${src.region}`;
+      if (answered) m.answered++;
+      else if (listed) m.quiet.set(where, (m.quiet.get(where) ?? 0) + 1);
+    }
+  });
+  for (const { stream: { plan, name }, answered, quiet } of metrics.values()) {
+    if (quiet.size === 0) continue;
+    const n = [...quiet.values()].reduce((a, b) => a + b, 0);
+    const where = [...quiet.keys()].slice(0, NAMED);
+    if (quiet.size > NAMED) where.push(`${plural(quiet.size - NAMED, "account-region")} more`);
+    const what = `${plural(n, "stream")} of ${plan.namespace} ${name} in ${where.join(", ")}`;
+    if (answered > 0) {
+      run.log.info(
+        `${what} answered no datapoint in the periods owed, where ${
+          plural(answered, "other")
+        } answered in unit ${plan.unit}: their sources published nothing then`,
+      );
+    } else {
       run.log.warn(
-        `${n} ${
-          n === 1 ? "stream" : "streams"
-        } of ${what} answered no datapoint in the periods owed: CloudWatch answers nothing where the metric is published in another unit than the config's; check its unit, or leave unit out`,
+        `${what} answered no datapoint in unit ${plan.unit} in the periods owed, nor did any other: either their sources published nothing then, or they publish in another unit (GetMetricData answers nothing in a unit the metric is not published in); if they are publishing, check the unit, or leave unit out`,
       );
     }
   }
+}
+
+/** What a listing did not find, as its warnings name it: the metric names, the dimensions or values, a hint. */
+function unfoundLines({ plan: m, streams }: Unfound): [names: string[], what: string, hint: string][] {
+  const values = (v: Record<string, string>) => Object.entries(v).map(([d, x]) => `${d}=${x}`).join(",");
+  if (m.streams === undefined) {
+    const match = Object.entries(m.match).map(([d, glob]) => `${d} "${glob}"`).join(", ");
+    const dims = `the dimensions ${m.dimensions.join(", ") || "no dimensions"}${
+      match && ` matching ${match}`
+    }`;
+    return [[m.names, dims, "the entry forwards nothing from there"]];
+  }
+  // A whole list not found is one line: a new account, or a mistake that all its streams share.
+  if (streams === undefined) {
+    const others = m.streams.length - 1;
+    const any = others > 0 ? ` or any other of the entry's ${plural(others, "stream")}` : "";
+    return [[m.names, `${values(m.streams[0]!)}${any}`, "check the values in streams"]];
+  }
+  return streams.map((s) => [s.names, values(s.values), "check the values in streams"]);
 }
 
 /**
@@ -579,7 +832,7 @@ export function progressLine(o: {
     const rate = done / Math.max(seconds, 0.001);
     const left = rate > 0 ? Math.round((owed - done) / rate) : undefined;
     o.write(
-      `\r${done} of ${owed} datums, ${Math.round(rate)}/s${
+      `\r${done} of ${plural(owed, "datum")}, ${Math.round(rate)}/s${
         left === undefined ? "" : `, about ${left} s left`
       }\u001b[K`,
     );

@@ -4,13 +4,16 @@
  */
 export { audit, printAudit } from "./audit.ts";
 export { mapLimit } from "./batch.ts";
+export { readClock, repairAhead, runTime } from "./clock.ts";
 export { loadConfigFile, unitFacts } from "./config.ts";
 export { streamsOf } from "./discover.ts";
 export { fetchStats } from "./fetch.ts";
 export { logger } from "./log.ts";
+export { monitor } from "./monitoring.ts";
 export { planRun, printPlan } from "./plan.ts";
 export { alreadyWritten, datumsOf, targetOf } from "./publish.ts";
 export {
+  checkHome,
   checkReplay,
   clientsFor,
   every,

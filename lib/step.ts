@@ -5,14 +5,15 @@
  * splits into GetMetricData calls that run side by side.
  */
 import type { MetricPlan, SourcePlan } from "./config.ts";
-import { keyOf, type Stream } from "./discover.ts";
+import { keyOf, keysOf, type Stream, whereOf } from "./discover.ts";
 import { batches, mapLimit } from "./batch.ts";
 import { queriesPerCall, statsOf } from "./fetch.ts";
 import { type Range, readWindow, recheckDue } from "./recheck.ts";
 import { GMD_MAX_DATAPOINTS } from "./limits.ts";
+import { plural } from "./errors.ts";
 import type { Log } from "./log.ts";
 import * as state from "./state.ts";
-import type { Store } from "./store.ts";
+import { sourceOf, type Store } from "./store.ts";
 import { chunks, iso, owed, type Window } from "./window.ts";
 
 /** Periods per step of a backfill: a day of one-minute periods, so a crash costs at most a day's re-check. */
@@ -95,7 +96,7 @@ export function recentOnly(src: SourcePlan, run: StepContext): boolean {
 function oldestOwed(src: SourcePlan, run: StepContext): number {
   if (run.replay) return run.replay.start;
   let oldest = run.nowSeconds;
-  for (const k of run.store.keys(src.account, src.region)) {
+  for (const k of keysOf(src, run.store)) {
     const at = state.resumeAt(run.store.get(k));
     if (at !== undefined && at < oldest) oldest = at;
   }
@@ -107,7 +108,6 @@ function oldestOwed(src: SourcePlan, run: StepContext): number {
  * checkpoint moves past them; a chunk in doubt that CloudWatch cannot show yet ends its group for this run.
  */
 export async function* steps(src: SourcePlan, streams: Stream[], run: StepContext): AsyncGenerator<Step> {
-  const where = `account "${src.account}" in ${src.region}`;
   const fields = { account: src.account, region: src.region };
   const groups = groupByWindow(src, streams, run);
   for (const { w, period, streams: group } of groups) {
@@ -115,9 +115,10 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
   }
   for (const { w, period, streams: group, recheck, recheckAfter } of groups) {
     const keys = group.map((s) => keyOf(src, s));
+    const where = whereOf(src, group);
     if (w.lost) {
       run.log.warn(
-        `Cannot forward ${where}: ${group.length} streams missed ${iso(w.lost.start)} to ${
+        `Cannot forward ${where}: ${plural(group.length, "stream")} missed ${iso(w.lost.start)} to ${
           iso(w.lost.end)
         }, older than PutMetricData accepts`,
         fields,
@@ -146,7 +147,7 @@ export async function* steps(src: SourcePlan, streams: Stream[], run: StepContex
       const inDoubt = group.filter((_, i) => doubtful(run.store.get(keys[i]!)));
       const ownDoubt = new Set(group.filter((_, i) => run.ownDoubt.has(keys[i]!)));
       run.log.debug(
-        `Step: ${group.length} streams, ${iso(c.start)} to ${
+        `Step: ${plural(group.length, "stream")}, ${iso(c.start)} to ${
           iso(c.end)
         }, ${inDoubt.length} read from the destination first`,
         fields,
@@ -232,13 +233,25 @@ const aligned = (w: { start: number; end: number }, period: number): Window => (
 
 /** How far an account-region's oldest current stream is behind now, in seconds; undefined before any. */
 export function lagOf(run: StepContext, src: SourcePlan): number | undefined {
-  const keys = run.store.keys(src.account, src.region);
+  const lags = [...lagsOf(run, src).values()];
+  return lags.length > 0 ? Math.max(...lags) : undefined;
+}
+
+/**
+ * How far the oldest current stream of each account of an account-region is behind now, by account name (its
+ * own, or through a monitoring account those its streams belong to); an account without a current stream that
+ * has a checkpoint is left out. Current: found by the account-region's last listing.
+ */
+export function lagsOf(run: StepContext, src: SourcePlan): Map<string, number> {
+  const keys = keysOf(src, run.store);
   let latest = -Infinity;
   for (const k of keys) latest = Math.max(latest, run.store.get(k)?.seen ?? -Infinity);
-  let next = Infinity;
+  const next = new Map<string, number>();
   for (const k of keys) {
     const s = run.store.get(k);
-    if ((s?.seen ?? latest) >= latest && s?.next !== undefined) next = Math.min(next, s.next);
+    if ((s?.seen ?? latest) < latest || s?.next === undefined) continue;
+    const account = src.linked ? sourceOf(k)[0] : src.account;
+    next.set(account, Math.min(next.get(account) ?? Infinity, s.next));
   }
-  return Number.isFinite(next) ? Math.max(0, run.nowSeconds - next) : undefined;
+  return new Map([...next].map(([account, n]) => [account, Math.max(0, run.nowSeconds - n)]));
 }

@@ -1,9 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import bundled from "../forwarder.yaml" with { type: "text" };
-import { loadConfig } from "../lib/config.ts";
+import { EXIT } from "../forward.ts";
+import { regionFacts } from "../lib/aws.ts";
+import { loadConfig, type RegionChecks } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { logged, run } from "./fakes.ts";
 import { jsonSchema, SCHEMA_FILE } from "./schema.ts";
 
 const fixtures = new URL("./fixtures/", import.meta.url);
@@ -14,9 +20,17 @@ const BUNDLED_ENV = {
   TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN: "arn:aws:iam::333333333333:role/transfer",
 };
 
-function problems(text: string, file: string, env: Record<string, string> = ENV): string[] {
+/** Regions checked against the AWS SDK's as a run checks them; what they log kept as "LEVEL line". */
+function regionChecks(notes: string[] = []): RegionChecks {
+  return {
+    facts: regionFacts,
+    log: { warn: (l) => notes.push(`WARN ${l}`), info: (l) => notes.push(`INFO ${l}`) },
+  };
+}
+
+function problems(text: string, file: string, env: Record<string, string> = ENV, notes?: string[]): string[] {
   try {
-    loadConfig(text, file, env);
+    loadConfig(text, file, env, regionChecks(notes));
     return [];
   } catch (e) {
     if (e instanceof ConfigError) return e.problems;
@@ -365,6 +379,155 @@ test("the committed JSON Schema matches the valibot schema (npm run schema regen
     bundled.split("\n")[0]!,
     /^# yaml-language-server: \$schema=\.\/lib\/forwarder\.schema\.json$/,
   );
+});
+
+/** The Regions every account can use without enabling them (launched before March 20, 2019). */
+const ENABLED_BY_DEFAULT = [
+  "us-east-1",
+  "us-east-2",
+  "us-west-1",
+  "us-west-2",
+  "ca-central-1",
+  "sa-east-1",
+  "eu-central-1",
+  "eu-north-1",
+  "eu-west-1",
+  "eu-west-2",
+  "eu-west-3",
+  "ap-northeast-1",
+  "ap-northeast-2",
+  "ap-northeast-3",
+  "ap-south-1",
+  "ap-southeast-1",
+  "ap-southeast-2",
+];
+
+test("regionFacts() answers from the AWS SDK's partition data: listed or not, opt-in, and the listed names near", () => {
+  for (const r of ENABLED_BY_DEFAULT) assert.deepEqual(regionFacts(r), { listed: true, optIn: false }, r);
+  for (const r of ["af-south-1", "ap-east-1", "me-south-1", "eu-south-1", "il-central-1", "mx-central-1"]) {
+    assert.deepEqual(regionFacts(r), { listed: true, optIn: true }, r);
+  }
+  // Opt-in Regions are the aws partition's; China's and GovCloud's are their accounts' own.
+  for (const r of ["cn-north-1", "cn-northwest-1", "us-gov-west-1", "us-iso-east-1"]) {
+    assert.deepEqual(regionFacts(r), { listed: true, optIn: false }, r);
+  }
+  const typo = regionFacts("eu-wset-1");
+  assert.ok(!typo.listed && typo.optIn);
+  for (const r of [...ENABLED_BY_DEFAULT, "af-south-1", "ap-southeast-5", "cn-north-1"]) {
+    assert.ok(typo.regions.includes(r), r);
+  }
+  assert.ok(!typo.regions.includes("us-gov-west-1"));
+  // A name's own area is asked too, where it is more than two letters.
+  const gov = regionFacts("us-gov-wset-1");
+  assert.ok(!gov.listed && !gov.optIn);
+  assert.ok(gov.regions.includes("us-gov-west-1") && gov.regions.includes("us-gov-east-1"));
+});
+
+const NEWER = "is not in this AWS SDK's list of regions: going on, as it may be newer than the SDK";
+const OPT_IN = "(and then an opt-in Region, which each account must enable)";
+
+test("loadConfig() checks regions against the AWS SDK's: a misspelt one is an error naming the nearest, a newer one a warning", () => {
+  const cases: [string, string][] = [
+    // [a source region, what loadConfig says: its problem, or the notes it logs]
+    ["eu-west-1", "OK"],
+    ["ap-northeast-3", "OK"],
+    ["cn-northwest-1", "OK"],
+    ["us-gov-west-1", "OK"],
+    [
+      "af-south-1",
+      'INFO Region "af-south-1" is an opt-in Region: each account that uses it must have enabled it',
+    ],
+    ["eu-wset-1", 'Unknown AWS region "eu-wset-1"; did you mean "eu-west-1"?'],
+    ["eu-westt-1", 'Unknown AWS region "eu-westt-1"; did you mean "eu-west-1"?'],
+    ["ap-sotheast-2", 'Unknown AWS region "ap-sotheast-2"; did you mean "ap-southeast-2"?'],
+    ["us-gov-wset-1", 'Unknown AWS region "us-gov-wset-1"; did you mean "us-gov-west-1"?'],
+    ["zz-north-1", 'Unknown AWS region "zz-north-1"; did you mean "cn-north-1" or "eu-north-1"?'],
+    ["qq-fooo-1", 'Unknown AWS region "qq-fooo-1": no AWS partition has regions beginning "qq-"'],
+    // Named as a partition names its regions, or with a new word far from every listed name: newer than the SDK.
+    ["eu-west-9", `WARN Region "eu-west-9" ${NEWER} ${OPT_IN}`],
+    ["us-central-9", `WARN Region "us-central-9" ${NEWER} ${OPT_IN}`],
+    ["us-midwest-9", `WARN Region "us-midwest-9" ${NEWER} ${OPT_IN}`],
+    ["cn-south-9", `WARN Region "cn-south-9" ${NEWER}`],
+    ["us-gov-north-9", `WARN Region "us-gov-north-9" ${NEWER}`],
+  ];
+  for (const [region, expected] of cases) {
+    const notes: string[] = [];
+    const text = config("", "dimensions: [d]").replace(
+      "{ name: production }",
+      `{ name: p, regions: [${region}] }`,
+    );
+    const found = [...problems(text, "f.yaml", ENV, notes), ...notes]
+      .map((l) => l.replace("f.yaml:2:33: ", "").replace(" (at accounts.0.regions.0)", ""));
+    assert.equal(found.join("\n") || "OK", expected, region);
+  }
+});
+
+test("loadConfig() checks every region the config names, and AWS_REGION, each problem where it is and with the others", () => {
+  const text = `destination: { region: eu-wset-2 }
+defaults: { regions: [eu-wset-1], period: 7 }
+accounts: [{ name: a, regions: [us-wset-2] }]
+metrics: [{ namespace: X, names: [m], dimensions: [d], regions: [eu-west-1, us-wset-1] }]
+`;
+  assert.deepEqual(problems(text, "f.yaml"), [
+    "f.yaml:2:43: Expected a period of 1, 5, 10, 30 or a multiple of 60 seconds but received 7 (at defaults.period)",
+    'f.yaml:1:24: Unknown AWS region "eu-wset-2"; did you mean "eu-west-2"? (at destination.region)',
+    'f.yaml:2:23: Unknown AWS region "eu-wset-1"; did you mean "eu-west-1"? (at defaults.regions.0)',
+    'f.yaml:3:33: Unknown AWS region "us-wset-2"; did you mean "us-west-2"? (at accounts.0.regions.0)',
+    'f.yaml:4:77: Unknown AWS region "us-wset-1"; did you mean "us-west-1"? (at metrics.0.regions.1)',
+  ]);
+  const unset = "accounts: [{ name: a }]\nmetrics: [{ namespace: X, names: [m], dimensions: [d] }]\n";
+  assert.deepEqual(problems(unset, "f.yaml", { AWS_REGION: "eu-wset-1" }), [
+    'f.yaml:1:1: Unknown AWS region "eu-wset-1" in AWS_REGION; did you mean "eu-west-1"? (at destination.region)',
+  ]);
+  const notes: string[] = [];
+  assert.deepEqual(problems(unset, "f.yaml", { AWS_DEFAULT_REGION: "eu-west-9" }, notes), []);
+  assert.deepEqual(notes, [
+    `WARN f.yaml:1:1: Region "eu-west-9" in AWS_DEFAULT_REGION ${NEWER} ${OPT_IN} (at destination.region)`,
+  ]);
+  // A note once per region, however many places name it.
+  const twice = text.replace(/[a-z]{2}-wset-\d/g, "af-south-1").replace("period: 7", "period: 60");
+  notes.length = 0;
+  assert.deepEqual(problems(twice, "f.yaml", ENV, notes), []);
+  assert.deepEqual(notes, [
+    'INFO f.yaml:1:24: Region "af-south-1" is an opt-in Region: each account that uses it must have enabled it (at destination.region)',
+  ]);
+});
+
+test("main() refuses a misspelt region before any call, with --check-config and without", async () => {
+  const file = fileURLToPath(new URL("region-typo.bad.yaml", fixtures));
+  const line =
+    `${file}:5:15: Unknown AWS region "eu-wset-1"; did you mean "eu-west-1"? (at accounts.0.regions.0)`;
+  const env = { STATE_DIRECTORY: fs.mkdtempSync(path.join(os.tmpdir(), "fwd-regions-")) };
+  assert.deepEqual(await run(["--config", file, "--check-config"], env), {
+    code: EXIT.usage,
+    out: [],
+    err: [line],
+  });
+  let calls = 0;
+  const refused = await run(["--config", file], env, () => {
+    calls++;
+    throw new Error("no client was expected");
+  });
+  assert.deepEqual(refused, { code: EXIT.usage, out: [], err: [line] });
+  assert.equal(calls, 0);
+});
+
+test("main() --check-config goes on with a region newer than the AWS SDK, and notes it and an opt-in region", async () => {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-regions-"));
+  const file = path.join(folder, "forwarder.yaml");
+  fs.writeFileSync(file, config("", "dimensions: [d]").replace("region: eu-west-1", "region: af-south-1"));
+  fs.appendFileSync(file, "defaults: { regions: [eu-west-1, eu-west-9] }\n");
+  assert.deepEqual(await run(["--config", file, "--check-config"]), {
+    code: EXIT.ok,
+    out: [`${file}: OK, 2 account-regions`],
+    err: [
+      logged(
+        "INFO",
+        `${file}:1:24: Region "af-south-1" is an opt-in Region: each account that uses it must have enabled it (at destination.region)`,
+      ),
+      logged("WARN", `${file}:4:34: Region "eu-west-9" ${NEWER} ${OPT_IN} (at defaults.regions.1)`),
+    ],
+  });
 });
 
 /** A small deterministic generator, so a failing mutation can be replayed from its seed. */

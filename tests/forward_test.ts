@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EXIT, main } from "../forward.ts";
-import type { CloudWatchApi } from "../lib/aws.ts";
+import type { CloudWatchApi, ListMetricsInput, Metric } from "../lib/aws.ts";
 import { readStore } from "../lib/store.ts";
 import { BUNDLED_ENV, fakeFleet, iso, logged, NOW, run } from "./fakes.ts";
 
@@ -50,11 +50,24 @@ test("main() checks the bundled config, and names every unset variable", async (
   });
   const unset = await run(["--check-config"]);
   assert.equal(unset.code, EXIT.usage);
-  assert.deepEqual(unset.err.map((l) => l.replace(/^\S+ ERROR forwarder\.yaml:\d+:\d+: /, "")), [
-    'Environment variable "PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.0.role_arn)',
-    'Environment variable "ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.1.role_arn)',
-    'Environment variable "TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.2.role_arn)',
+  // Problems of the config file as compilers print theirs: its place first, nothing before it.
+  assert.deepEqual(unset.err, [
+    'forwarder.yaml:22:15: Environment variable "PRODUCTION_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.0.role_arn)',
+    'forwarder.yaml:25:15: Environment variable "ACCEPTANCE_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.1.role_arn)',
+    'forwarder.yaml:27:15: Environment variable "TEST_CROSSACCOUNT_TRANSFER_ROLE_ARN" is not set (at accounts.2.role_arn)',
   ]);
+});
+
+test("main() --check-config counts one account-region in the singular", async () => {
+  const config = new URL("./fixtures/base.yaml", import.meta.url).pathname;
+  assert.deepEqual(
+    await run(["--check-config", "--config", config], { ROLE: "arn:aws:iam::111111111111:role/reader" }),
+    {
+      code: EXIT.ok,
+      out: [`${config}: OK, 1 account-region`],
+      err: [],
+    },
+  );
 });
 
 test("main() forwards every source but a denied one, reports it by name and exits 1", async () => {
@@ -65,7 +78,7 @@ test("main() forwards every source but a denied one, reports it by name and exit
   // The summary, on stdout and as a log line: a new store's run reads the destination first (3 calls), then
   // forwards (3), in one write, with one more for the run's own metrics.
   const summary =
-    "Forwarded 6 datums of 6 streams from 3 of 4 account-regions in 0.0 s; calls: GetMetricData 6, ListMetrics 4, PutMetricData 2; largest lag 2 min";
+    "Forwarded 6 datums of 6 streams from 3 of 4 account-regions in 0.0 s; failed: acceptance eu-west-1 (AccessDenied); calls: GetMetricData 6, ListMetrics 4, PutMetricData 2; largest lag 2 min";
   assert.deepEqual(r.err, [
     logged(
       "ERROR",
@@ -168,6 +181,14 @@ function staticFleet(accounts: number, streams: number): string {
   return config;
 }
 
+/** The services of cluster c that ListMetrics lists: as many as the largest static fleet here has. */
+const clusterC = (input: ListMetricsInput): Metric[] =>
+  Array.from({ length: 250 }, (_, i) => ({
+    Namespace: input.Namespace,
+    MetricName: input.MetricName!,
+    Dimensions: [{ Name: "ClusterName", Value: "c" }, { Name: "ServiceName", Value: `s${i}` }],
+  }));
+
 /**
  * Sources whose every query answers one datapoint after 5 ms, and an empty destination: the source's
  * GetMetricData calls, the most of them in flight at once, and the PutMetricData calls.
@@ -176,7 +197,8 @@ function slowSources() {
   const seen = { calls: [] as { queries: number; periods: number }[], mostInFlight: 0, puts: 0 };
   let inFlight = 0;
   const api: CloudWatchApi = {
-    listMetrics: () => assert.fail("static streams need no ListMetrics"),
+    // Static streams are forwarded without a listing; a listing only looks for them, to name those not found.
+    listMetrics: (input) => Promise.resolve({ metrics: clusterC(input), nextToken: undefined }),
     getMetricData: async (input) => {
       // Streams without checkpoints, or a day behind, are read in the destination first.
       if (input.queries[0]!.Metric.Namespace.startsWith("Forwarded/")) {
@@ -257,7 +279,7 @@ test("main() forgets a stream that discovery has not found for 15 days, and says
   const legacy = path.join(dir, "forwarder-state.json");
   assert.deepEqual(r.err.slice(0, 2), [
     logged("INFO", `Imported 2 checkpoints from "${legacy}", kept as "${legacy}.imported"`),
-    logged("INFO", 'Forgetting 1 streams of account "production" in eu-west-1: not found for 15 days'),
+    logged("INFO", 'Forgetting 1 stream of account "production" in eu-west-1: not found for 15 days'),
   ]);
   assert.match(r.err[2]!, /^\S+ INFO Forwarded 8 datums/);
   assert.equal(r.err.length, 3);
