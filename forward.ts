@@ -64,13 +64,14 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
     const clients = await s.clientsFor(plan, deps, log); // the AWS SDK: AssumeRole counted, credentials never logged
     const stop = s.stopOnSignals(log, deps.onStop);
     const once = async () => {
-      s.checkReplay(args.replay, args.now ?? Math.floor(deps.now() / 1000)); // a usage error makes no call
+      s.checkReplay(args.replay, args.now ?? s.hostTime(deps)); // a usage error makes no call
+      const o = { args, plan, paths, deps, log: log!, clients, stop };
       // GetMetricData in the destination, for CloudWatch's time: the time the run works in (lib/clock.ts).
       const reading = await s.readClock(clients, plan, log!);
-      if (reading === undefined) return EXIT.failed;
+      if (typeof reading === "string") return s.failedRun({ ...o, nowSeconds: s.hostTime(deps) }, reading);
       const nowSeconds = s.runTime(reading, deps.now(), args.now, (l) => log!.warn(l));
       s.checkReplay(args.replay, nowSeconds); // before the store is opened: a usage error changes nothing
-      return pass(s.startRun({ args, plan, paths, deps, log: log!, nowSeconds, clients, stop }), args, plan);
+      return pass(s.startRun({ ...o, nowSeconds }), args, plan);
     };
     if (args.every) return await s.every(args.every, once, stop, deps);
     return await once();

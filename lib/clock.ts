@@ -34,6 +34,9 @@ function clockQuery(): Query {
   };
 }
 
+/** The host's clock in epoch seconds: the time of a run that could not read CloudWatch's. */
+export const hostTime = (deps: { now: () => number }) => Math.floor(deps.now() / 1000);
+
 /**
  * The time a run works in, epoch seconds: CloudWatch's now, or `requested` (--now) where that is earlier. A
  * --now later than CloudWatch's clock is refused: no period after it can be complete. A host clock off by more
@@ -111,14 +114,14 @@ export async function repairAhead(src: SourcePlan, streams: Stream[], run: StepC
 
 /**
  * Asks the destination for CloudWatch's time. Without it no period can be known complete, so a run that cannot
- * ask reads and writes nothing: said in one line, and the run fails (exit 1; in loop mode, the next pass asks
- * again).
+ * ask reads and writes nothing: said in one line, which is returned for the run's failure (lib/run.ts,
+ * failedRun; in loop mode, the next pass asks again).
  */
 export async function readClock(
   clients: Pick<Clients, "clock" | "calls" | "throttled">,
   plan: Plan,
   log: Log,
-): Promise<Reading | undefined> {
+): Promise<Reading | string> {
   // The first call of a run: its counts start here (in loop mode, the last pass's are in its summary).
   for (const tally of [clients.calls, clients.throttled]) {
     for (const op of Object.keys(tally)) delete tally[op];
@@ -127,11 +130,10 @@ export async function readClock(
     return await clients.clock(clockQuery());
   } catch (e) {
     if (isPermissionError(e)) throw e; // a flag the command line lacks: a usage error (exit 2)
-    log.error(
-      `Cannot read CloudWatch's clock in the destination (${plan.destination.region}): ${
-        describe(e)
-      }; nothing was read or written`,
-    );
-    return undefined;
+    const line = `Cannot read CloudWatch's clock in the destination (${plan.destination.region}): ${
+      describe(e)
+    }; nothing was read or written`;
+    log.error(line);
+    return line;
   }
 }

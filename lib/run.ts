@@ -242,6 +242,23 @@ export function stopOnSignals(
 }
 
 /**
+ * A run that could not begin (CloudWatch's clock unread): every account-region's last run failed with `error`,
+ * for --status and its exit code, and the process exits 1. A plan, a dry run or an audit records nothing.
+ */
+export function failedRun(o: RunOptions, error: string): number {
+  if (o.args.dryRun || o.args.plan || o.args.audit) return EXIT.failed;
+  const run = startRun(o);
+  try {
+    for (const src of o.plan.sources) {
+      run.store.noteSource(src.account, src.region, { error, at: o.nowSeconds });
+    }
+  } finally {
+    run.end();
+  }
+  return EXIT.failed;
+}
+
+/**
  * Starts a run: opens the checkpoint store and takes its lease (a plan or a dry run only reads it), counts
  * its API calls, pools its writes fenced by the lease, and starts the progress line.
  */

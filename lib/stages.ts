@@ -4,7 +4,7 @@
  */
 export { audit, printAudit } from "./audit.ts";
 export { mapLimit } from "./batch.ts";
-export { readClock, repairAhead, runTime } from "./clock.ts";
+export { hostTime, readClock, repairAhead, runTime } from "./clock.ts";
 export { loadConfigFile, unitFacts } from "./config.ts";
 export { streamsOf } from "./discover.ts";
 export { fetchStats } from "./fetch.ts";
@@ -17,6 +17,7 @@ export {
   checkReplay,
   clientsFor,
   every,
+  failedRun,
   noteFound,
   printDatums,
   report,

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { startEmulator } from "../lib/emulator.ts";
+import { type Emulator, startEmulator } from "../lib/emulator.ts";
 import {
   ACCEPTANCE_CONFIG,
   ACCOUNTS,
@@ -119,4 +119,25 @@ test("forward.ts moves back checkpoints an earlier run left ahead of CloudWatch'
   } finally {
     await emu.stop();
   }
+});
+
+test("forward.ts that cannot read CloudWatch's clock reads and writes nothing, exits 1, and --status says so for every account-region", async () => {
+  const config = writeConfig(ACCEPTANCE_CONFIG);
+  // Nothing listens on port 1: the destination is unreachable.
+  const env = { ...forwarderEnv({ url: "http://127.0.0.1:1" } as Emulator) };
+  const r = await runForwarder(["--config", config], env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, "");
+  const lines = said(r).split("\n").filter(Boolean);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(
+    lines[0]!,
+    /^Cannot read CloudWatch's clock in the destination \(eu-west-1\): .*; nothing was read or written$/,
+  );
+  const status = await runForwarder(["--config", config, "--status"], env);
+  assert.equal(status.code, 1, status.stderr);
+  assert.match(
+    status.stdout,
+    /^acceptance eu-west-1: never forwarded; its last run failed at \S+: Cannot read CloudWatch's clock/,
+  );
 });

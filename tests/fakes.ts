@@ -3,9 +3,25 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { CloudWatchApi, Datum, ListMetricsInput, Metric, Query, Role } from "../lib/aws.ts";
+import type { MetricPlan } from "../lib/config.ts";
 import { type Deps, main } from "../forward.ts";
 
 export const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
+
+/** A metrics entry as the config resolves it: ECS CPUUtilization per service, every default, `over` on top. */
+export const metricPlan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
+  namespace: "AWS/ECS",
+  names: ["CPUUtilization"],
+  dimensions: ["ClusterName", "ServiceName"],
+  match: {},
+  streams: undefined,
+  unit: undefined,
+  stats: [],
+  period: 60,
+  delay: 120,
+  recheckAfter: 600,
+  ...over,
+});
 export const iso = (ms: number) => new Date(ms).toISOString();
 /** A log line as main() writes it at NOW: time, level, message. */
 export const logged = (level: "ERROR" | "WARN" | "INFO", message: string) =>

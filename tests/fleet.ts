@@ -471,3 +471,42 @@ export async function withOldServices(f: (o: OldServices) => Promise<void>) {
     await emu.stop();
   }
 }
+
+/**
+ * svc-0's forwarded CPUUtilization SampleCount in the destination, per period of [from, to), oldest first, for
+ * the source account (as the destination names it) and Region.
+ */
+export async function forwardedCounts(
+  emu: Emulator,
+  account: string,
+  region: string,
+  from: number,
+  to: number,
+) {
+  const r = await cloudWatch(emu.url, DEST).send(
+    new GetMetricDataCommand({
+      StartTime: new Date(from),
+      EndTime: new Date(to),
+      MetricDataQueries: [{
+        Id: "q",
+        MetricStat: {
+          Metric: {
+            Namespace: "Forwarded/AWS/ECS",
+            MetricName: "CPUUtilization",
+            Dimensions: [
+              { Name: "ClusterName", Value: "shared" },
+              { Name: "ServiceName", Value: "svc-0" },
+              { Name: "SourceAccount", Value: account },
+              { Name: "SourceRegion", Value: region },
+            ],
+          },
+          Period: 60,
+          Stat: "SampleCount",
+        },
+      }],
+      ScanBy: "TimestampAscending",
+    }),
+  );
+  const result = r.MetricDataResults![0]!;
+  return (result.Timestamps ?? []).map((t, i) => ({ t: t.getTime(), count: result.Values![i]! }));
+}

@@ -11,8 +11,8 @@ import {
   ACCOUNTS,
   assertForwarded,
   billedGetMetricData,
-  DEST,
   destCount,
+  forwardedCounts,
   forwarderEnv,
   MIN,
   ok,
@@ -20,8 +20,7 @@ import {
   seedServices,
   writeConfig,
 } from "./fleet.ts";
-import { cloudWatch, type ProcessResult, runForwarder, startForwarder, until } from "./helpers.ts";
-import { GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import { type ProcessResult, runForwarder, startForwarder, until } from "./helpers.ts";
 import process from "node:process";
 
 const ACCEPTANCE: [string, string, string][] = [["acceptance", ACCOUNTS.acceptance, "eu-west-1"]];
@@ -35,32 +34,8 @@ function seedLate(emu: Emulator, t: number) {
 }
 
 /** The destination's SampleCount of svc-0 at period `t`, or undefined where it has none. */
-async function destinationCount(emu: Emulator, t: number) {
-  const r = await cloudWatch(emu.url, DEST).send(
-    new GetMetricDataCommand({
-      StartTime: new Date(t),
-      EndTime: new Date(t + MIN),
-      MetricDataQueries: [{
-        Id: "q",
-        MetricStat: {
-          Metric: {
-            Namespace: "Forwarded/AWS/ECS",
-            MetricName: "CPUUtilization",
-            Dimensions: [
-              { Name: "ClusterName", Value: "shared" },
-              { Name: "ServiceName", Value: "svc-0" },
-              { Name: "SourceAccount", Value: "acceptance" },
-              { Name: "SourceRegion", Value: "eu-west-1" },
-            ],
-          },
-          Period: 60,
-          Stat: "SampleCount",
-        },
-      }],
-    }),
-  );
-  return r.MetricDataResults?.[0]?.Values?.[0];
-}
+const destinationCount = async (emu: Emulator, t: number) =>
+  (await forwardedCounts(emu, "acceptance", "eu-west-1", t, t + MIN))[0]?.count;
 
 /**
  * An emulator with five acceptance services over the past 30 minutes, and a config that reads a period

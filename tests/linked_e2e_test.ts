@@ -6,11 +6,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { GetMetricDataCommand, ListMetricsCommand } from "@aws-sdk/client-cloudwatch";
+import { ListMetricsCommand } from "@aws-sdk/client-cloudwatch";
 import { type Emulator, startEmulator } from "../lib/emulator.ts";
 import type { SourceStatus } from "../lib/status.ts";
 import { readStore } from "../lib/store.ts";
-import { assertForwarded, DEST, firstPeriod, forwarderEnv, MIN, writeConfig } from "./fleet.ts";
+import {
+  assertForwarded,
+  DEST,
+  firstPeriod,
+  forwardedCounts,
+  forwarderEnv,
+  MIN,
+  writeConfig,
+} from "./fleet.ts";
 import { cloudWatch, runForwarder } from "./helpers.ts";
 
 const MONITORING = "444444444444";
@@ -141,34 +149,9 @@ test("forward.ts reads 20 linked accounts x 2 regions through one role: every st
   }
 });
 
-/** The periods of one forwarded metric in the destination: their start times, oldest first. */
-async function periodsIn(emu: Emulator, account: string, region: string, from: number, to: number) {
-  const r = await cloudWatch(emu.url, DEST).send(
-    new GetMetricDataCommand({
-      StartTime: new Date(from),
-      EndTime: new Date(to),
-      MetricDataQueries: [{
-        Id: "q",
-        MetricStat: {
-          Metric: {
-            Namespace: "Forwarded/AWS/ECS",
-            MetricName: "CPUUtilization",
-            Dimensions: [
-              { Name: "ClusterName", Value: "shared" },
-              { Name: "ServiceName", Value: "svc-0" },
-              { Name: "SourceAccount", Value: account },
-              { Name: "SourceRegion", Value: region },
-            ],
-          },
-          Period: 60,
-          Stat: "SampleCount",
-        },
-      }],
-      ScanBy: "TimestampAscending",
-    }),
-  );
-  return r.MetricDataResults![0]!.Timestamps!.map((t) => t.getTime());
-}
+/** The periods of svc-0's forwarded metric in the destination: their start times, oldest first. */
+const periodsIn = async (emu: Emulator, account: string, region: string, from: number, to: number) =>
+  (await forwardedCounts(emu, account, region, from, to)).map((p) => p.t);
 
 test("forward.ts through a monitoring account: a link added starts at its newest period, one removed is no longer found, one refused fails alone", async () => {
   const now = Math.floor(Date.now() / MIN) * MIN;

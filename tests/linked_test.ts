@@ -29,6 +29,7 @@ import type { SourceTotals } from "../lib/run.ts";
 import { statusLines, statusOf } from "../lib/status.ts";
 import { type Listing, memoryStore, openStore, readStore, type StoreContents } from "../lib/store.ts";
 import { lagsOf } from "../lib/step.ts";
+import { metricPlan } from "./fakes.ts";
 
 const MONITORING = "444444444444";
 const T = Date.UTC(2026, 10, 24, 12) / 1000;
@@ -139,18 +140,7 @@ function monitoringSource(o: Partial<NonNullable<SourcePlan["linked"]>> = {}): S
     roleArn: `arn:aws:iam::${MONITORING}:role/reader`,
     externalId: undefined,
     region: "eu-west-1",
-    metrics: [{
-      namespace: "AWS/ECS",
-      names: ["CPUUtilization"],
-      dimensions: ["ClusterName", "ServiceName"],
-      match: {},
-      streams: undefined,
-      unit: undefined,
-      stats: [],
-      period: 60,
-      delay: 120,
-      recheckAfter: 600,
-    }],
+    metrics: [metricPlan()],
     linked: { ownId: MONITORING, include: undefined, exclude: [], names: {}, ownMetrics: false, ...o },
   };
 }

@@ -16,21 +16,10 @@ import {
 import type { PlanCounts } from "../lib/store.ts";
 import { fetchStats, queriesPerCall } from "../lib/fetch.ts";
 import { GMD_MAX_QUERIES, PUT_MAX_BYTES, PUT_MAX_DATUMS } from "../lib/limits.ts";
+import { metricPlan } from "./fakes.ts";
 import { datumBytes, publisher, putBatch, putBatches, SENT_AT_ONCE, toDatums } from "../lib/publish.ts";
 
-const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
-  namespace: "AWS/ECS",
-  names: ["CPUUtilization"],
-  dimensions: ["ClusterName", "ServiceName"],
-  match: {},
-  streams: undefined,
-  unit: undefined,
-  stats: [],
-  period: 60,
-  delay: 120,
-  recheckAfter: 600,
-  ...over,
-});
+const plan = metricPlan;
 const dims = (o: Record<string, string>) => Object.entries(o).map(([Name, Value]) => ({ Name, Value }));
 
 test("globMatches() matches * and ? and treats everything else literally", () => {

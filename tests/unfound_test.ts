@@ -14,23 +14,11 @@ import type { MetricPlan, SourcePlan } from "../lib/config.ts";
 import { streamsOf, type Unfound } from "../lib/discover.ts";
 import { logger } from "../lib/log.ts";
 import { memoryStore } from "../lib/store.ts";
-import { NOW, run } from "./fakes.ts";
+import { metricPlan, NOW, run } from "./fakes.ts";
 
 const T = NOW / 1000;
 
-const plan = (over: Partial<MetricPlan> = {}): MetricPlan => ({
-  namespace: "AWS/ECS",
-  names: ["CPUUtilization"],
-  dimensions: ["ClusterName", "ServiceName"],
-  match: {},
-  streams: undefined,
-  unit: undefined,
-  stats: [],
-  period: 60,
-  delay: 120,
-  recheckAfter: 600,
-  ...over,
-});
+const plan = metricPlan;
 
 /** A metric of a source: ECS by default, active in the past three hours unless `old`. */
 interface Listed {
