@@ -37,11 +37,14 @@ const PRIVATE_TMP = /^\/(tmp|var\/tmp)(\/|$)/;
 /** ProtectHome= hides these, or with read-only (where the code or config lies there) keeps them unwritable. */
 const HOME = /^\/(home|root|run\/user)(\/|$)/;
 
-/** The files the service needs, each as a message names it. */
+/**
+ * The files the service needs, each as a message names it: the config first, the file most often put in a
+ * passing folder, then forward.ts and the runtime, which come with the checkout.
+ */
 const filesOf = (o: Pick<UnitOptions, "runtimePath" | "script" | "config">): [string, string][] => [
-  ["the runtime", o.runtimePath],
-  ["forward.ts", o.script],
   ...(o.config === undefined ? [] : [["the config", o.config] as [string, string]]),
+  ["forward.ts", o.script],
+  ["the runtime", o.runtimePath],
 ];
 
 /** systemd's quoting for one word of a command line: only where it needs it. */

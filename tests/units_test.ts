@@ -184,7 +184,8 @@ test("unreachable() names the folder or file a dynamic user, in none of their gr
   fs.chmodSync(script, 0o640);
   assert.equal(unreachable(files), `forward.ts "${script}" (mode 0640)`);
   fs.chmodSync(code, 0o750);
-  assert.equal(unreachable(files), `the runtime "${runtimePath}" ("${code}" is mode 0750)`);
+  // The folder holds both forward.ts and the runtime: the first of them is named.
+  assert.equal(unreachable(files), `forward.ts "${script}" ("${code}" is mode 0750)`);
   fs.chmodSync(code, 0o755);
   fs.chmodSync(script, 0o644);
   const config = path.join(dir, "forwarder.yaml");
@@ -225,6 +226,20 @@ test(`forward.ts --systemd-units writes units for ${runtime().name} that systemd
     PATH: process.env["PATH"] ?? "",
     HOME: os.tmpdir(),
   });
+  // A checkout the service could not reach (in /tmp or /var/tmp, which PrivateTmp=yes hides, or behind a folder
+  // others may not enter, as /root is) is refused, and there is nothing else to check: a runner may clone there.
+  const checkout = fs.realpathSync(new URL("..", import.meta.url).pathname);
+  const folders = checkout.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/") || "/");
+  const closed = folders.some((f) => (fs.statSync(f).mode & 0o001) === 0);
+  if (/^\/(var\/)?tmp\//.test(`${checkout}/`) || closed) {
+    assert.equal(written.code, 2, written.stderr);
+    assert.match(
+      written.stderr,
+      /Cannot write units: (forward\.ts "[^"]+" is in \/(var\/)?tmp, which PrivateTmp=yes hides|.*cannot reach forward\.ts)/,
+    );
+    assert.deepEqual(fs.readdirSync(dir), []);
+    return;
+  }
   assert.equal(written.code, 0, written.stderr);
   assert.match(written.stdout, /^Wrote .*cloudwatch-forwarder\.service and .*cloudwatch-forwarder\.timer\n/);
   // The bundled config's variables: the service takes them from its environment file.
