@@ -19,8 +19,6 @@ export {
   every,
   failedRun,
   noteFound,
-  printDatums,
-  report,
   roleOf,
   runSource,
   SOURCE_CONCURRENCY,
@@ -30,6 +28,7 @@ export {
 } from "./run.ts";
 export { forwarded, landedIn, lateDatums, readWindow } from "./recheck.ts";
 export { writeSelfMetrics } from "./selfmetrics.ts";
+export { printDatums, report } from "./summary.ts";
 export { configFolder, intend, statePath } from "./state.ts";
 export { printStatus } from "./status.ts";
 export { forEachCall, lagOf, recentOnly, steps } from "./step.ts";

@@ -5,7 +5,7 @@
  * account read through it, as its listings found them ("no longer found" once its link is gone).
  */
 import type { SourcePlan } from "./config.ts";
-import { readableLag } from "./run.ts";
+import { readableLag } from "./summary.ts";
 import { readableFrom, type StreamState } from "./state.ts";
 import { readStore, type SourceNote, type StoreContents } from "./store.ts";
 import { plural } from "./errors.ts";

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { SourcePlan } from "../lib/config.ts";
-import { readableLag } from "../lib/run.ts";
+import { readableLag } from "../lib/summary.ts";
 import { statusLines, statusOf } from "../lib/status.ts";
 import type { StoreContents } from "../lib/store.ts";
 
