@@ -68,10 +68,10 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
       const o = { args, plan, paths, deps, log: log!, clients, stop };
       // GetMetricData in the destination, for CloudWatch's time: the time the run works in (lib/clock.ts).
       const reading = await s.readClock(clients, plan, log!);
-      if (typeof reading === "string") return s.failedRun({ ...o, nowSeconds: s.hostTime(deps) }, reading);
-      const nowSeconds = s.runTime(reading, deps.now(), args.now, (l) => log!.warn(l));
-      s.checkReplay(args.replay, nowSeconds); // before the store is opened: a usage error changes nothing
-      return pass(s.startRun({ ...o, nowSeconds }), args, plan);
+      if (typeof reading === "string") return s.failedRun(o, reading);
+      const time = s.runTime(reading, deps.now(), args.now, (l) => log!.warn(l));
+      s.checkReplay(args.replay, time.nowSeconds); // before the store is opened: a usage error changes nothing
+      return pass(s.startRun({ ...o, ...time }), args, plan);
     };
     if (args.every) return await s.every(args.every, once, stop, deps);
     return await once();

@@ -38,7 +38,8 @@ function clockQuery(): Query {
 export const hostTime = (deps: { now: () => number }) => Math.floor(deps.now() / 1000);
 
 /**
- * The time a run works in, epoch seconds: CloudWatch's now, or `requested` (--now) where that is earlier. A
+ * The time a run works in, epoch seconds: CloudWatch's now, or `requested` (--now) where that is earlier; and
+ * CloudWatch's now itself. A
  * --now later than CloudWatch's clock is refused: no period after it can be complete. A host clock off by more
  * than SKEW_WARN_SECONDS is said in `warn`.
  */
@@ -47,7 +48,7 @@ export function runTime(
   hostMs: number,
   requested: number | undefined,
   warn: (line: string) => void,
-): number {
+): { nowSeconds: number; cloudWatchSeconds: number } {
   const offset = reading.cloudWatchMs - reading.hostMs;
   const cloudWatch = Math.floor((hostMs + offset) / 1000);
   const skew = Math.round(-offset / 1000);
@@ -60,7 +61,7 @@ export function runTime(
       }): the run works in CloudWatch's time; set the host's clock right (chrony or systemd-timesyncd)`,
     );
   }
-  if (requested === undefined) return cloudWatch;
+  if (requested === undefined) return { nowSeconds: cloudWatch, cloudWatchSeconds: cloudWatch };
   if (requested > cloudWatch + SKEW_WARN_SECONDS) {
     throw new ConfigError([
       `Cannot act as at --now ${iso(requested)}: it is later than CloudWatch's clock (${
@@ -68,7 +69,7 @@ export function runTime(
       }), and no period after that is complete; give a time at or before it`,
     ]);
   }
-  return Math.min(requested, cloudWatch);
+  return { nowSeconds: Math.min(requested, cloudWatch), cloudWatchSeconds: cloudWatch };
 }
 
 /**
@@ -77,8 +78,13 @@ export function runTime(
  * newest complete one are read again, the destination first, so that what such a run wrote is not written
  * twice and nothing it skipped is lost.
  */
-export async function repairAhead(src: SourcePlan, streams: Stream[], run: StepContext): Promise<void> {
-  const now = run.nowSeconds;
+export async function repairAhead(
+  src: SourcePlan,
+  streams: Stream[],
+  run: StepContext & { cloudWatchSeconds: number },
+): Promise<void> {
+  // CloudWatch's now, not the run's: a --now in the past leaves later checkpoints where they are, rightly.
+  const now = run.cloudWatchSeconds;
   // Streams of one period and delay share the bound: one update for each such group.
   const groups = new Map<string, { bound: number; period: number; keys: string[] }>();
   const moved: Stream[] = [];

@@ -533,6 +533,12 @@ function linkedChecks(c: Input, problem: (message: string, path: (string | numbe
     const l = linkedOf(a);
     if (l === undefined) return;
     const at = (...p: (string | number)[]) => ["accounts", i, "linked_accounts", ...p];
+    if (c.destination.account_dimension === null) {
+      problem(
+        "Cannot read linked accounts without the destination's account_dimension: their metrics of the same name and dimensions (the same cluster in two accounts) would be one metric in the destination",
+        at(),
+      );
+    }
     const own = idOfArn(a.role_arn);
     if (own === undefined && l.ownMetrics) {
       problem(

@@ -6,7 +6,7 @@
 import type { CloudWatchApi, Dimension, Metric } from "./aws.ts";
 import type { MetricPlan, SourcePlan } from "./config.ts";
 import { LIST_MAX_DIMENSION_FILTERS } from "./limits.ts";
-import { blame, plural } from "./errors.ts";
+import { blame, describe, plural } from "./errors.ts";
 import type { Log } from "./log.ts";
 import * as state from "./state.ts";
 import type { ListingCounts, PlanCounts, Store } from "./store.ts";
@@ -538,7 +538,17 @@ export async function streamsOf(
   const lister = throughLinks(api, src);
   const ownerOf = src.linked && ownersOf(src);
   const { streams, counts, empty } = await discover(lister, src.metrics, recentOnly, last?.counts, ownerOf);
-  const missed = await unfound(lister, src.metrics, empty, recentOnly);
+  // What the config names and the listing lacks is a warning to give, never a reason not to forward: a role
+  // without ListMetrics still forwards its static streams.
+  const missed = await unfound(lister, src.metrics, empty, recentOnly).catch((e): Unfound[] => {
+    run.log.warn(
+      `Cannot check which configured metrics and streams exist in account "${src.account}" in ${src.region}: ${
+        describe(e)
+      }; what was found is forwarded all the same`,
+      fields(src),
+    );
+    return [];
+  });
   run.log.debug(
     `Listed ${plural(streams.length, "stream")}${recentOnly ? " active in the past 3 hours" : ""}`,
     fields(src),

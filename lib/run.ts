@@ -31,6 +31,11 @@ import process from "node:process";
 
 export interface Run extends StepContext {
   plan: Plan;
+  /**
+   * CloudWatch's now as the run read it (epoch seconds): `nowSeconds` unless --now is earlier. What lies after
+   * it was left by a mistake (lib/clock.ts, repairAhead).
+   */
+  cloudWatchSeconds: number;
   /** Seconds a listing is kept (the config's discovery_interval). */
   discoveryInterval: number;
   destination: CloudWatchApi;
@@ -133,6 +138,7 @@ export interface RunOptions {
   };
   log: Log;
   nowSeconds: number;
+  cloudWatchSeconds: number;
   stop: { requested: boolean };
 }
 
@@ -245,13 +251,12 @@ export function stopOnSignals(
  * A run that could not begin (CloudWatch's clock unread): every account-region's last run failed with `error`,
  * for --status and its exit code, and the process exits 1. A plan, a dry run or an audit records nothing.
  */
-export function failedRun(o: RunOptions, error: string): number {
+export function failedRun(o: Omit<RunOptions, "nowSeconds" | "cloudWatchSeconds">, error: string): number {
   if (o.args.dryRun || o.args.plan || o.args.audit) return EXIT.failed;
-  const run = startRun(o);
+  const at = Math.floor(o.deps.now() / 1000); // the host's: CloudWatch's is what could not be read
+  const run = startRun({ ...o, nowSeconds: at, cloudWatchSeconds: at });
   try {
-    for (const src of o.plan.sources) {
-      run.store.noteSource(src.account, src.region, { error, at: o.nowSeconds });
-    }
+    for (const src of o.plan.sources) run.store.noteSource(src.account, src.region, { error, at });
   } finally {
     run.end();
   }
@@ -293,6 +298,7 @@ export function startRun(o: RunOptions): Run {
     plan: o.plan,
     discoveryInterval: o.plan.discoveryInterval,
     nowSeconds: o.nowSeconds,
+    cloudWatchSeconds: o.cloudWatchSeconds,
     clock: o.deps.now,
     store,
     destination,
@@ -312,6 +318,8 @@ export function startRun(o: RunOptions): Run {
     progress,
     end() {
       progress.end();
+      // Answers after the run (the next pass's clock read, in loop mode) have no store to renew a lease in.
+      o.clients.progress.answered = () => {};
       store.close();
     },
   };

@@ -73,7 +73,7 @@ test("runTime() works in CloudWatch's time, says a host clock off by more than a
       assert.throws(act, (e) => e instanceof ConfigError && c.refused!.test(e.problems[0]!), c.why);
       continue;
     }
-    assert.equal(act(), c.now, c.why);
+    assert.deepEqual(act(), { nowSeconds: c.now, cloudWatchSeconds: c.cloudWatch }, c.why);
     if (c.warned) {
       assert.equal(warnings.length, 1, c.why);
       assert.match(warnings[0]!, c.warned, c.why);
@@ -260,3 +260,26 @@ for (const [recheckAfter, repairAt] of [[0, 3], [600, 6]] as const) {
     assert.equal(Math.max(...[...written.values()].map((d) => d.writes)), 1);
   });
 }
+
+test("main() with a --now in the past leaves checkpoints after it alone: they are not ahead of CloudWatch's clock", async () => {
+  const config = oneStream(600);
+  const { clock, written, api } = world();
+  const at = (minutes: number, args: string[] = []) => {
+    clock.now = NOW + minutes * 60_000;
+    return run(["--config", config, ...args], {}, () => api, { now: () => clock.now });
+  };
+  for (let m = 0; m <= 10; m++) assert.equal((await at(m)).code, 0);
+  const before = [...written.keys()].sort((a, b) => a - b);
+  const back = await at(11, ["--now", new Date(NOW - 3_600_000).toISOString()]);
+  assert.equal(back.code, 0, back.err.join("\n"));
+  assert.ok(!back.err.some((l) => l.includes("Moved the checkpoints")), back.err.join("\n"));
+  const status = await at(11, ["--status"]);
+  assert.doesNotMatch(status.out.join("\n"), /in doubt|ahead/);
+  // The next run goes on from its checkpoint: one new period, nothing before the first run's.
+  assert.equal((await at(12)).code, 0);
+  assert.deepEqual([...written.keys()].sort((a, b) => a - b), [
+    ...before,
+    before.at(-1)! + MIN,
+    before.at(-1)! + 2 * MIN,
+  ]);
+});

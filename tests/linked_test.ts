@@ -176,6 +176,21 @@ const FLEET: [string, string][] = [
   ["333333333333", "web"],
 ];
 
+test("loadConfig() refuses linked_accounts where the destination has no account dimension: accounts alike would be one metric", () => {
+  const text = configOf(monitoringEntry("true")).replace(
+    "destination: { region: eu-west-1 }",
+    "destination: { region: eu-west-1, account_dimension: null }",
+  );
+  assert.throws(
+    () => loadConfig(text, "f.yaml", {}),
+    (e) =>
+      e instanceof ConfigError && e.problems.length === 1 &&
+      /^f\.yaml:\d+:\d+: Cannot read linked accounts without the destination's account_dimension: .* \(at accounts\.0\.linked_accounts\)$/
+        .test(e.problems[0]!),
+  );
+  assert.doesNotThrow(() => loadConfig(configOf(monitoringEntry("true")), "f.yaml", {}));
+});
+
 test("discover() through a monitoring account attributes each metric to its owning account, as the entry selects", async () => {
   const cases: [string, Partial<NonNullable<SourcePlan["linked"]>>, string[]][] = [
     ["every linked account", {}, [

@@ -11,7 +11,9 @@ import { EXIT } from "../forward.ts";
 import type { CloudWatchApi, Datum, ListMetricsInput, Role } from "../lib/aws.ts";
 import { logger } from "../lib/log.ts";
 import { heapKeeper } from "../lib/heap.ts";
-import { every, progressLine } from "../lib/run.ts";
+import { parseArgs } from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { every, progressLine, startRun } from "../lib/run.ts";
 import { BUNDLED_ENV, fakeFleet, iso, NOW, run } from "./fakes.ts";
 
 const lines = () => {
@@ -495,4 +497,39 @@ test("main() about streams in a unit that answered nothing: quiet where others a
     );
     assert.deepEqual(await said(NOW + 60_000), [], quiet.join(", "));
   }
+});
+
+test("a run's end leaves no hook to its closed store: an answer after it (the next pass's clock read) renews nothing and does not fail", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-end-"));
+  const plan = loadConfig(
+    "destination: { region: eu-west-1 }\naccounts: [{ name: a }]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], dimensions: [ClusterName] }]\n",
+    "forwarder.yaml",
+    {},
+  );
+  let now = NOW;
+  const clients = {
+    // Clients are made, and not called.
+    cloudWatch: () => ({} as CloudWatchApi),
+    calls: {},
+    throttled: {},
+    progress: { answered: () => {} },
+    clock: () => assert.fail("no call"),
+  };
+  const file = path.join(dir, "forwarder-state.db");
+  const r = startRun({
+    args: parseArgs([]),
+    plan,
+    paths: { file, legacy: path.join(dir, "forwarder-state.json") },
+    deps: { now: () => now, out: () => {}, err: () => {} },
+    log: logger({ format: "text", level: "error", env: {}, now: () => now, write: () => {} }),
+    nowSeconds: NOW / 1000,
+    cloudWatchSeconds: NOW / 1000,
+    clients,
+    stop: { requested: false },
+  });
+  clients.progress.answered();
+  r.end();
+  // Long enough after the last renewal that an answer would renew the lease, in a store that is closed.
+  now += 60_000;
+  assert.doesNotThrow(() => clients.progress.answered());
 });

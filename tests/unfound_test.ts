@@ -281,3 +281,35 @@ metrics:
   assert.equal(r.code, EXIT.ok, r.err.join("\n"));
   assert.deepEqual(warnings(r), [NOWHERE]);
 });
+
+test("main() with a role that may not ListMetrics: static streams are forwarded all the same, with one warning that they could not be looked up", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fwd-unfound-"));
+  const file = path.join(dir, "forwarder.yaml");
+  fs.writeFileSync(
+    file,
+    `destination: { region: eu-west-1 }\nself_metrics: false\naccounts: [{ name: a }]\nmetrics: [{ namespace: AWS/ECS, names: [CPUUtilization], streams: [{ ClusterName: c, ServiceName: s }] }]\n`,
+  );
+  const written: string[] = [];
+  const api: CloudWatchApi = {
+    listMetrics: () =>
+      Promise.reject(Object.assign(new Error("not authorized to perform: cloudwatch:ListMetrics"), {
+        name: "AccessDenied",
+      })),
+    getMetricData: (input) =>
+      Promise.resolve({
+        nextToken: undefined,
+        results: input.queries.map((q) =>
+          q.Metric.Namespace.startsWith("Forwarded/")
+            ? { Id: q.Id, Timestamps: [], Values: [] }
+            : { Id: q.Id, Timestamps: [input.start], Values: [1] }
+        ),
+      }),
+    putMetricData: (_ns, datums) => (written.push(...datums.map((d) => d.MetricName)), Promise.resolve()),
+  };
+  const r = await run(["--config", file], {}, () => api);
+  assert.equal(r.code, EXIT.ok, r.err.join("\n"));
+  assert.deepEqual(written, ["CPUUtilization"]);
+  assert.deepEqual(warnings(r), [
+    `Cannot check which configured metrics and streams exist in account "a" in eu-west-1: AccessDenied: not authorized to perform: cloudwatch:ListMetrics; what was found is forwarded all the same`,
+  ]);
+});
