@@ -353,7 +353,8 @@ function minimumCalls(f: Flags): Record<Operation, number> {
     AssumeRole: linked(f) ? 1 : f.accounts,
     ListMetrics: accountRegions * Math.ceil(perAccountRegion / LIST_PAGE_SIZE),
     GetMetricData_source: accountRegions * readCalls,
-    GetMetricData_destination: 0,
+    // CloudWatch's clock, read before anything else; a steady store reads nothing else back.
+    GetMetricData_destination: 1,
     PutMetricData: Math.ceil((perAccountRegion * f.periods * accountRegions) / PUT_MAX_DATUMS) + 1,
   };
 }
